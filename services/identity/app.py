@@ -1,0 +1,57 @@
+"""identity's composition root: builds every object from settings and wires them together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.identity.config import IdentitySettings
+from services.identity.handlers import IdentityTopics, register
+from shared import topics
+from shared.db import create_engine
+from shared.http import operations_router
+from shared.kafka import create_broker
+from shared.logging import configure_logging
+from shared.runtime import Messaging, running
+
+SERVICE = "identity"
+
+
+def create_app(settings: IdentitySettings) -> FastAPI:
+    platform = settings.platform
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    prefix = platform.topic_prefix
+    identity_topics = IdentityTopics(
+        import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        contact_events=topics.CONTACT_EVENTS.qualified(prefix),
+        row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
+        dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
+    )
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    messaging = Messaging(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        engine=engine,
+        relay_lock=f"{settings.db_schema}.outbox",
+    )
+    broker = create_broker(platform.kafka_bootstrap_servers, description="identity resolution")
+    register(broker, engine=engine, messaging=messaging, topics=identity_topics, group=settings.consumer_group)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running(messaging, broker, service=SERVICE):
+            yield
+
+    app = FastAPI(title="Kagibag Contacts: identity", lifespan=lifespan)
+    app.include_router(
+        operations_router(
+            service=SERVICE,
+            engine=engine,
+            messaging=messaging,
+            group=settings.consumer_group,
+            consumed_topics=[identity_topics.import_rows],
+        )
+    )
+    return app

@@ -1,0 +1,182 @@
+"""identity's subscribers: decode a batch of import rows, resolve it in one transaction, and enqueue the
+contact events, row outcomes and dead letters it produces."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.identity import store
+from services.identity.domain import IncomingRecord, Resolution, matching_keys, resolve_batch
+from shared.envelope import Envelope
+from shared.events import (
+    CONTACT_FIELDS,
+    ContactCreatedV1,
+    ContactSource,
+    ImportRowProcessedV1,
+    ImportRowReceivedV1,
+)
+from shared.kafka import (
+    OutgoingMessage,
+    UndecodableMessage,
+    batch_subscriber,
+    dead_letter,
+    decode,
+    describe_batch,
+    encode,
+    raw_records,
+)
+from shared.outbox import enqueue
+from shared.runtime import Messaging
+from shared.tracking import claim_new_messages
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "kagibag-contacts/identity"
+MESSAGE_ID_NAMESPACE = uuid.UUID("0c9a7c52-3f0e-4bb4-8a55-1d2a3c4b5e6f")
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class IdentityTopics:
+    import_rows: str
+    contact_events: str
+    row_outcomes: str
+    dead_letters: str
+
+
+def _derived_id(*parts: object) -> str:
+    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "/".join(map(str, parts))))
+
+
+def _incoming(envelope: Envelope, row: ImportRowReceivedV1) -> IncomingRecord:
+    return IncomingRecord(
+        email=row.email,
+        fields={name: getattr(row, name) for name in CONTACT_FIELDS},
+        source=ContactSource(
+            kind="import",
+            organizer_id=row.organizer_id,
+            import_id=row.import_id,
+            row_number=row.row_number,
+            external_id=row.external_id,
+            email_permission=row.email_permission,
+        ),
+        occurred_at=envelope.time,
+    )
+
+
+def _messages_for(
+    resolution: Resolution, envelope: Envelope, row: ImportRowReceivedV1, topics: IdentityTopics
+) -> list[OutgoingMessage]:
+    messages: list[OutgoingMessage] = []
+    event = resolution.event
+    if event is not None:
+        event_envelope = envelope.caused(
+            type=event.TYPE, source=SOURCE, subject=event.contact_id, id=_derived_id(event.contact_id, event.version)
+        )
+        messages.append(encode(event, event_envelope, topic=topics.contact_events, key=event.contact_id))
+    outcome = ImportRowProcessedV1(
+        import_id=row.import_id,
+        organizer_id=row.organizer_id,
+        row_number=row.row_number,
+        outcome="error" if event is None else "created" if isinstance(event, ContactCreatedV1) else "matched",
+        contact_id=event.contact_id if event is not None else None,
+        error_code=resolution.error_code,
+        error_message=resolution.error_message,
+    )
+    outcome_envelope = envelope.caused(
+        type=outcome.TYPE, source=SOURCE, subject=row.import_id, id=_derived_id(envelope.id, "outcome")
+    )
+    messages.append(encode(outcome, outcome_envelope, topic=topics.row_outcomes, key=row.import_id))
+    return messages
+
+
+def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
+    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
+
+
+async def resolve_import_rows(
+    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, consumer: str
+) -> int:
+    """Apply a batch exactly once in effect: messages already recorded as processed are skipped, and the
+    tracking records, contacts, events and outbox are written in one transaction. Returns rows applied."""
+    decoded: list[tuple[ConsumerRecord, Envelope, ImportRowReceivedV1]] = []
+    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
+    for record in records:
+        try:
+            envelope, event = decode(record, (ImportRowReceivedV1,))
+            assert isinstance(event, ImportRowReceivedV1)
+            decoded.append((record, envelope, event))
+        except UndecodableMessage as error:
+            undecodable.append((record, error))
+    ids = [_tracking_id(r, e) for r, e, _ in decoded] + [_tracking_id(r, None) for r, _ in undecodable]
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as conn:
+                fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
+                todo, seen = [], set()
+                for record, envelope, row in decoded:
+                    if envelope.id in fresh and envelope.id not in seen:
+                        seen.add(envelope.id)
+                        todo.append((envelope, row))
+                incoming = [_incoming(envelope, row) for envelope, row in todo]
+                known = await store.lock_contacts(conn, matching_keys(incoming))
+                plan = resolve_batch(known, incoming, new_contact_id=lambda: str(uuid.uuid4()))
+                await store.insert_contacts(conn, list(plan.created.values()))
+                await store.update_contacts(conn, list(plan.changed.values()))
+                await store.append_events(
+                    conn, [(_derived_id(e.contact_id, e.version), e) for e in plan.events]
+                )
+                outgoing: list[OutgoingMessage] = []
+                for resolution, (envelope, row) in zip(plan.resolutions, todo, strict=True):
+                    outgoing += _messages_for(resolution, envelope, row, topics)
+                outgoing += [
+                    dead_letter(record, error, topic=topics.dead_letters)
+                    for record, error in undecodable
+                    if _tracking_id(record, None) in fresh
+                ]
+                await enqueue(conn, outgoing)
+            if undecodable:
+                log.warning("import_rows.dead_lettered", count=len(undecodable),
+                            first_error=undecodable[0][1].code)
+            return len(todo)
+        except (store.ConcurrentCreation, DBAPIError) as error:
+            retryable = isinstance(error, store.ConcurrentCreation) or isinstance(
+                getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.UniqueViolation
+            )
+            if not retryable or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("import_rows.retry", attempt=attempt, reason=type(error).__name__)
+    return 0
+
+
+def register(
+    broker: KafkaBroker, *, engine: AsyncEngine, messaging: Messaging, topics: IdentityTopics, group: str
+) -> None:
+    """Subscribe identity to its input topics."""
+
+    @batch_subscriber(
+        broker,
+        topic=topics.import_rows,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        description="Resolve imported rows to canonical contacts. Committed after the batch's transaction; "
+        "a failed batch is redelivered and its already-applied rows are skipped by their tracking records.",
+    )
+    async def on_import_rows(msg: KafkaMessage) -> None:
+        records = raw_records(msg)
+        applied = await resolve_import_rows(engine, records, topics=topics, consumer=group)
+        messaging.wake_relay()
+        log.info("import_rows.resolved", applied=applied, **describe_batch(records))

@@ -1,0 +1,41 @@
+"""Platform settings every service reads: broker, database, auth and logging (env prefix ``CONTACTS_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class PlatformSettings(BaseSettings):
+    """Cross-cutting settings.
+
+    CONTACTS_KAFKA_BOOTSTRAP_SERVERS  broker address list, e.g. ``127.0.0.1:9092``
+    CONTACTS_TOPIC_PREFIX             prepended to every topic name (test isolation, multi-tenant clusters)
+    CONTACTS_DATABASE_URL             SQLAlchemy URL of the PostgreSQL server (``postgresql+psycopg://...``)
+    CONTACTS_AUTH_SECRET              HS256 secret for bearer tokens; required outside development
+    CONTACTS_ENVIRONMENT              ``development`` or ``production``
+    CONTACTS_LOG_FORMAT               ``auto`` (JSON unless on a terminal), ``json`` or ``console``
+    CONTACTS_LOG_LEVEL                standard level name
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONTACTS_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    auth_secret: SecretStr = SecretStr(DEVELOPMENT_AUTH_SECRET)
+    environment: Literal["development", "production"] = "development"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret_in_production(self) -> PlatformSettings:
+        secret = self.auth_secret.get_secret_value()
+        if self.environment == "production" and (secret == DEVELOPMENT_AUTH_SECRET or len(secret) < 32):
+            raise ValueError("CONTACTS_AUTH_SECRET must be set to a random value of at least 32 characters")
+        return self

@@ -1,0 +1,80 @@
+"""The CloudEvents 1.0 envelope in Kafka binary mode: attributes travel as ``ce_*`` headers, the event as JSON."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class MissingHeaderError(ValueError):
+    """A required CloudEvents header is absent."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """Event metadata. ``correlation_id`` ties everything caused by one request or import together;
+    ``causation_id`` is the id of the message that directly caused this one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: str
+    source: str
+    time: datetime = Field(default_factory=_now)
+    subject: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def caused(self, *, type: str, source: str, subject: str | None, id: str | None = None) -> Envelope:
+        """The envelope of an event caused by this one: same correlation, causation = this id."""
+        return Envelope(
+            id=id or str(uuid.uuid4()),
+            type=type,
+            source=source,
+            subject=subject,
+            correlation_id=self.correlation_id or self.id,
+            causation_id=self.id,
+        )
+
+    def to_headers(self) -> Headers:
+        headers: Headers = [
+            ("ce_specversion", SPEC_VERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.subject is not None:
+            headers.append(("ce_subject", self.subject.encode()))
+        if self.correlation_id is not None:
+            headers.append(("ce_correlationid", self.correlation_id.encode()))
+        if self.causation_id is not None:
+            headers.append(("ce_causationid", self.causation_id.encode()))
+        return headers
+
+    @classmethod
+    def from_headers(cls, headers: Headers | tuple[tuple[str, bytes], ...]) -> Envelope:
+        values = {key: value.decode("utf-8", errors="replace") for key, value in headers if value is not None}
+        for required in ("ce_id", "ce_type", "ce_source"):
+            if required not in values:
+                raise MissingHeaderError(f"missing header {required}")
+        return cls(
+            id=values["ce_id"],
+            type=values["ce_type"],
+            source=values["ce_source"],
+            time=datetime.fromisoformat(values["ce_time"]) if "ce_time" in values else _now(),
+            subject=values.get("ce_subject"),
+            correlation_id=values.get("ce_correlationid"),
+            causation_id=values.get("ce_causationid"),
+        )

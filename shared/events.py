@@ -1,0 +1,157 @@
+"""Versioned integration events: the public contract between services and with other teams.
+
+Rules: names are past tense and versioned; ``TYPE`` is stable and independent of the class name; models evolve
+additively (new optional fields only); unknown fields are ignored so old consumers survive new producers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ContactField = Literal["first_name", "last_name", "company", "title", "phone"]
+CONTACT_FIELDS: tuple[ContactField, ...] = ("first_name", "last_name", "company", "title", "phone")
+EmailPermission = Literal["subscribed", "unsubscribed", "unknown"]
+RowOutcome = Literal["created", "matched", "error"]
+
+
+class Event(BaseModel):
+    """Base of every event payload. ``TYPE`` is the CloudEvents ``type`` attribute."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    TYPE: ClassVar[str]
+
+
+# --- ingest -> identity: contacts.import-rows.v1 -------------------------------------------------------------
+
+
+class ImportRowReceivedV1(Event):
+    """One row of an organizer's import, as mapped to the standard fields (values as received)."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.import-row.received.v1"
+
+    import_id: str
+    organizer_id: str
+    row_number: int = Field(ge=1)
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    external_id: str | None = None
+    email_permission: EmailPermission | None = None
+
+
+# --- identity -> ingest: contacts.import-row-outcomes.v1 ------------------------------------------------------
+
+
+class ImportRowProcessedV1(Event):
+    """What identity did with one import row."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.import-row.processed.v1"
+
+    import_id: str
+    organizer_id: str
+    row_number: int
+    outcome: RowOutcome
+    contact_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+# --- identity: contacts.contact-events.v1 ----------------------------------------------------------------------
+
+
+class ContactSource(BaseModel):
+    """Where a contact change came from. ``organizer_id`` is the organizer whose action caused it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["import", "interaction"]
+    organizer_id: str
+    import_id: str | None = None
+    row_number: int | None = None
+    external_id: str | None = None
+    email_permission: EmailPermission | None = None
+
+
+class ContactEvent(Event):
+    """Common shape of the identity log: ``version`` is the contact stream's position (1, 2, ...)."""
+
+    contact_id: str
+    version: int = Field(ge=1)
+    occurred_at: datetime
+    source: ContactSource
+
+
+class ContactCreatedV1(ContactEvent):
+    TYPE: ClassVar[str] = "com.kagibag.contacts.contact.created.v1"
+
+    email: str
+    email_original: str
+    fields: dict[ContactField, str] = Field(default_factory=dict)
+
+
+class ContactUpdatedV1(ContactEvent):
+    """Only the fields that changed, with their new values. A blank never erases a field."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.contact.updated.v1"
+
+    changes: dict[ContactField, str]
+
+
+class ContactMatchedV1(ContactEvent):
+    """An incoming record matched this contact and brought nothing new."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.contact.matched.v1"
+
+
+# --- enrichment -> profiles: contacts.enrichments.v1 ------------------------------------------------------------
+
+
+class DisplayNameResolvedV1(Event):
+    """The human-readable label of a contact: full name if known, else the email's local part."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.display-name.resolved.v1"
+
+    contact_id: str
+    display_name: str
+    contact_version: int
+
+
+# --- profiles -> downstream: contacts.profile-updates.v1 -------------------------------------------------------
+
+
+class ContactProfileUpdatedV1(Event):
+    """A full snapshot of the canonical profile. Drop a snapshot whose ``profile_version`` is not greater than
+    the last one you applied for the same ``contact_id``. Organizer-private data is never in it."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.profile.updated.v1"
+
+    contact_id: str
+    profile_version: int
+    email: str
+    email_original: str
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    display_name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    ImportRowReceivedV1,
+    ImportRowProcessedV1,
+    ContactCreatedV1,
+    ContactUpdatedV1,
+    ContactMatchedV1,
+    DisplayNameResolvedV1,
+    ContactProfileUpdatedV1,
+)
+EVENTS_BY_TYPE: dict[str, type[Event]] = {event.TYPE: event for event in ALL_EVENTS}

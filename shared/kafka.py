@@ -1,0 +1,188 @@
+"""Broker plumbing: producer and admin factories, topic creation, event encoding/decoding, batched publishing,
+dead-lettering and the batch-subscriber shape every consuming service uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from shared.envelope import Envelope, Headers, MissingHeaderError
+from shared.events import EVENTS_BY_TYPE, Event
+from shared.topics import Topic
+
+MAX_MESSAGE_BYTES = 1_048_576
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+class UndecodableMessage(Exception):
+    """A record that can never be processed: wrong type, bad JSON, invalid payload. Goes to dead letters."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def encode(event: Event, envelope: Envelope, *, topic: str, key: str | None) -> OutgoingMessage:
+    if envelope.type != event.TYPE:
+        raise ValueError(f"envelope type {envelope.type!r} does not match event type {event.TYPE!r}")
+    return OutgoingMessage(
+        topic=topic,
+        key=key.encode() if key is not None else None,
+        value=event.model_dump_json().encode(),
+        headers=envelope.to_headers(),
+    )
+
+
+def decode(record: ConsumerRecord, accepted: Sequence[type[Event]]) -> tuple[Envelope, Event]:
+    """Envelope and typed event of one record, or ``UndecodableMessage`` saying exactly why not."""
+    try:
+        envelope = Envelope.from_headers(record.headers or ())
+    except (MissingHeaderError, ValueError) as error:
+        raise UndecodableMessage("BAD_ENVELOPE", str(error)) from error
+    model = EVENTS_BY_TYPE.get(envelope.type)
+    if model is None or model not in accepted:
+        raise UndecodableMessage("UNEXPECTED_TYPE", f"type {envelope.type!r} is not accepted on {record.topic}")
+    try:
+        return envelope, model.model_validate_json(record.value or b"")
+    except ValidationError as error:
+        raise UndecodableMessage("INVALID_PAYLOAD", error.json(include_url=False)) from error
+
+
+def dead_letter(record: ConsumerRecord, error: UndecodableMessage, *, topic: str) -> OutgoingMessage:
+    """The original bytes and headers, plus headers naming where it came from and why it failed."""
+    headers: Headers = list(record.headers or ())
+    headers += [
+        ("dlq_error_code", error.code.encode()),
+        ("dlq_error", error.detail[:4000].encode()),
+        ("dlq_original_topic", record.topic.encode()),
+        ("dlq_original_partition", str(record.partition).encode()),
+        ("dlq_original_offset", str(record.offset).encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+    return OutgoingMessage(topic=topic, key=record.key, value=record.value or b"", headers=headers)
+
+
+def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    """Plain at-least-once producer (idempotent and transactional producers fail against Tansu)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=MAX_MESSAGE_BYTES * 4,
+        enable_idempotence=False,
+    )
+
+
+async def publish_all(producer: AIOKafkaProducer, messages: Iterable[OutgoingMessage]) -> int:
+    """Hand every message to the producer, then wait for all acknowledgements at once (never one by one)."""
+    pending = [
+        await producer.send(message.topic, value=message.value, key=message.key, headers=message.headers)
+        for message in messages
+    ]
+    if pending:
+        await asyncio.gather(*pending)
+    return len(pending)
+
+
+async def ensure_topics(bootstrap_servers: str, *, prefix: str, topics: Iterable[Topic]) -> list[str]:
+    """Create the missing topics; existing ones are left alone. Returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name=topic.qualified(prefix), num_partitions=topic.partitions, replication_factor=1)
+            for topic in topics
+            if topic.qualified(prefix) not in existing
+        ]
+        for new_topic in missing:
+            try:
+                await admin.create_topics([new_topic])
+            except TopicAlreadyExistsError:
+                pass
+        return [new_topic.name for new_topic in missing]
+    finally:
+        await admin.close()
+
+
+def create_broker(bootstrap_servers: str, *, description: str) -> KafkaBroker:
+    """FastStream broker; its per-message log lines are off because every subscriber here is a batch one and
+    logs its own batch with topic, partitions and offsets."""
+    return KafkaBroker(bootstrap_servers, logger=None, description=description)
+
+
+async def _keep_raw(_: Any) -> None:
+    """Decoder that leaves decoding to the handler, which needs each record's headers, offset and bytes."""
+    return None
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    group_id: str,
+    ack_policy: AckPolicy,
+    description: str,
+    max_records: int = 5000,
+) -> Callable[[Callable[..., Any]], Any]:
+    """A batch subscriber that hands the handler raw records (``raw_records(msg)``)."""
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=100,
+        auto_offset_reset="earliest",
+        ack_policy=ack_policy,
+        description=description,
+        decoder=_keep_raw,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+
+
+def raw_records(message: Any) -> tuple[ConsumerRecord, ...]:
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+def describe_batch(records: Sequence[ConsumerRecord]) -> dict[str, Any]:
+    """Topic, partitions and offset ranges of a batch, for log lines."""
+    ranges: dict[int, list[int]] = {}
+    for record in records:
+        low_high = ranges.setdefault(record.partition, [record.offset, record.offset])
+        low_high[0] = min(low_high[0], record.offset)
+        low_high[1] = max(low_high[1], record.offset)
+    return {
+        "topic": records[0].topic if records else None,
+        "offsets": {str(partition): f"{low}-{high}" for partition, (low, high) in sorted(ranges.items())},
+        "count": len(records),
+    }
+
+
+def headers_to_json(headers: Headers) -> str:
+    return json.dumps([[key, value.decode("utf-8", errors="replace")] for key, value in headers])
+
+
+def headers_from_json(text: str | list[list[str]]) -> Headers:
+    pairs = json.loads(text) if isinstance(text, str) else text
+    return [(key, value.encode()) for key, value in pairs]

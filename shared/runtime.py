@@ -1,0 +1,72 @@
+"""The messaging lifecycle every service runs inside its FastAPI lifespan: topics, producer, outbox relay and
+FastStream subscribers, started in dependency order and stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.kafka import create_producer, ensure_topics
+from shared.outbox import OutboxRelay
+from shared.topics import ALL_TOPICS
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Messaging:
+    """What handlers need at run time: the producer (for relays) and the relay to wake after commits."""
+
+    bootstrap_servers: str
+    topic_prefix: str
+    engine: AsyncEngine
+    relay_lock: str
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+
+@contextlib.asynccontextmanager
+async def running(messaging: Messaging, broker: KafkaBroker, *, service: str) -> AsyncIterator[Messaging]:
+    """Create topics idempotently, start the producer and relay, then the subscribers; undo in reverse."""
+    created = await ensure_topics(messaging.bootstrap_servers, prefix=messaging.topic_prefix, topics=ALL_TOPICS)
+    if created:
+        log.info("topics.created", topics=created)
+    messaging.producer = create_producer(messaging.bootstrap_servers)
+    await messaging.producer.start()
+    messaging.relay = OutboxRelay(messaging.engine, messaging.producer, lock_name=messaging.relay_lock)
+    messaging._tasks.append(asyncio.create_task(messaging.relay.run(), name=f"{service}-outbox-relay"))
+    await broker.start()
+    log.info("service.started")
+    try:
+        yield messaging
+    finally:
+        await broker.stop()
+        for task in messaging._tasks:
+            task.cancel()
+        for task in messaging._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await messaging.relay.relay_once()  # flush what the last batches enqueued
+        await messaging.producer.stop()
+        await messaging.engine.dispose()
+        log.info("service.stopped")
+
+
+def readiness_check(engine: AsyncEngine) -> Callable[[], object]:
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    return check

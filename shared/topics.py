@@ -1,0 +1,86 @@
+"""The topic registry: every topic, its key, the events it carries and the one service that writes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import events
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    events: tuple[type[events.Event], ...]
+    partitions: int
+    writer: str
+    description: str
+
+    def qualified(self, prefix: str) -> str:
+        """The name on the broker: ``prefix`` isolates tests and environments sharing a cluster."""
+        return f"{prefix}{self.name}"
+
+
+IMPORT_ROWS = Topic(
+    name="contacts.import-rows.v1",
+    key="normalized email, so one partition (and one identity consumer) owns each identity",
+    events=(events.ImportRowReceivedV1,),
+    partitions=8,
+    writer="ingest",
+    description="One event per imported row.",
+)
+IMPORT_ROW_OUTCOMES = Topic(
+    name="contacts.import-row-outcomes.v1",
+    key="import id",
+    events=(events.ImportRowProcessedV1,),
+    partitions=4,
+    writer="identity",
+    description="What identity did with each import row: created, matched or error.",
+)
+CONTACT_EVENTS = Topic(
+    name="contacts.contact-events.v1",
+    key="contact id",
+    events=(events.ContactCreatedV1, events.ContactUpdatedV1, events.ContactMatchedV1),
+    partitions=8,
+    writer="identity",
+    description="The identity log: every change to a canonical contact, in per-contact version order.",
+)
+ENRICHMENTS = Topic(
+    name="contacts.enrichments.v1",
+    key="contact id",
+    events=(events.DisplayNameResolvedV1,),
+    partitions=8,
+    writer="enrichment",
+    description="Derived contact data: display names.",
+)
+PROFILE_UPDATES = Topic(
+    name="contacts.profile-updates.v1",
+    key="contact id",
+    events=(events.ContactProfileUpdatedV1,),
+    partitions=8,
+    writer="profiles",
+    description="Full snapshots of canonical profiles for downstream subscribers, versioned per contact.",
+)
+
+
+def dead_letter_topic(service: str) -> Topic:
+    """Each consuming service writes its own dead-letter topic: original bytes, headers and the error."""
+    return Topic(
+        name=f"contacts.{service}.dead-letters.v1",
+        key="original key",
+        events=(),
+        partitions=1,
+        writer=service,
+        description=f"Messages {service} could not process, with the original bytes, headers and the error.",
+    )
+
+
+CONSUMING_SERVICES = ("ingest", "identity", "enrichment", "profiles")
+ALL_TOPICS: tuple[Topic, ...] = (
+    IMPORT_ROWS,
+    IMPORT_ROW_OUTCOMES,
+    CONTACT_EVENTS,
+    ENRICHMENTS,
+    PROFILE_UPDATES,
+    *(dead_letter_topic(service) for service in CONSUMING_SERVICES),
+)
