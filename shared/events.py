@@ -140,7 +140,9 @@ class ContactProfileUpdatedV1(Event):
     company: str | None = None
     title: str | None = None
     phone: str | None = None
-    display_name: str
+    display_name: str | None = Field(
+        default=None, description="Resolved by enrichment; null only until it has been, moments after creation."
+    )
     created_at: datetime
     updated_at: datetime
 
