@@ -4,12 +4,14 @@ dead-lettering and the batch-subscriber shape every consuming service uses."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -20,6 +22,8 @@ from pydantic import ValidationError
 from shared.envelope import Envelope, Headers, MissingHeaderError
 from shared.events import EVENTS_BY_TYPE, Event
 from shared.topics import Topic
+
+log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 1_048_576
 
@@ -56,7 +60,7 @@ def decode(record: ConsumerRecord, accepted: Sequence[type[Event]]) -> tuple[Env
     """Envelope and typed event of one record, or ``UndecodableMessage`` saying exactly why not."""
     try:
         envelope = Envelope.from_headers(record.headers or ())
-    except (MissingHeaderError, ValueError) as error:
+    except (MissingHeaderError, ValueError, UnicodeError) as error:
         raise UndecodableMessage("BAD_ENVELOPE", str(error)) from error
     model = EVENTS_BY_TYPE.get(envelope.type)
     if model is None or model not in accepted:
@@ -64,7 +68,9 @@ def decode(record: ConsumerRecord, accepted: Sequence[type[Event]]) -> tuple[Env
     try:
         return envelope, model.model_validate_json(record.value or b"")
     except ValidationError as error:
-        raise UndecodableMessage("INVALID_PAYLOAD", error.json(include_url=False)) from error
+        raise UndecodableMessage("INVALID_PAYLOAD", str(error)) from error
+    except Exception as error:  # anything else about these bytes is just as permanent
+        raise UndecodableMessage("INVALID_PAYLOAD", repr(error)) from error
 
 
 def dead_letter(record: ConsumerRecord, error: UndecodableMessage, *, topic: str) -> OutgoingMessage:
@@ -145,8 +151,9 @@ def batch_subscriber(
     description: str,
     max_records: int = 5000,
 ) -> Callable[[Callable[..., Any]], Any]:
-    """A batch subscriber that hands the handler raw records (``raw_records(msg)``)."""
-    return broker.subscriber(
+    """A batch subscriber that hands the handler raw records (``raw_records(msg)``). A batch whose handler
+    raises is logged with its topic, partitions and offsets, then handled by ``ack_policy``."""
+    subscriber = broker.subscriber(
         topic,
         group_id=group_id,
         batch=True,
@@ -158,6 +165,21 @@ def batch_subscriber(
         decoder=_keep_raw,
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
+
+    def register(handler: Callable[..., Awaitable[None]]) -> Any:
+        @functools.wraps(handler)
+        async def logged(*args: Any, **kwargs: Any) -> None:
+            try:
+                await handler(*args, **kwargs)
+            except Exception:
+                message = kwargs.get("msg") or next((a for a in args if hasattr(a, "raw_message")), None)
+                where = describe_batch(raw_records(message)) if message is not None else {}
+                log.exception("batch.failed", handler=handler.__name__, ack_policy=ack_policy.value, **where)
+                raise
+
+        return subscriber(logged)
+
+    return register
 
 
 def raw_records(message: Any) -> tuple[ConsumerRecord, ...]:

@@ -1,0 +1,107 @@
+"""The walking skeleton's user flow, with all four services as real processes on Tansu and PostgreSQL:
+upload a CSV, watch the import finish, read the profiles, upload it again, and receive the snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.auth import mint_token
+from shared.events import ContactProfileUpdatedV1
+from shared.topics import PROFILE_UPDATES
+from tests.support.isolation import Isolation
+from tests.support.kafka import consume_until
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+FOUR_ROWS = (
+    "email,first_name,last_name,company,title,phone\n"
+    "ada@example.com,Ada,Lovelace,Analytical Engines,Countess,+44 20 0000 0001\n"
+    "  GRACE@Example.com ,Grace,Hopper,US Navy,Rear Admiral,\n"
+    "linus@example.com,,,,,\n"
+    "grace@example.com,,,,Computer Scientist,\n"
+)
+
+
+def _auth(isolation: Isolation, organizer: str) -> dict[str, str]:
+    token = mint_token(secret=isolation.auth_secret, organizer_id=organizer, ttl_seconds=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _import(client: httpx.AsyncClient, base: str, headers: dict[str, str], body: str) -> dict[str, Any]:
+    response = await client.post(
+        f"{base}/v1/imports", headers=headers, files={"file": ("contacts.csv", body.encode(), "text/csv")}
+    )
+    assert response.status_code == 202, response.text
+    import_id = response.json()["import_id"]
+
+    async def finished() -> dict[str, Any] | None:
+        status = (await client.get(f"{base}/v1/imports/{import_id}", headers=headers)).json()
+        return status if status["status"] in ("processed", "error") else None
+
+    return await wait_until(finished, timeout=60, description=f"import {import_id} to finish")
+
+
+async def test_a_csv_flows_through_every_service_into_profiles_and_downstream(
+    running_services: dict[str, ServiceProcess], migrated: Isolation
+) -> None:
+    ingest = running_services["ingest"].base_url
+    profiles = running_services["profiles"].base_url
+    organizer = _auth(migrated, "organizer-e2e")
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = await _import(client, ingest, organizer, FOUR_ROWS)
+        assert (first["status"], first["total_rows"], first["processed_rows"]) == ("processed", 4, 4)
+        assert (first["created"], first["matched"], first["errors"]) == (3, 1, 0)
+
+        async def three_profiles_with_display_names() -> dict[str, Any] | None:
+            found = {}
+            for email in ("ada@example.com", "grace@example.com", "linus@example.com"):
+                response = await client.get(f"{profiles}/v1/contacts", params={"email": email}, headers=organizer)
+                items = response.json()["items"]
+                if len(items) != 1 or not items[0]["display_name"]:
+                    return None
+                found[email] = items[0]
+            return found
+
+        found = await wait_until(three_profiles_with_display_names, timeout=30, description="three profiles")
+        assert found["ada@example.com"]["display_name"] == "Ada Lovelace"
+        assert found["grace@example.com"]["display_name"] == "Grace Hopper"
+        assert found["grace@example.com"]["title"] == "Computer Scientist"  # the later row's new title
+        assert found["grace@example.com"]["email_original"] == "GRACE@Example.com"
+        assert found["linus@example.com"]["display_name"] == "linus"  # the email's local part
+
+        second = await _import(client, ingest, organizer, FOUR_ROWS)
+        assert (second["status"], second["created"], second["matched"], second["errors"]) == ("processed", 0, 4, 0)
+        ids_after = {email: (await client.get(f"{profiles}/v1/contacts", params={"email": email},
+                                              headers=organizer)).json()["items"]
+                     for email in found}
+        assert {email: [c["contact_id"] for c in items] for email, items in ids_after.items()} == {
+            email: [contact["contact_id"]] for email, contact in found.items()
+        }
+
+        stranger = _auth(migrated, "someone-else")
+        response = await client.get(f"{profiles}/v1/contacts", params={"email": "ada@example.com"}, headers=stranger)
+        assert response.status_code == 200 and response.json()["items"] == []
+        assert (await client.get(f"{ingest}/v1/imports/{first['import_id']}", headers=stranger)).status_code == 404
+        assert (await client.get(f"{ingest}/v1/imports/{first['import_id']}")).status_code == 401
+
+    contact_ids = {contact["contact_id"] for contact in found.values()}
+
+    def every_contact_has_its_named_snapshot(consumed: list[Any]) -> bool:
+        named = {c.event.contact_id for c in consumed if c.event and c.event.display_name}
+        return contact_ids <= named
+
+    snapshots = await consume_until(
+        migrated.kafka_bootstrap, migrated.topic(PROFILE_UPDATES), every_contact_has_its_named_snapshot,
+        accepted=(ContactProfileUpdatedV1,), timeout=30,
+    )
+    assert all(s.key == s.event.contact_id for s in snapshots if s.event)
+    assert {s.envelope.type for s in snapshots if s.envelope} == {ContactProfileUpdatedV1.TYPE}
+    for contact_id in contact_ids:
+        versions = [s.event.profile_version for s in snapshots if s.event and s.event.contact_id == contact_id]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)

@@ -1,0 +1,1 @@
+"""Tests against the real broker (Tansu) and a real PostgreSQL."""
