@@ -4,6 +4,7 @@ dead-lettering and the batch-subscriber shape every consuming service uses."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -142,6 +143,25 @@ async def _keep_raw(_: Any) -> None:
     return None
 
 
+async def _parse_leniently(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream decodes every header as strict UTF-8 before the handler runs, so one bad header value would
+    fail its batch for ever. Parse a copy with such values replaced; the handler still gets the original
+    records (and dead-letters them byte for byte)."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        readable = tuple(
+            dataclasses.replace(
+                record,
+                headers=tuple((key, value.decode(errors="replace").encode()) for key, value in record.headers),
+            )
+            for record in records
+        )
+        message = await original(readable)
+        message.raw_message = records
+        return message
+
+
 def batch_subscriber(
     broker: KafkaBroker,
     *,
@@ -163,6 +183,7 @@ def batch_subscriber(
         ack_policy=ack_policy,
         description=description,
         decoder=_keep_raw,
+        parser=_parse_leniently,
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
 

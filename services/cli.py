@@ -1,0 +1,94 @@
+"""``contacts``: the operational command line (tokens, migrations, topics, the local dev stack)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from services.catalog import SERVICES, migrate
+from shared.auth import mint_token
+from shared.config import PlatformSettings
+from shared.kafka import ensure_topics
+from shared.topics import ALL_TOPICS
+
+
+def _token(args: argparse.Namespace) -> int:
+    platform = PlatformSettings()
+    ttl = args.ttl if args.ttl is not None else platform.token_ttl_seconds
+    secret = platform.auth_secret.get_secret_value()
+    print(mint_token(secret=secret, organizer_id=args.organizer, ttl_seconds=ttl))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    platform = PlatformSettings()
+    for service in args.services or SERVICES:
+        schema = migrate(service, platform=platform)
+        print(f"{service}: migrated schema {schema!r}")
+    return 0
+
+
+def _topics(_: argparse.Namespace) -> int:
+    platform = PlatformSettings()
+    created = asyncio.run(
+        ensure_topics(platform.kafka_bootstrap_servers, prefix=platform.topic_prefix, topics=ALL_TOPICS)
+    )
+    print(f"created {len(created)} of {len(ALL_TOPICS)} topics" + "".join(f"\n  {name}" for name in created))
+    return 0
+
+
+def _dev(_: argparse.Namespace) -> int:
+    from services.local_stack import DevSettings, run
+
+    return run(DevSettings())
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contacts",
+        description="Operate Kagibag Contacts. Settings come from CONTACTS_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    token = commands.add_parser("token", help="print a bearer token (signed with CONTACTS_AUTH_SECRET)")
+    token.add_argument("--organizer", required=True, help="the organizer_id the token speaks for")
+    token.add_argument("--ttl", type=_positive, help="lifetime (default CONTACTS_TOKEN_TTL_SECONDS)")
+    token.set_defaults(handler=_token)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply each service's migrations into its own schema")
+    migrate_cmd.add_argument("services", nargs="*", choices=SERVICES, metavar="SERVICE",
+                             help=f"services to migrate (default all: {' '.join(SERVICES)})")
+    migrate_cmd.set_defaults(handler=_migrate)
+
+    topics = commands.add_parser("topics", help="create every topic that does not exist yet")
+    topics.set_defaults(handler=_topics)
+
+    dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
+    dev.set_defaults(handler=_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ValidationError as error:
+        print(f"contacts {args.command}: invalid settings\n{error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

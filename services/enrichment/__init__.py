@@ -1,0 +1,1 @@
+"""enrichment: derives data from the contact log that no one typed in, starting with display names."""

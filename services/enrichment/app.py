@@ -1,0 +1,63 @@
+"""enrichment's composition root: builds every object from settings and wires them together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.enrichment.config import EnrichmentSettings
+from services.enrichment.handlers import EnrichmentTopics, register
+from shared import topics
+from shared.db import create_engine
+from shared.http import operations_router
+from shared.kafka import create_broker
+from shared.logging import configure_logging
+from shared.runtime import Messaging, running
+
+SERVICE = "enrichment"
+
+
+def create_app(settings: EnrichmentSettings) -> FastAPI:
+    platform = settings.platform
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    prefix = platform.topic_prefix
+    enrichment_topics = EnrichmentTopics(
+        contact_events=topics.CONTACT_EVENTS.qualified(prefix),
+        enrichments=topics.ENRICHMENTS.qualified(prefix),
+        dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
+    )
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    messaging = Messaging(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        engine=engine,
+        relay_lock=f"{settings.db_schema}.outbox",
+    )
+    broker = create_broker(platform.kafka_bootstrap_servers, description="contact enrichment")
+    register(
+        broker,
+        engine=engine,
+        messaging=messaging,
+        topics=enrichment_topics,
+        group=settings.consumer_group,
+        batch_size=settings.batch_size,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running(messaging, broker, service=SERVICE):
+            yield
+
+    app = FastAPI(title="Kagibag Contacts: enrichment", lifespan=lifespan)
+    app.include_router(
+        operations_router(
+            service=SERVICE,
+            engine=engine,
+            messaging=messaging,
+            group=settings.consumer_group,
+            consumed_topics=[enrichment_topics.contact_events],
+        )
+    )
+    return app

@@ -1,0 +1,77 @@
+"""ingest's composition root: builds every object from settings and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.ingest.api import import_routes
+from services.ingest.config import IngestSettings
+from services.ingest.handlers import IngestTopics, register
+from services.ingest.processing import Importer
+from shared import topics
+from shared.db import create_engine
+from shared.http import operations_router
+from shared.kafka import create_broker
+from shared.logging import configure_logging
+from shared.runtime import Messaging, running
+
+SERVICE = "ingest"
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    platform = settings.platform
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    prefix = platform.topic_prefix
+    ingest_topics = IngestTopics(
+        import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
+        dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
+    )
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    messaging = Messaging(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        engine=engine,
+        relay_lock=f"{settings.db_schema}.outbox",
+    )
+    broker = create_broker(platform.kafka_bootstrap_servers, description="import tracking")
+    register(broker, engine=engine, messaging=messaging, topics=ingest_topics, group=settings.consumer_group)
+    importer = Importer(
+        engine=engine,
+        messaging=messaging,
+        topic=ingest_topics.import_rows,
+        data_dir=settings.data_dir,
+        batch_size=settings.publish_batch_size,
+        parallel=settings.max_parallel_imports,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        async with running(messaging, broker, service=SERVICE):
+            await importer.resume()
+            try:
+                yield
+            finally:
+                await importer.stop()
+
+    app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
+    app.state.auth_secret = platform.auth_secret.get_secret_value()
+    app.state.importer = importer
+    app.include_router(
+        import_routes(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
+    )
+    app.include_router(
+        operations_router(
+            service=SERVICE,
+            engine=engine,
+            messaging=messaging,
+            group=settings.consumer_group,
+            consumed_topics=[ingest_topics.row_outcomes],
+        )
+    )
+    return app

@@ -1,0 +1,35 @@
+"""ingest settings (env prefix ``CONTACTS_INGEST_``) plus the platform settings (``CONTACTS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.config import PlatformSettings
+
+MEBIBYTE = 1024 * 1024
+
+
+class IngestSettings(BaseSettings):
+    """CONTACTS_INGEST_HTTP_HOST / _HTTP_PORT   the import API (default 127.0.0.1:8001)
+    CONTACTS_INGEST_DB_SCHEMA                   the schema holding ingest's tables
+    CONTACTS_INGEST_CONSUMER_GROUP              Kafka consumer group reading row outcomes
+    CONTACTS_INGEST_DATA_DIR                    where uploaded files are kept (relative: to the working dir)
+    CONTACTS_INGEST_PUBLISH_BATCH_SIZE          rows per publish batch (acknowledged together)
+    CONTACTS_INGEST_MAX_UPLOAD_BYTES            larger uploads are refused with 413 (default 512 MiB)
+    CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance"""
+
+    model_config = SettingsConfigDict(env_prefix="CONTACTS_INGEST_", extra="forbid")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8001
+    db_schema: str = "ingest"
+    consumer_group: str = "ingest"
+    data_dir: Path = Path(".data/uploads")
+    publish_batch_size: int = Field(default=5000, gt=0, le=50_000)
+    max_upload_bytes: int = Field(default=512 * MEBIBYTE, gt=0)
+    max_parallel_imports: int = Field(default=2, gt=0, le=16)
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+

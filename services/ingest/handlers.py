@@ -1,0 +1,141 @@
+"""ingest's subscriber: decode a batch of row outcomes from identity and count them into their imports in one
+transaction; what cannot be decoded goes to ingest's dead-letter topic through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest import store
+from shared.envelope import Envelope
+from shared.events import ImportRowProcessedV1
+from shared.kafka import (
+    UndecodableMessage,
+    batch_subscriber,
+    dead_letter,
+    decode,
+    describe_batch,
+    raw_records,
+)
+from shared.outbox import enqueue
+from shared.runtime import Messaging
+from shared.tracking import claim_new_messages
+
+log = structlog.get_logger(__name__)
+
+MAX_ROW_NUMBER = 2**31 - 1
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class IngestTopics:
+    import_rows: str
+    row_outcomes: str
+    dead_letters: str
+
+
+def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowProcessedV1]:
+    """An outcome ingest can store, or ``UndecodableMessage``: beyond the contract, the import id must be a
+    UUID and the row number fit the table, or the batch's transaction would fail on every redelivery.
+    ``known_ids`` holds the import ids already checked (a batch's outcomes mostly share a few)."""
+    envelope, event = decode(record, (ImportRowProcessedV1,))
+    assert isinstance(event, ImportRowProcessedV1)
+    if event.import_id not in known_ids:
+        try:
+            uuid.UUID(event.import_id)
+        except ValueError as error:
+            problem = f"import_id {event.import_id!r} is not a UUID"
+            raise UndecodableMessage("INVALID_PAYLOAD", problem) from error
+        known_ids.add(event.import_id)
+    if not 1 <= event.row_number <= MAX_ROW_NUMBER:
+        raise UndecodableMessage("INVALID_PAYLOAD", f"row_number {event.row_number} is out of range")
+    return envelope, event
+
+
+def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
+    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcomes: int
+    dead_lettered: int
+    finished: list[store.Progress]
+
+
+async def count_outcomes(
+    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IngestTopics, consumer: str
+) -> Applied:
+    """Apply a batch exactly once in effect: the tracking records, the rows, the counters and the dead
+    letters are written in one transaction, and messages already recorded are skipped."""
+    decoded: list[tuple[Envelope, ImportRowProcessedV1]] = []
+    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
+    known_ids: set[str] = set()
+    for record in records:
+        try:
+            decoded.append(decode_outcome(record, known_ids=known_ids))
+        except UndecodableMessage as error:
+            undecodable.append((record, error))
+    ids = [envelope.id for envelope, _ in decoded] + [_tracking_id(record, None) for record, _ in undecodable]
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as conn:
+                fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
+                todo, seen = [], set()
+                for envelope, outcome in decoded:
+                    if envelope.id in fresh and envelope.id not in seen:
+                        seen.add(envelope.id)
+                        todo.append(outcome)
+                progress = await store.record_outcomes(conn, todo)
+                letters = [
+                    dead_letter(record, error, topic=topics.dead_letters)
+                    for record, error in undecodable
+                    if _tracking_id(record, None) in fresh
+                ]
+                await enqueue(conn, letters)
+            finished = [item for item in progress if item.finished_now]
+            return Applied(outcomes=len(todo), dead_lettered=len(letters), finished=finished)
+        except DBAPIError as error:
+            if attempt == MAX_ATTEMPTS or not isinstance(
+                getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.SerializationFailure
+            ):
+                raise
+            log.info("row_outcomes.retry", attempt=attempt, reason=type(error.orig).__name__)
+    raise AssertionError("unreachable")
+
+
+def register(
+    broker: KafkaBroker, *, engine: AsyncEngine, messaging: Messaging, topics: IngestTopics, group: str
+) -> None:
+    """Subscribe ingest to identity's row outcomes."""
+
+    @batch_subscriber(
+        broker,
+        topic=topics.row_outcomes,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        description="Count identity's row outcomes into their imports and finish the imports whose every row "
+        "has one. Committed after the batch's transaction; a redelivered outcome is skipped by its tracking "
+        "record, and a second outcome for the same row is ignored, so counts stay exact.",
+    )
+    async def on_import_row_processed(msg: KafkaMessage) -> None:
+        records = raw_records(msg)
+        applied = await count_outcomes(engine, records, topics=topics, consumer=group)
+        if applied.dead_lettered:
+            messaging.wake_relay()
+            log.warning("row_outcomes.dead_lettered", count=applied.dead_lettered, **describe_batch(records))
+        for item in applied.finished:
+            log.info("import.finished", import_id=item.import_id, correlation_id=item.import_id,
+                     status=item.status, total_rows=item.total_rows, errors=item.errors)
+        log.info("row_outcomes.counted", applied=applied.outcomes, **describe_batch(records))

@@ -1,0 +1,67 @@
+"""profiles' composition root: builds every object from settings and wires them together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.profiles.api import contacts_router
+from services.profiles.config import ProfilesSettings
+from services.profiles.handlers import ProfilesTopics, register
+from shared import topics
+from shared.db import create_engine
+from shared.http import operations_router
+from shared.kafka import create_broker
+from shared.logging import configure_logging
+from shared.runtime import Messaging, running
+
+SERVICE = "profiles"
+
+
+def create_app(settings: ProfilesSettings) -> FastAPI:
+    platform = settings.platform
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    prefix = platform.topic_prefix
+    profiles_topics = ProfilesTopics(
+        contact_events=topics.CONTACT_EVENTS.qualified(prefix),
+        enrichments=topics.ENRICHMENTS.qualified(prefix),
+        profile_updates=topics.PROFILE_UPDATES.qualified(prefix),
+        dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
+    )
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    messaging = Messaging(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        topic_prefix=prefix,
+        engine=engine,
+        relay_lock=f"{settings.db_schema}.outbox",
+    )
+    broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
+    register(
+        broker,
+        engine=engine,
+        messaging=messaging,
+        topics=profiles_topics,
+        group=settings.consumer_group,
+        batch_size=settings.batch_size,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running(messaging, broker, service=SERVICE):
+            yield
+
+    app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
+    app.state.auth_secret = platform.auth_secret.get_secret_value()
+    app.include_router(contacts_router(engine))
+    app.include_router(
+        operations_router(
+            service=SERVICE,
+            engine=engine,
+            messaging=messaging,
+            group=settings.consumer_group,
+            consumed_topics=[profiles_topics.contact_events, profiles_topics.enrichments],
+        )
+    )
+    return app

@@ -1,0 +1,176 @@
+"""profiles' subscribers: decode a batch of contact events or display names, fold it into the read models in
+one transaction, and enqueue one snapshot per changed profile (and dead letters) through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.profiles import store
+from services.profiles.domain import Profile, Update, plan_batch, snapshot
+from shared.envelope import Envelope
+from shared.events import (
+    ContactCreatedV1,
+    ContactEvent,
+    ContactMatchedV1,
+    ContactUpdatedV1,
+    DisplayNameResolvedV1,
+    Event,
+)
+from shared.kafka import (
+    OutgoingMessage,
+    UndecodableMessage,
+    batch_subscriber,
+    dead_letter,
+    decode,
+    describe_batch,
+    encode,
+    raw_records,
+)
+from shared.outbox import enqueue
+from shared.runtime import Messaging
+from shared.tracking import claim_new_messages
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "kagibag-contacts/profiles"
+MESSAGE_ID_NAMESPACE = uuid.UUID("9e1d2c3b-4a5f-4e6d-8c7b-0a1f2e3d4c5b")
+CONTACT_EVENT_TYPES: tuple[type[Event], ...] = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
+ENRICHMENT_TYPES: tuple[type[Event], ...] = (DisplayNameResolvedV1,)
+
+
+@dataclass(frozen=True)
+class ProfilesTopics:
+    contact_events: str
+    enrichments: str
+    profile_updates: str
+    dead_letters: str
+
+
+def _derived_id(*parts: object) -> str:
+    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "/".join(map(str, parts))))
+
+
+def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
+    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def _happened_at(envelope: Envelope, update: Update) -> datetime:
+    """Contact events say when they occurred; a display name changed when enrichment resolved it."""
+    return envelope.time if isinstance(update, DisplayNameResolvedV1) else update.occurred_at
+
+
+def _snapshot_message(profile: Profile, cause: Envelope, topics: ProfilesTopics) -> OutgoingMessage:
+    event = snapshot(profile)
+    envelope = cause.caused(
+        type=event.TYPE,
+        source=SOURCE,
+        subject=event.contact_id,
+        id=_derived_id("profile", event.contact_id, event.profile_version),
+    )
+    return encode(event, envelope, topic=topics.profile_updates, key=event.contact_id)
+
+
+async def project(
+    engine: AsyncEngine,
+    records: Sequence[ConsumerRecord],
+    *,
+    accepted: tuple[type[Event], ...],
+    topics: ProfilesTopics,
+    consumer: str,
+) -> int:
+    """Apply a batch exactly once in effect: tracking records, read models and outbox are written in one
+    transaction, and messages already recorded as processed are skipped. Returns the updates applied."""
+    decoded: list[tuple[Envelope, Update]] = []
+    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
+    for record in records:
+        try:
+            envelope, event = decode(record, accepted)
+            assert isinstance(event, ContactEvent | DisplayNameResolvedV1)
+            decoded.append((envelope, event))
+        except UndecodableMessage as error:
+            undecodable.append((record, error))
+    ids = [envelope.id for envelope, _ in decoded] + [_tracking_id(r, None) for r, _ in undecodable]
+
+    async with engine.begin() as conn:
+        fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
+        todo: list[tuple[Envelope, Update]] = []
+        for envelope, update in decoded:
+            if envelope.id in fresh:
+                fresh.discard(envelope.id)  # the same message twice in one batch is applied once
+                todo.append((envelope, update))
+        known = await store.lock_profiles(conn, [update.contact_id for _, update in todo])
+        plan = plan_batch(known, [(update, _happened_at(envelope, update)) for envelope, update in todo])
+        await store.save_profiles(conn, list(plan.profiles.values()))
+        await store.record_sightings(conn, plan.sightings)
+        outgoing = [
+            _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
+            for contact_id, index in plan.snapshots.items()
+        ]
+        outgoing += [
+            dead_letter(record, error, topic=topics.dead_letters)
+            for record, error in undecodable
+            if _tracking_id(record, None) in fresh
+        ]
+        await enqueue(conn, outgoing)
+    if undecodable:
+        log.warning("profiles.dead_lettered", count=len(undecodable), first_error=undecodable[0][1].code,
+                    topic=undecodable[0][0].topic)
+    return len(todo)
+
+
+def register(
+    broker: KafkaBroker,
+    *,
+    engine: AsyncEngine,
+    messaging: Messaging,
+    topics: ProfilesTopics,
+    group: str,
+    batch_size: int,
+) -> None:
+    """Subscribe profiles to the contact log and to enrichments (one group, one tracking consumer each)."""
+
+    @batch_subscriber(
+        broker,
+        topic=topics.contact_events,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=batch_size,
+        description="Project contact events into contact profiles and organizer contacts; publish one "
+        "profile snapshot per changed contact per batch. Committed after the batch's transaction.",
+    )
+    async def on_contact_events(msg: KafkaMessage) -> None:
+        records = raw_records(msg)
+        applied = await project(
+            engine, records, accepted=CONTACT_EVENT_TYPES, topics=topics, consumer=f"{group}/contact-events"
+        )
+        messaging.wake_relay()
+        log.info("contact_events.projected", applied=applied, **describe_batch(records))
+
+    @batch_subscriber(
+        broker,
+        topic=topics.enrichments,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=batch_size,
+        description="Apply resolved display names to contact profiles (never an older one over a newer "
+        "one); publish one profile snapshot per changed contact per batch. Committed after the batch's "
+        "transaction.",
+    )
+    async def on_display_names(msg: KafkaMessage) -> None:
+        records = raw_records(msg)
+        applied = await project(
+            engine, records, accepted=ENRICHMENT_TYPES, topics=topics, consumer=f"{group}/enrichments"
+        )
+        messaging.wake_relay()
+        log.info("display_names.projected", applied=applied, **describe_batch(records))

@@ -1,0 +1,2 @@
+async def test_fails(running_services) -> None:
+    assert False, "deliberate"

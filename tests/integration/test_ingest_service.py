@@ -1,0 +1,458 @@
+"""ingest against the real broker and PostgreSQL, run in-process behind its HTTP API; the tests play identity:
+they read the row events ingest publishes and answer with row outcomes."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from services.ingest.app import create_app
+from services.ingest.config import IngestSettings
+from services.ingest.processing import row_event_id
+from services.local_postgres import libpq_url
+from shared import topics
+from shared.auth import mint_token
+from shared.config import PlatformSettings
+from shared.envelope import Envelope
+from shared.events import ImportRowProcessedV1, ImportRowReceivedV1, RowOutcome
+from shared.kafka import OutgoingMessage, encode
+from tests.support.isolation import Isolation
+from tests.support.kafka import Consumed, consume_until, envelope_for, publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+FOUR_ROWS = (
+    "Email, First_Name ,last_name,notes\n"
+    "jane@example.com,Jane,Doe,x\n"
+    "  JANE@Example.COM ,Jane,Doe,y\n"
+    "bob@example.com,Bob,,\n"
+    "alice@example.com,Alice,Smith,\n"
+)
+
+
+@dataclass
+class Ingest:
+    """The running app, its settings, and helpers that speak to it as organizers and as identity."""
+
+    client: httpx.AsyncClient
+    settings: IngestSettings
+    isolation: Isolation
+
+    def auth(self, organizer_id: str) -> dict[str, str]:
+        token = mint_token(secret=self.isolation.auth_secret, organizer_id=organizer_id, ttl_seconds=600)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def upload(self, organizer_id: str, content: str | bytes, *, filename: str = "contacts.csv") -> str:
+        response = await self.client.post(
+            "/v1/imports", headers=self.auth(organizer_id), files={"file": (filename, content, "text/csv")}
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert body["status"] == "uploaded"
+        return str(body["import_id"])
+
+    async def get(self, organizer_id: str, import_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/imports/{import_id}", headers=self.auth(organizer_id))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def wait_for(self, organizer_id: str, import_id: str, *statuses: str) -> dict[str, Any]:
+        async def reached() -> dict[str, Any]:
+            current = await self.get(organizer_id, import_id)
+            return current if current["status"] in statuses else {}
+
+        return await wait_until(reached, timeout=30, description=f"import {import_id} in {statuses}")
+
+    async def wait_counted(self, organizer_id: str, import_id: str, processed: int) -> dict[str, Any]:
+        """The import once ``processed`` of its rows have an outcome."""
+
+        async def counted() -> dict[str, Any]:
+            current = await self.get(organizer_id, import_id)
+            return current if current["processed_rows"] == processed else {}
+
+        return await wait_until(counted, timeout=30, description=f"{processed} rows of {import_id} counted")
+
+    async def rows(self, organizer_id: str, import_id: str, **params: Any) -> list[dict[str, Any]]:
+        response = await self.client.get(
+            f"/v1/imports/{import_id}/rows", headers=self.auth(organizer_id), params=params
+        )
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+    async def published_rows(self, import_id: str, count: int) -> list[Consumed]:
+        """The row events of ``import_id`` on the import-rows topic in row order, once ``count`` are there."""
+
+        def mine(seen: list[Consumed]) -> list[Consumed]:
+            return [
+                c for c in seen if isinstance(c.event, ImportRowReceivedV1) and c.event.import_id == import_id
+            ]
+
+        seen = await consume_until(
+            self.isolation.kafka_bootstrap,
+            self.isolation.topic(topics.IMPORT_ROWS),
+            lambda seen: len(mine(seen)) >= count,
+        )
+        return sorted(mine(seen), key=lambda c: c.event.row_number)  # type: ignore[union-attr]
+
+    async def answer(self, messages: Sequence[OutgoingMessage]) -> None:
+        await publish(self.isolation.kafka_bootstrap, messages)
+
+    def outcome(self, row: Consumed, outcome: RowOutcome, *, contact_id: str | None = None,
+                error_code: str | None = None, envelope: Envelope | None = None) -> OutgoingMessage:
+        """Identity's answer to one row event (a fresh envelope unless one is given, as on redelivery)."""
+        received = row.event
+        assert isinstance(received, ImportRowReceivedV1) and row.envelope is not None
+        event = ImportRowProcessedV1(
+            import_id=received.import_id, organizer_id=received.organizer_id, row_number=received.row_number,
+            outcome=outcome, contact_id=contact_id or (str(uuid.uuid4()) if outcome != "error" else None),
+            error_code=error_code, error_message="refused by identity" if error_code else None,
+        )
+        envelope = envelope or row.envelope.caused(
+            type=event.TYPE, source="kagibag-contacts/identity", subject=received.import_id
+        )
+        return encode(event, envelope, topic=self.isolation.topic(topics.IMPORT_ROW_OUTCOMES),
+                      key=received.import_id)
+
+
+def ingest_settings(isolation: Isolation, data_dir: Path, **overrides: Any) -> IngestSettings:
+    platform = PlatformSettings(
+        kafka_bootstrap_servers=isolation.kafka_bootstrap,
+        database_url=isolation.database_url,
+        topic_prefix=isolation.topic_prefix,
+        auth_secret=SecretStr(isolation.auth_secret),
+        environment="development",
+        log_format="json",
+    )
+    return IngestSettings(
+        db_schema=isolation.schema("ingest"),
+        consumer_group=isolation.consumer_group("ingest"),
+        data_dir=data_dir,
+        platform=platform,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_isolation(database_url: str, kafka_bootstrap: str) -> Any:
+    """One app for the module (starting one costs seconds): tests keep apart by organizer and import ids."""
+    isolated = Isolation(database_url=database_url, kafka_bootstrap=kafka_bootstrap)
+    isolated.migrate(("ingest",))
+    yield isolated
+    isolated.drop_schemas()
+
+
+@contextlib.asynccontextmanager
+async def running_ingest(settings: IngestSettings, isolation: Isolation) -> AsyncIterator[Ingest]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
+    ) as client:
+        yield Ingest(client=client, settings=settings, isolation=isolation)
+
+
+@pytest.fixture(scope="module")
+async def ingest(
+    shared_isolation: Isolation, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Ingest]:
+    uploads = tmp_path_factory.mktemp("uploads")
+    settings = ingest_settings(shared_isolation, uploads, max_upload_bytes=64 * 1024)
+    async with running_ingest(settings, shared_isolation) as running:
+        yield running
+
+
+def organizer() -> str:
+    return f"org-{uuid.uuid4().hex[:8]}"
+
+
+# --- the status flow ----------------------------------------------------------------------------------------
+
+
+async def test_an_import_is_processed_once_every_row_has_an_outcome(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, FOUR_ROWS, filename="four.csv")
+
+    read = await ingest.wait_for(org, import_id, "processing")
+    assert (read["total_rows"], read["processed_rows"], read["finished_at"]) == (4, 0, None)
+    assert (read["source"], read["filename"], read["error"]) == ("csv", "four.csv", None)
+
+    rows = await ingest.published_rows(import_id, 4)
+    assert [r.key for r in rows] == ["jane@example.com"] * 2 + ["bob@example.com", "alice@example.com"]
+    envelopes = [r.envelope for r in rows if r.envelope is not None]
+    assert [e.id for e in envelopes] == [row_event_id(import_id, n) for n in (1, 2, 3, 4)]
+    assert {(e.correlation_id, e.subject, e.source) for e in envelopes} == {
+        (import_id, import_id, "kagibag-contacts/ingest")
+    }
+    jane = str(uuid.uuid4())
+    await ingest.answer([
+        ingest.outcome(rows[0], "created", contact_id=jane),
+        ingest.outcome(rows[1], "matched", contact_id=jane),
+        ingest.outcome(rows[2], "created"),
+    ])
+    partial = await ingest.wait_counted(org, import_id, 3)
+    assert partial["status"] == "processing"
+
+    await ingest.answer([ingest.outcome(rows[3], "created")])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    assert done["status"] == "processed"
+    assert (done["processed_rows"], done["created"], done["matched"], done["errors"]) == (4, 3, 1, 0)
+    assert done["finished_at"] is not None
+    listed = await ingest.rows(org, import_id)
+    assert [(r["row_number"], r["outcome"]) for r in listed] == [
+        (1, "created"), (2, "matched"), (3, "created"), (4, "created")
+    ]
+    assert listed[0]["contact_id"] == listed[1]["contact_id"] == jane
+
+
+async def test_redelivered_and_repeated_outcomes_are_counted_once(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email\na@example.com\nb@example.com\nc@example.com\n")
+    rows = await ingest.published_rows(import_id, 3)
+    first = [ingest.outcome(rows[0], "created"), ingest.outcome(rows[1], "matched")]
+    await ingest.answer(first)
+    await ingest.wait_counted(org, import_id, 2)
+
+    redelivered = first  # the very same messages (same envelope ids), as after a consumer crash
+    contradicting = ingest.outcome(rows[0], "error", error_code="LATE")  # a second outcome for row 1
+    await ingest.answer([*redelivered, contradicting, ingest.outcome(rows[2], "matched")])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
+        "processed", 3, 1, 2, 0
+    )
+    assert (await ingest.rows(org, import_id))[0]["outcome"] == "created"  # the first outcome wins
+
+
+async def test_rows_ingest_refuses_are_processed_errors_and_keep_their_cells(ingest: Ingest) -> None:
+    org = organizer()
+    content = "email,first_name\n,Nobody\na@example.com,A,extra\n\nb@example.com,B\nc@example.com,C\n"
+    import_id = await ingest.upload(org, content)
+
+    read = await ingest.wait_for(org, import_id, "processing")
+    assert (read["total_rows"], read["processed_rows"], read["errors"]) == (4, 2, 2)
+    refused = await ingest.rows(org, import_id, outcome="error")
+    assert [(r["row_number"], r["error_code"], r["cells"]) for r in refused] == [
+        (1, "MISSING_EMAIL", ["", "Nobody"]),
+        (2, "COLUMN_COUNT_MISMATCH", ["a@example.com", "A", "extra"]),
+    ]
+    assert refused[0]["error_message"] == "the email cell is empty"
+
+    rows = await ingest.published_rows(import_id, 2)
+    assert [r.event.row_number for r in rows] == [4, 5]  # type: ignore[union-attr]
+    await ingest.answer([ingest.outcome(rows[0], "created"), ingest.outcome(rows[1], "error",
+                                                                            error_code="INVALID_EMAIL")])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    assert (done["status"], done["processed_rows"], done["created"], done["errors"]) == ("error", 4, 1, 3)
+    assert [r["row_number"] for r in await ingest.rows(org, import_id, outcome="error")] == [1, 2, 5]
+    assert [r["row_number"] for r in await ingest.rows(org, import_id, outcome="created")] == [4]
+
+
+async def test_a_file_without_an_email_column_ends_in_error_with_the_reason(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "name,company\nJane,Acme\n")
+
+    done = await ingest.wait_for(org, import_id, "error")
+
+    assert done["error"] == "the header row has no 'email' column (columns found: 'name', 'company')"
+    assert (done["total_rows"], done["processed_rows"]) == (None, 0)
+    assert done["finished_at"] is not None
+
+
+async def test_a_file_that_is_not_utf8_ends_in_error_with_the_reason(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email,first_name\nj@example.com,Jürgen\n".encode("latin-1"))
+
+    done = await ingest.wait_for(org, import_id, "error")
+
+    assert "not UTF-8" in done["error"]
+
+
+async def test_an_empty_data_set_is_processed_at_once(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email,first_name\n")
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+
+    assert (done["status"], done["total_rows"], done["processed_rows"]) == ("processed", 0, 0)
+
+
+# --- access -------------------------------------------------------------------------------------------------
+
+
+async def test_without_a_valid_token_nothing_is_accepted_or_shown(ingest: Ingest) -> None:
+    upload = await ingest.client.post("/v1/imports", files={"file": ("a.csv", FOUR_ROWS, "text/csv")})
+    listing = await ingest.client.get("/v1/imports")
+    forged = await ingest.client.get("/v1/imports", headers={"Authorization": "Bearer not-a-token"})
+
+    assert (upload.status_code, listing.status_code, forged.status_code) == (401, 401, 401)
+    assert upload.headers["www-authenticate"] == "Bearer"
+
+
+async def test_another_organizers_import_is_not_found(ingest: Ingest) -> None:
+    owner, stranger = organizer(), organizer()
+    import_id = await ingest.upload(owner, FOUR_ROWS)
+
+    for path in (f"/v1/imports/{import_id}", f"/v1/imports/{import_id}/rows"):
+        response = await ingest.client.get(path, headers=ingest.auth(stranger))
+        assert response.status_code == 404, path
+    missing = await ingest.client.get(f"/v1/imports/{uuid.uuid4()}", headers=ingest.auth(owner))
+    malformed = await ingest.client.get("/v1/imports/not-an-id", headers=ingest.auth(owner))
+    assert (missing.status_code, malformed.status_code) == (404, 404)
+    assert (await ingest.client.get("/v1/imports", headers=ingest.auth(stranger))).json()["items"] == []
+
+
+async def test_an_organizer_pages_through_their_imports_newest_first(ingest: Ingest) -> None:
+    org = organizer()
+    uploaded = [await ingest.upload(org, "email\na@example.com\n", filename=f"{n}.csv") for n in range(5)]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await ingest.client.get("/v1/imports", headers=ingest.auth(org), params=params)).json()
+        seen += [item["import_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == list(reversed(uploaded))
+    bad = await ingest.client.get("/v1/imports", headers=ingest.auth(org), params={"cursor": "garbage"})
+    assert bad.status_code == 400
+
+
+async def test_rows_are_paged_in_file_order(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email,first_name\n" + ",Nobody\n" * 5)
+    await ingest.wait_for(org, import_id, "error")  # five rows refused by ingest: all processed, all errors
+
+    first = (await ingest.client.get(f"/v1/imports/{import_id}/rows", headers=ingest.auth(org),
+                                     params={"limit": 2})).json()
+    second = (await ingest.client.get(f"/v1/imports/{import_id}/rows", headers=ingest.auth(org),
+                                      params={"limit": 2, "after": first["next_after"]})).json()
+
+    assert [r["row_number"] for r in first["items"]] == [1, 2]
+    assert [r["row_number"] for r in second["items"]] == [3, 4]
+
+
+# --- uploads ------------------------------------------------------------------------------------------------
+
+
+async def test_an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing(ingest: Ingest) -> None:
+    org = organizer()
+    too_big = "email\n" + "someone@example.com\n" * 4000  # 80 KB against the module's 64 KiB limit
+
+    response = await ingest.client.post(
+        "/v1/imports", headers=ingest.auth(org), files={"file": ("big.csv", too_big, "text/csv")}
+    )
+
+    assert response.status_code == 413
+    assert "upload limit of 65,536 bytes" in response.json()["detail"]
+    assert (await ingest.client.get("/v1/imports", headers=ingest.auth(org))).json()["items"] == []
+    assert not list(ingest.settings.data_dir.glob("*.part"))
+
+
+async def test_an_upload_must_be_a_multipart_file_field(ingest: Ingest) -> None:
+    org = organizer()
+
+    wrong_type = await ingest.client.post("/v1/imports", headers=ingest.auth(org), content=b"email\na@b.c\n")
+    wrong_field = await ingest.client.post(
+        "/v1/imports", headers=ingest.auth(org), files={"upload": ("a.csv", "email\n", "text/csv")}
+    )
+
+    assert wrong_type.status_code == 415
+    assert wrong_field.status_code == 422
+    assert "'file'" in wrong_field.json()["detail"]
+
+
+async def test_the_uploaded_file_is_kept_on_disk_under_the_import_id(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, FOUR_ROWS)
+
+    assert (ingest.settings.data_dir / f"{import_id}.csv").read_text() == FOUR_ROWS
+
+
+# --- poison messages ----------------------------------------------------------------------------------------
+
+
+async def test_an_undecodable_outcome_is_dead_lettered_and_the_consumer_moves_on(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email\na@example.com\n")
+    (row,) = await ingest.published_rows(import_id, 1)
+    outcomes_topic = ingest.isolation.topic(topics.IMPORT_ROW_OUTCOMES)
+    garbage = OutgoingMessage(topic=outcomes_topic, key=import_id.encode(), value=b"{not json",
+                              headers=[("ce_id", b"x"), ("ce_type", ImportRowProcessedV1.TYPE.encode()),
+                                       ("ce_source", b"test")])
+
+    await ingest.answer([garbage, ingest.outcome(row, "created")])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    assert done["status"] == "processed"
+    letters = await consume_until(
+        ingest.isolation.kafka_bootstrap,
+        ingest.isolation.topic(topics.dead_letter_topic("ingest")),
+        lambda seen: any(c.record.value == b"{not json" for c in seen),
+    )
+    letter = next(c for c in letters if c.record.value == b"{not json")
+    assert letter.headers["dlq_error_code"] == b"INVALID_PAYLOAD"
+    assert letter.headers["dlq_original_topic"] == outcomes_topic.encode()
+
+
+# --- crash recovery -----------------------------------------------------------------------------------------
+
+
+async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    """A crash left an import in ``parsing`` with rows 1-2 handed on (its checkpoint); the next start reads
+    the rest of the stored file and counts every row."""
+    isolation.migrate(("ingest",))
+    org, import_id = organizer(), str(uuid.uuid4())
+    (tmp_path / f"{import_id}.csv").write_text(
+        "email,first_name\n,Nobody\nb@example.com,B\nc@example.com,C\nd@example.com,D\n"
+    )
+    with psycopg.connect(libpq_url(isolation.database_url)) as conn:
+        conn.execute(
+            f'INSERT INTO "{isolation.schema("ingest")}".imports '
+            "(import_id, organizer_id, source, filename, status, parsed_rows, processed_rows, errors) "
+            "VALUES (%s, %s, 'csv', 'x.csv', 'parsing', 2, 1, 1)",
+            (import_id, org),
+        )
+        conn.execute(
+            f'INSERT INTO "{isolation.schema("ingest")}".import_rows '
+            "(import_id, row_number, outcome, error_code, error_message, cells) "
+            "VALUES (%s, 1, 'error', 'MISSING_EMAIL', 'the email cell is empty', '[\"\", \"Nobody\"]')",
+            (import_id,),
+        )
+
+    async with running_ingest(ingest_settings(isolation, tmp_path), isolation) as ingest:
+        read = await ingest.wait_for(org, import_id, "processing")
+        assert (read["total_rows"], read["processed_rows"], read["errors"]) == (4, 1, 1)
+
+        rows = await ingest.published_rows(import_id, 2)
+        assert [r.event.row_number for r in rows] == [3, 4]  # type: ignore[union-attr]
+        # identity's answer to row 2, which the crashed attempt had published
+        before_crash = ImportRowProcessedV1(
+            import_id=import_id, organizer_id=org, row_number=2, outcome="created", contact_id="c-2"
+        )
+        outcomes_topic = isolation.topic(topics.IMPORT_ROW_OUTCOMES)
+        await ingest.answer([
+            encode(before_crash, envelope_for(before_crash), topic=outcomes_topic, key=import_id),
+            ingest.outcome(rows[0], "created"),
+            ingest.outcome(rows[1], "matched"),
+        ])
+
+        done = await ingest.wait_for(org, import_id, "processed", "error")
+        assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
+            "error", 4, 2, 1, 1
+        )

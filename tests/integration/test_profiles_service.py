@@ -1,0 +1,335 @@
+"""profiles against the real broker and PostgreSQL: contact events and display names in; the read models,
+served only to the organizers related to each contact; full snapshots out, exactly once in effect."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from services.local_postgres import libpq_url
+from services.profiles.app import create_app
+from services.profiles.config import ProfilesSettings
+from shared import topics
+from shared.auth import mint_token
+from shared.config import PlatformSettings
+from shared.envelope import Envelope
+from shared.events import (
+    ContactCreatedV1,
+    ContactEvent,
+    ContactMatchedV1,
+    ContactProfileUpdatedV1,
+    ContactSource,
+    ContactUpdatedV1,
+    DisplayNameResolvedV1,
+    EmailPermission,
+    Event,
+)
+from shared.kafka import OutgoingMessage, encode
+from tests.support.isolation import Isolation
+from tests.support.kafka import Consumed, consume_quiet, consume_until, publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def source(organizer: str, permission: EmailPermission | None = None) -> ContactSource:
+    return ContactSource(
+        kind="import",
+        organizer_id=organizer,
+        import_id=f"imp-{organizer}",
+        row_number=1,
+        email_permission=permission,
+    )
+
+
+def created(
+    contact_id: str, email: str, organizer: str, permission: EmailPermission | None = None, **fields: str
+) -> ContactCreatedV1:
+    return ContactCreatedV1(
+        contact_id=contact_id,
+        version=1,
+        occurred_at=T0,
+        source=source(organizer, permission),
+        email=email.strip().lower(),
+        email_original=email.strip(),
+        fields=fields,
+    )  # type: ignore[arg-type]
+
+
+def updated(contact_id: str, version: int, organizer: str, **changes: str) -> ContactUpdatedV1:
+    return ContactUpdatedV1(
+        contact_id=contact_id,
+        version=version,
+        occurred_at=T0 + timedelta(hours=version),
+        source=source(organizer),
+        changes=changes,
+    )  # type: ignore[arg-type]
+
+
+def matched(
+    contact_id: str, version: int, organizer: str, permission: EmailPermission | None = None
+) -> ContactMatchedV1:
+    return ContactMatchedV1(
+        contact_id=contact_id,
+        version=version,
+        occurred_at=T0 + timedelta(hours=version),
+        source=source(organizer, permission),
+    )
+
+
+def message(isolation: Isolation, event: Event) -> OutgoingMessage:
+    """What identity (contact events) or enrichment (display names) would publish, keyed by contact id."""
+    if isinstance(event, ContactEvent):
+        topic, writer, contact_id = topics.CONTACT_EVENTS, "identity", event.contact_id
+    else:
+        assert isinstance(event, DisplayNameResolvedV1)
+        topic, writer, contact_id = topics.ENRICHMENTS, "enrichment", event.contact_id
+    envelope = Envelope(
+        type=event.TYPE,
+        source=f"kagibag-contacts/{writer}",
+        subject=contact_id,
+        correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
+    )
+    return encode(event, envelope, topic=isolation.topic(topic), key=contact_id)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@contextlib.asynccontextmanager
+async def profiles_api(isolation: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    """profiles running in this process (subscribers, relay and API) inside ``isolation``."""
+    isolation.migrate(("profiles",))
+    settings = ProfilesSettings(
+        db_schema=isolation.schema("profiles"),
+        consumer_group=isolation.consumer_group("profiles"),
+        platform=PlatformSettings(
+            kafka_bootstrap_servers=isolation.kafka_bootstrap,
+            topic_prefix=isolation.topic_prefix,
+            database_url=isolation.database_url,
+            auth_secret=SecretStr(isolation.auth_secret),
+            log_level="WARNING",
+        ),
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profiles") as client,
+    ):
+        yield client
+
+
+def auth(isolation: Isolation, organizer: str) -> dict[str, str]:
+    token = mint_token(secret=isolation.auth_secret, organizer_id=organizer, ttl_seconds=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def rows(isolation: Isolation, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(libpq_url(isolation.database_url)) as conn:
+        conn.execute(f'SET search_path TO "{isolation.schema("profiles")}"')
+        return conn.execute(sql, params).fetchall()
+
+
+def snapshots(seen: list[Consumed], contact_id: str) -> list[ContactProfileUpdatedV1]:
+    return [
+        c.event
+        for c in seen
+        if isinstance(c.event, ContactProfileUpdatedV1) and c.event.contact_id == contact_id
+    ]
+
+
+async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(isolation: Isolation) -> None:
+    ann, bob = sorted([new_id(), new_id()])
+    events: list[Event] = [
+        created(
+            ann, " Ann@Example.com", "org-a", "subscribed", first_name="Ann", last_name="Lee", company="Acme"
+        ),
+        created(bob, "bob_99@example.com", "org-a"),
+        matched(ann, 2, "org-b", "unsubscribed"),
+        DisplayNameResolvedV1(contact_id=ann, display_name="Ann Lee", contact_version=1),
+        DisplayNameResolvedV1(contact_id=bob, display_name="bob_99", contact_version=1),
+    ]
+    async with profiles_api(isolation) as api:
+        await publish(isolation.kafka_bootstrap, [message(isolation, e) for e in events])
+        org_a, org_b, org_c = (auth(isolation, org) for org in ("org-a", "org-b", "org-c"))
+
+        async def everything_projected() -> bool:
+            page = (await api.get("/v1/contacts", headers=org_a)).json()["items"]
+            seen_by_b = (await api.get(f"/v1/contacts/{ann}", headers=org_b)).status_code == 200
+            return seen_by_b and [c["display_name"] for c in page] == ["Ann Lee", "bob_99"]
+
+        await wait_until(everything_projected, timeout=30)
+
+        by_email = (
+            await api.get("/v1/contacts", params={"email": "  ANN@example.COM "}, headers=org_a)
+        ).json()
+        assert by_email["next_cursor"] is None
+        (item,) = by_email["items"]
+        assert item == {
+            "contact_id": ann,
+            "email": "ann@example.com",
+            "email_original": "Ann@Example.com",
+            "first_name": "Ann",
+            "last_name": "Lee",
+            "company": "Acme",
+            "title": None,
+            "phone": None,
+            "display_name": "Ann Lee",
+            "email_permission": "subscribed",
+            "profile_version": item["profile_version"],
+            "created_at": "2026-03-01T00:00:00Z",
+            "updated_at": item["updated_at"],
+        }
+        assert item["profile_version"] in (1, 2)  # 1 when the display name was projected before the creation
+        as_b = (await api.get("/v1/contacts", params={"email": "ann@example.com"}, headers=org_b)).json()[
+            "items"
+        ]
+        assert [(c["contact_id"], c["email_permission"]) for c in as_b] == [(ann, "unsubscribed")]
+        assert [c["contact_id"] for c in (await api.get("/v1/contacts", headers=org_b)).json()["items"]] == [
+            ann
+        ]
+        assert (await api.get(f"/v1/contacts/{bob}", headers=org_b)).status_code == 404
+
+        assert (await api.get("/v1/contacts", params={"email": "ann@example.com"}, headers=org_c)).json() == {
+            "items": [],
+            "next_cursor": None,
+        }
+        assert (await api.get("/v1/contacts", headers=org_c)).json()["items"] == []
+        for contact_id in (ann, bob, new_id()):
+            response = await api.get(f"/v1/contacts/{contact_id}", headers=org_c)
+            assert (response.status_code, response.json()) == (404, {"detail": "contact not found"})
+
+        async def search(q: str) -> list[str]:
+            response = await api.get("/v1/contacts", params={"q": q}, headers=org_a)
+            assert response.status_code == 200, response.text
+            return [c["contact_id"] for c in response.json()["items"]]
+
+        assert await search("an") == [ann]  # email, first and display name
+        assert await search("LEE") == [ann]  # last name, any case
+        assert await search("bob_") == [bob]
+        assert await search("b%") == [] and await search("_") == []  # LIKE wildcards are plain characters
+        assert await search("example") == []  # a prefix, not a substring
+
+        first = (await api.get("/v1/contacts", params={"limit": 1}, headers=org_a)).json()
+        assert [c["contact_id"] for c in first["items"]] == [ann] and first["next_cursor"]
+        second = (
+            await api.get("/v1/contacts", params={"limit": 1, "cursor": first["next_cursor"]}, headers=org_a)
+        ).json()
+        assert [c["contact_id"] for c in second["items"]] == [bob] and second["next_cursor"] is None
+
+    assert rows(
+        isolation, "SELECT organizer_id, contact_id, email_permission FROM organizer_contacts ORDER BY 1, 2"
+    ) == [("org-a", ann, "subscribed"), ("org-a", bob, "unknown"), ("org-b", ann, "unsubscribed")]
+
+
+async def test_snapshots_carry_increasing_profile_versions_and_a_redelivered_batch_changes_nothing(
+    isolation: Isolation,
+) -> None:
+    contact = new_id()
+    history: list[Event] = [
+        created(contact, "zoe@example.com", "org-a"),
+        DisplayNameResolvedV1(contact_id=contact, display_name="zoe", contact_version=1),
+        updated(contact, 2, "org-a", first_name="Zoë", title="CTO"),
+        DisplayNameResolvedV1(contact_id=contact, display_name="Zoë", contact_version=2),
+        matched(contact, 3, "org-b", "subscribed"),
+    ]
+    messages = [message(isolation, event) for event in history]
+    profile_updates = isolation.topic(topics.PROFILE_UPDATES)
+    async with profiles_api(isolation):
+        for applied, single in enumerate(messages, start=1):  # one by one: each its own batch and snapshot
+            await publish(isolation.kafka_bootstrap, [single])
+            await wait_until(
+                lambda n=applied: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                timeout=20,
+            )
+        seen = await consume_until(
+            isolation.kafka_bootstrap, profile_updates, lambda seen: len(snapshots(seen, contact)) >= 4
+        )
+        before = (
+            rows(isolation, "SELECT * FROM contact_profiles"),
+            rows(isolation, "SELECT * FROM organizer_contacts"),
+        )
+
+        stale = DisplayNameResolvedV1(contact_id=contact, display_name="zoe", contact_version=1)
+        marker = new_id()
+        await publish(
+            isolation.kafka_bootstrap,
+            [*messages, message(isolation, stale), message(isolation, created(marker, "m@x.io", "org-m"))],
+        )
+        again = await consume_until(
+            isolation.kafka_bootstrap, profile_updates, lambda seen: len(snapshots(seen, marker)) == 1
+        )
+        again = await consume_quiet(isolation.kafka_bootstrap, profile_updates, quiet_seconds=1.5)
+        after = (
+            rows(isolation, "SELECT * FROM contact_profiles WHERE contact_id <> %s", marker),
+            rows(isolation, "SELECT * FROM organizer_contacts WHERE contact_id <> %s", marker),
+        )
+
+    published = snapshots(seen, contact)
+    assert [s.profile_version for s in published] == [1, 2, 3, 4]  # the match changed no public field
+    assert [s.display_name for s in published] == [None, "zoe", "zoe", "Zoë"]
+    assert published[-1].model_dump() == {
+        "contact_id": contact,
+        "profile_version": 4,
+        "email": "zoe@example.com",
+        "email_original": "zoe@example.com",
+        "first_name": "Zoë",
+        "last_name": None,
+        "company": None,
+        "title": "CTO",
+        "phone": None,
+        "display_name": "Zoë",
+        "created_at": T0,
+        "updated_at": published[-1].updated_at,
+    }
+    assert all(c.key == contact for c in seen if c.event and c.event.contact_id == contact)  # type: ignore[attr-defined]
+    assert snapshots(again, contact) == published
+    assert after == before
+    assert sorted(r[0] for r in before[1]) == ["org-a", "org-b"]
+
+
+async def test_a_message_of_the_wrong_type_is_dead_lettered_and_the_rest_applied(
+    isolation: Isolation,
+) -> None:
+    contact = new_id()
+    misplaced = message(isolation, created(new_id(), "x@x.io", "org-a"))
+    misplaced = OutgoingMessage(
+        topic=isolation.topic(topics.ENRICHMENTS),
+        key=misplaced.key,
+        value=misplaced.value,
+        headers=misplaced.headers,
+    )
+    dead_letters = isolation.topic(topics.dead_letter_topic("profiles"))
+    async with profiles_api(isolation) as api:
+        await publish(
+            isolation.kafka_bootstrap,
+            [
+                misplaced,
+                message(
+                    isolation,
+                    DisplayNameResolvedV1(contact_id=contact, display_name="early", contact_version=1),
+                ),
+                message(isolation, created(contact, "early@x.io", "org-a")),
+            ],
+        )
+        (letter,) = await consume_until(isolation.kafka_bootstrap, dead_letters, lambda seen: len(seen) >= 1)
+
+        async def named() -> bool:
+            response = await api.get(f"/v1/contacts/{contact}", headers=auth(isolation, "org-a"))
+            return response.status_code == 200 and response.json()["display_name"] == "early"
+
+        await wait_until(named, timeout=20)
+
+    assert letter.headers["dlq_error_code"] == b"UNEXPECTED_TYPE"
+    assert letter.record.value == misplaced.value

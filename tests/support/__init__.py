@@ -1,0 +1,1 @@
+"""Test support: isolation, service processes, Kafka helpers and waiting."""

@@ -1,0 +1,86 @@
+"""Per-test isolation on shared servers: a unique id names the topics, schemas, consumer groups and ports."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg
+
+from services.catalog import SERVICES, migrations_dir, settings_class
+from services.local_broker import LOOPBACK, free_port
+from services.local_postgres import libpq_url
+from shared.migrations import upgrade
+from shared.topics import Topic
+
+TEST_AUTH_SECRET = "test-secret-for-pytest-only-0123456789abcdef"
+
+
+def has_migrations(service: str) -> bool:
+    return (migrations_dir(service) / "env.py").is_file()
+
+
+def _has_setting(service: str, name: str) -> bool:
+    """Whether the service's settings class has ``name``: its ``extra="forbid"`` refuses unknown variables."""
+    try:
+        return name in settings_class(service).model_fields
+    except ImportError:
+        return False
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Names one test's share of the broker and database: topics ``t<id>.*``, schemas ``t<id>_<service>``."""
+
+    database_url: str
+    kafka_bootstrap: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    http_ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
+    auth_secret: str = TEST_AUTH_SECRET
+
+    @property
+    def topic_prefix(self) -> str:
+        return f"t{self.id}."
+
+    def topic(self, topic: Topic) -> str:
+        """The name ``topic`` has on the broker in this test."""
+        return topic.qualified(self.topic_prefix)
+
+    def schema(self, service: str) -> str:
+        return f"t{self.id}_{service}"
+
+    def consumer_group(self, service: str) -> str:
+        return f"t{self.id}.{service}"
+
+    def base_url(self, service: str) -> str:
+        return f"http://{LOOPBACK}:{self.http_ports[service]}"
+
+    def env(self) -> dict[str, str]:
+        """Every ``CONTACTS_*`` variable the services need to run inside this isolation."""
+        env = {
+            "CONTACTS_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "CONTACTS_DATABASE_URL": self.database_url,
+            "CONTACTS_TOPIC_PREFIX": self.topic_prefix,
+            "CONTACTS_AUTH_SECRET": self.auth_secret,
+            "CONTACTS_ENVIRONMENT": "development",
+            "CONTACTS_LOG_FORMAT": "json",
+        }
+        for service in SERVICES:
+            prefix = f"CONTACTS_{service.upper()}_"
+            env[f"{prefix}DB_SCHEMA"] = self.schema(service)
+            env[f"{prefix}HTTP_HOST"] = LOOPBACK
+            env[f"{prefix}HTTP_PORT"] = str(self.http_ports[service])
+            if _has_setting(service, "consumer_group"):
+                env[f"{prefix}CONSUMER_GROUP"] = self.consumer_group(service)
+        return env
+
+    def migrate(self, services: tuple[str, ...] = SERVICES) -> None:
+        """Apply each service's migrations into its isolated schema."""
+        for service in services:
+            schema = self.schema(service)
+            upgrade(migrations_dir=migrations_dir(service), database_url=self.database_url, schema=schema)
+
+    def drop_schemas(self) -> None:
+        with psycopg.connect(libpq_url(self.database_url), autocommit=True) as conn:
+            for service in SERVICES:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema(service)}" CASCADE')

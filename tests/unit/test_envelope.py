@@ -1,0 +1,60 @@
+"""The CloudEvents envelope survives the trip through Kafka headers, and causation chains correctly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.envelope import CONTENT_TYPE, SPEC_VERSION, Envelope, MissingHeaderError
+
+
+def test_every_attribute_round_trips_through_headers() -> None:
+    envelope = Envelope(
+        type="com.kagibag.contacts.contact.created.v1",
+        source="kagibag-contacts/identity",
+        time=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        subject="contact-1",
+        correlation_id="import-7",
+        causation_id="row-3",
+    )
+
+    assert Envelope.from_headers(envelope.to_headers()) == envelope
+
+
+def test_headers_follow_the_kafka_binary_mode_names() -> None:
+    headers = dict(Envelope(type="t", source="s", subject="x").to_headers())
+
+    assert headers["ce_specversion"] == SPEC_VERSION.encode()
+    assert headers["content-type"] == CONTENT_TYPE.encode()
+    assert {"ce_id", "ce_type", "ce_source", "ce_time", "ce_subject"} <= headers.keys()
+
+
+def test_optional_attributes_are_left_out_and_come_back_as_none() -> None:
+    envelope = Envelope(type="t", source="s")
+    names = {name for name, _ in envelope.to_headers()}
+
+    assert not names & {"ce_subject", "ce_correlationid", "ce_causationid"}
+    decoded = Envelope.from_headers(tuple(envelope.to_headers()))
+    assert (decoded.subject, decoded.correlation_id, decoded.causation_id) == (None, None, None)
+
+
+@pytest.mark.parametrize("missing", ["ce_id", "ce_type", "ce_source"])
+def test_a_required_header_missing_is_an_error(missing: str) -> None:
+    all_headers = Envelope(type="t", source="s").to_headers()
+    headers = [(name, value) for name, value in all_headers if name != missing]
+
+    with pytest.raises(MissingHeaderError, match=missing):
+        Envelope.from_headers(headers)
+
+
+def test_a_caused_event_keeps_the_correlation_and_points_at_its_cause() -> None:
+    request = Envelope(type="request", source="ingest")
+    first = request.caused(type="first", source="identity", subject="c1")
+    second = first.caused(type="second", source="enrichment", subject="c1", id="fixed-id")
+
+    assert first.correlation_id == request.id
+    assert first.causation_id == request.id
+    assert second.correlation_id == request.id
+    assert second.causation_id == first.id
+    assert second.id == "fixed-id"
