@@ -4,6 +4,7 @@ dead-lettering and the batch-subscriber shape every consuming service uses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
@@ -123,10 +124,8 @@ async def ensure_topics(bootstrap_servers: str, *, prefix: str, topics: Iterable
             if topic.qualified(prefix) not in existing
         ]
         for new_topic in missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([new_topic])
-            except TopicAlreadyExistsError:
-                pass
         return [new_topic.name for new_topic in missing]
     finally:
         await admin.close()

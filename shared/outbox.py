@@ -4,6 +4,7 @@ publishes them afterwards, in insertion order, in batches."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 
@@ -120,7 +121,5 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
             if sent < self._batch_size:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds)
-                except TimeoutError:
-                    pass

@@ -3,7 +3,6 @@ transaction, and enqueue the display names that changed (and dead letters) throu
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,25 +23,21 @@ from shared.events import (
     ContactUpdatedV1,
     DisplayNameResolvedV1,
 )
+from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
     OutgoingMessage,
-    UndecodableMessage,
     batch_subscriber,
-    dead_letter,
-    decode,
     describe_batch,
     encode,
     raw_records,
 )
 from shared.outbox import enqueue
 from shared.runtime import Messaging
-from shared.tracking import claim_new_messages
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/enrichment"
-MESSAGE_ID_NAMESPACE = uuid.UUID("5b0f6a3e-9d8c-4f7e-a1b2-6c5d4e3f2a10")
-CONTACT_EVENT_TYPES = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
+CONTACT_EVENT_TYPES: tuple[type[ContactEvent], ...] = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
 
 
 @dataclass(frozen=True)
@@ -50,15 +45,6 @@ class EnrichmentTopics:
     contact_events: str
     enrichments: str
     dead_letters: str
-
-
-def _derived_id(*parts: object) -> str:
-    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "/".join(map(str, parts))))
-
-
-def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
-    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
 
 
 def _display_name_message(
@@ -73,7 +59,7 @@ def _display_name_message(
         type=event.TYPE,
         source=SOURCE,
         subject=event.contact_id,
-        id=_derived_id("display-name", event.contact_id, event.contact_version),
+        id=derived_id("display-name", event.contact_id, event.contact_version),
     )
     return encode(event, envelope, topic=topics.enrichments, key=event.contact_id)
 
@@ -83,26 +69,14 @@ async def resolve_display_names(
 ) -> int:
     """Apply a batch exactly once in effect: tracking records, contact state and outbox are written in one
     transaction, and messages already recorded as processed are skipped. Returns the events applied."""
-    decoded: list[tuple[Envelope, ContactEvent]] = []
-    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
-    for record in records:
-        try:
-            envelope, event = decode(record, CONTACT_EVENT_TYPES)
-            assert isinstance(event, ContactEvent)
-            decoded.append((envelope, event))
-        except UndecodableMessage as error:
-            undecodable.append((record, error))
-    ids = [envelope.id for envelope, _ in decoded] + [_tracking_id(r, None) for r, _ in undecodable]
-
+    batch = decode_batch(records, CONTACT_EVENT_TYPES)
     async with engine.begin() as conn:
-        fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
+        claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
         causes: dict[tuple[str, int], Envelope] = {}
         todo: list[ContactEvent] = []
-        for envelope, event in decoded:
-            if envelope.id in fresh:
-                fresh.discard(envelope.id)  # the same message twice in one batch is applied once
-                causes.setdefault((event.contact_id, event.version), envelope)
-                todo.append(event)
+        for envelope, event in claimed.fresh:
+            causes.setdefault((event.contact_id, event.version), envelope)
+            todo.append(event)
         known = await store.lock_contacts(conn, [event.contact_id for event in todo])
         plan = plan_batch(known, todo)
         await store.save_contacts(conn, list(plan.changed.values()))
@@ -110,15 +84,10 @@ async def resolve_display_names(
             _display_name_message(r, causes[(r.contact_id, r.contact_version)], topics)
             for r in plan.resolutions
         ]
-        outgoing += [
-            dead_letter(record, error, topic=topics.dead_letters)
-            for record, error in undecodable
-            if _tracking_id(record, None) in fresh
-        ]
-        await enqueue(conn, outgoing)
-    if undecodable:
+        await enqueue(conn, outgoing + claimed.dead_letters)
+    if batch.undecodable:
         log.warning(
-            "contact_events.dead_lettered", count=len(undecodable), first_error=undecodable[0][1].code
+            "contact_events.dead_lettered", count=len(batch.undecodable), first_error=batch.undecodable[0][1].code
         )
     return len(todo)
 

@@ -37,7 +37,14 @@ def create_app(settings: IdentitySettings) -> FastAPI:
         relay_lock=f"{settings.db_schema}.outbox",
     )
     broker = create_broker(platform.kafka_bootstrap_servers, description="identity resolution")
-    register(broker, engine=engine, messaging=messaging, topics=identity_topics, group=settings.consumer_group)
+    register(
+        broker,
+        engine=engine,
+        messaging=messaging,
+        topics=identity_topics,
+        group=settings.consumer_group,
+        batch_size=settings.batch_size,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

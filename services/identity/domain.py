@@ -17,6 +17,7 @@ from shared.events import (
     ContactUpdatedV1,
 )
 
+
 class InvalidEmail(ValueError):
     """The address cannot identify a person: blank, or not of the form local@domain."""
 

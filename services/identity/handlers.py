@@ -26,24 +26,14 @@ from shared.events import (
     ImportRowProcessedV1,
     ImportRowReceivedV1,
 )
-from shared.kafka import (
-    OutgoingMessage,
-    UndecodableMessage,
-    batch_subscriber,
-    dead_letter,
-    decode,
-    describe_batch,
-    encode,
-    raw_records,
-)
+from shared.inbox import claim_batch, decode_batch, derived_id
+from shared.kafka import OutgoingMessage, batch_subscriber, describe_batch, encode, raw_records
 from shared.outbox import enqueue
 from shared.runtime import Messaging
-from shared.tracking import claim_new_messages
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/identity"
-MESSAGE_ID_NAMESPACE = uuid.UUID("0c9a7c52-3f0e-4bb4-8a55-1d2a3c4b5e6f")
 MAX_ATTEMPTS = 8
 
 
@@ -53,11 +43,6 @@ class IdentityTopics:
     contact_events: str
     row_outcomes: str
     dead_letters: str
-
-
-def _derived_id(*parts: object) -> str:
-    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "/".join(map(str, parts))))
 
 
 def _incoming(envelope: Envelope, row: ImportRowReceivedV1) -> IncomingRecord:
@@ -83,7 +68,7 @@ def _messages_for(
     event = resolution.event
     if event is not None:
         event_envelope = envelope.caused(
-            type=event.TYPE, source=SOURCE, subject=event.contact_id, id=_derived_id(event.contact_id, event.version)
+            type=event.TYPE, source=SOURCE, subject=event.contact_id, id=derived_id(event.contact_id, event.version)
         )
         messages.append(encode(event, event_envelope, topic=topics.contact_events, key=event.contact_id))
     outcome = ImportRowProcessedV1(
@@ -96,14 +81,10 @@ def _messages_for(
         error_message=resolution.error_message,
     )
     outcome_envelope = envelope.caused(
-        type=outcome.TYPE, source=SOURCE, subject=row.import_id, id=_derived_id(envelope.id, "outcome")
+        type=outcome.TYPE, source=SOURCE, subject=row.import_id, id=derived_id(envelope.id, "outcome")
     )
     messages.append(encode(outcome, outcome_envelope, topic=topics.row_outcomes, key=row.import_id))
     return messages
-
-
-def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
-    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
 
 
 async def resolve_import_rows(
@@ -111,47 +92,25 @@ async def resolve_import_rows(
 ) -> int:
     """Apply a batch exactly once in effect: messages already recorded as processed are skipped, and the
     tracking records, contacts, events and outbox are written in one transaction. Returns rows applied."""
-    decoded: list[tuple[ConsumerRecord, Envelope, ImportRowReceivedV1]] = []
-    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
-    for record in records:
-        try:
-            envelope, event = decode(record, (ImportRowReceivedV1,))
-            assert isinstance(event, ImportRowReceivedV1)
-            decoded.append((record, envelope, event))
-        except UndecodableMessage as error:
-            undecodable.append((record, error))
-    ids = [_tracking_id(r, e) for r, e, _ in decoded] + [_tracking_id(r, None) for r, _ in undecodable]
-
+    batch = decode_batch(records, (ImportRowReceivedV1,))
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
-                fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
-                todo, seen = [], set()
-                for record, envelope, row in decoded:
-                    if envelope.id in fresh and envelope.id not in seen:
-                        seen.add(envelope.id)
-                        todo.append((envelope, row))
-                incoming = [_incoming(envelope, row) for envelope, row in todo]
+                claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
+                incoming = [_incoming(envelope, row) for envelope, row in claimed.fresh]
                 known = await store.lock_contacts(conn, matching_keys(incoming))
                 plan = resolve_batch(known, incoming, new_contact_id=lambda: str(uuid.uuid4()))
                 await store.insert_contacts(conn, list(plan.created.values()))
                 await store.update_contacts(conn, list(plan.changed.values()))
-                await store.append_events(
-                    conn, [(_derived_id(e.contact_id, e.version), e) for e in plan.events]
-                )
+                await store.append_events(conn, [(derived_id(e.contact_id, e.version), e) for e in plan.events])
                 outgoing: list[OutgoingMessage] = []
-                for resolution, (envelope, row) in zip(plan.resolutions, todo, strict=True):
+                for resolution, (envelope, row) in zip(plan.resolutions, claimed.fresh, strict=True):
                     outgoing += _messages_for(resolution, envelope, row, topics)
-                outgoing += [
-                    dead_letter(record, error, topic=topics.dead_letters)
-                    for record, error in undecodable
-                    if _tracking_id(record, None) in fresh
-                ]
-                await enqueue(conn, outgoing)
-            if undecodable:
-                log.warning("import_rows.dead_lettered", count=len(undecodable),
-                            first_error=undecodable[0][1].code)
-            return len(todo)
+                await enqueue(conn, outgoing + claimed.dead_letters)
+            if batch.undecodable:
+                log.warning("import_rows.dead_lettered", count=len(batch.undecodable),
+                            first_error=batch.undecodable[0][1].code)
+            return len(claimed.fresh)
         except (store.ConcurrentCreation, DBAPIError) as error:
             retryable = isinstance(error, store.ConcurrentCreation) or isinstance(
                 getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.UniqueViolation
@@ -163,7 +122,13 @@ async def resolve_import_rows(
 
 
 def register(
-    broker: KafkaBroker, *, engine: AsyncEngine, messaging: Messaging, topics: IdentityTopics, group: str
+    broker: KafkaBroker,
+    *,
+    engine: AsyncEngine,
+    messaging: Messaging,
+    topics: IdentityTopics,
+    group: str,
+    batch_size: int,
 ) -> None:
     """Subscribe identity to its input topics."""
 
@@ -172,6 +137,7 @@ def register(
         topic=topics.import_rows,
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=batch_size,
         description="Resolve imported rows to canonical contacts. Committed after the batch's transaction; "
         "a failed batch is redelivered and its already-applied rows are skipped by their tracking records.",
     )

@@ -3,7 +3,6 @@ one transaction, and enqueue one snapshot per changed profile (and dead letters)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,30 +19,25 @@ from services.profiles.domain import Profile, Update, plan_batch, snapshot
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
-    ContactEvent,
     ContactMatchedV1,
     ContactUpdatedV1,
     DisplayNameResolvedV1,
     Event,
 )
+from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
     OutgoingMessage,
-    UndecodableMessage,
     batch_subscriber,
-    dead_letter,
-    decode,
     describe_batch,
     encode,
     raw_records,
 )
 from shared.outbox import enqueue
 from shared.runtime import Messaging
-from shared.tracking import claim_new_messages
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/profiles"
-MESSAGE_ID_NAMESPACE = uuid.UUID("9e1d2c3b-4a5f-4e6d-8c7b-0a1f2e3d4c5b")
 CONTACT_EVENT_TYPES: tuple[type[Event], ...] = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
 ENRICHMENT_TYPES: tuple[type[Event], ...] = (DisplayNameResolvedV1,)
 
@@ -54,15 +48,6 @@ class ProfilesTopics:
     enrichments: str
     profile_updates: str
     dead_letters: str
-
-
-def _derived_id(*parts: object) -> str:
-    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "/".join(map(str, parts))))
-
-
-def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
-    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
 
 
 def _happened_at(envelope: Envelope, update: Update) -> datetime:
@@ -76,7 +61,7 @@ def _snapshot_message(profile: Profile, cause: Envelope, topics: ProfilesTopics)
         type=event.TYPE,
         source=SOURCE,
         subject=event.contact_id,
-        id=_derived_id("profile", event.contact_id, event.profile_version),
+        id=derived_id("profile", event.contact_id, event.profile_version),
     )
     return encode(event, envelope, topic=topics.profile_updates, key=event.contact_id)
 
@@ -91,24 +76,10 @@ async def project(
 ) -> int:
     """Apply a batch exactly once in effect: tracking records, read models and outbox are written in one
     transaction, and messages already recorded as processed are skipped. Returns the updates applied."""
-    decoded: list[tuple[Envelope, Update]] = []
-    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
-    for record in records:
-        try:
-            envelope, event = decode(record, accepted)
-            assert isinstance(event, ContactEvent | DisplayNameResolvedV1)
-            decoded.append((envelope, event))
-        except UndecodableMessage as error:
-            undecodable.append((record, error))
-    ids = [envelope.id for envelope, _ in decoded] + [_tracking_id(r, None) for r, _ in undecodable]
-
+    batch = decode_batch(records, accepted)
     async with engine.begin() as conn:
-        fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
-        todo: list[tuple[Envelope, Update]] = []
-        for envelope, update in decoded:
-            if envelope.id in fresh:
-                fresh.discard(envelope.id)  # the same message twice in one batch is applied once
-                todo.append((envelope, update))
+        claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
+        todo: list[tuple[Envelope, Update]] = claimed.fresh  # type: ignore[assignment]
         known = await store.lock_profiles(conn, [update.contact_id for _, update in todo])
         plan = plan_batch(known, [(update, _happened_at(envelope, update)) for envelope, update in todo])
         await store.save_profiles(conn, list(plan.profiles.values()))
@@ -117,15 +88,10 @@ async def project(
             _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
             for contact_id, index in plan.snapshots.items()
         ]
-        outgoing += [
-            dead_letter(record, error, topic=topics.dead_letters)
-            for record, error in undecodable
-            if _tracking_id(record, None) in fresh
-        ]
-        await enqueue(conn, outgoing)
-    if undecodable:
-        log.warning("profiles.dead_lettered", count=len(undecodable), first_error=undecodable[0][1].code,
-                    topic=undecodable[0][0].topic)
+        await enqueue(conn, outgoing + claimed.dead_letters)
+    if batch.undecodable:
+        log.warning("profiles.dead_lettered", count=len(batch.undecodable),
+                    first_error=batch.undecodable[0][1].code, topic=batch.undecodable[0][0].topic)
     return len(todo)
 
 
