@@ -1,2 +1,0 @@
-async def test_fails(running_services) -> None:
-    assert False, "deliberate"
