@@ -4,7 +4,7 @@ caller's transaction, and turn what can never be processed into dead letters."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -37,12 +37,17 @@ class DecodedBatch(Generic[E]):
     undecodable: list[tuple[ConsumerRecord, UndecodableMessage]]
 
 
-def decode_batch(records: Sequence[ConsumerRecord], accepted: tuple[type[E], ...]) -> DecodedBatch[E]:
+def decode_batch(
+    records: Sequence[ConsumerRecord], accepted: tuple[type[E], ...] | Mapping[str, tuple[type[E], ...]]
+) -> DecodedBatch[E]:
+    """Decode every record; ``accepted`` is the event types allowed, or a mapping topic -> types when one
+    subscriber reads several topics (a type on the wrong topic is undecodable there)."""
     messages: list[tuple[Envelope, E]] = []
     undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
     for record in records:
         try:
-            envelope, event = decode(record, accepted)
+            types = accepted.get(record.topic, ()) if isinstance(accepted, Mapping) else accepted
+            envelope, event = decode(record, types)
         except UndecodableMessage as error:
             undecodable.append((record, error))
             continue

@@ -164,7 +164,7 @@ async def _parse_leniently(records: Any, original: Callable[[Any], Awaitable[Any
 def batch_subscriber(
     broker: KafkaBroker,
     *,
-    topic: str,
+    topic: str | tuple[str, ...],
     group_id: str,
     ack_policy: AckPolicy,
     description: str,
@@ -173,7 +173,7 @@ def batch_subscriber(
     """A batch subscriber that hands the handler raw records (``raw_records(msg)``). A batch whose handler
     raises is logged with its topic, partitions and offsets, then handled by ``ack_policy``."""
     subscriber = broker.subscriber(
-        topic,
+        *((topic,) if isinstance(topic, str) else topic),
         group_id=group_id,
         batch=True,
         max_records=max_records,
@@ -208,15 +208,19 @@ def raw_records(message: Any) -> tuple[ConsumerRecord, ...]:
 
 
 def describe_batch(records: Sequence[ConsumerRecord]) -> dict[str, Any]:
-    """Topic, partitions and offset ranges of a batch, for log lines."""
-    ranges: dict[int, list[int]] = {}
+    """Topics, partitions and offset ranges of a batch, for log lines."""
+    ranges: dict[tuple[str, int], list[int]] = {}
     for record in records:
-        low_high = ranges.setdefault(record.partition, [record.offset, record.offset])
+        low_high = ranges.setdefault((record.topic, record.partition), [record.offset, record.offset])
         low_high[0] = min(low_high[0], record.offset)
         low_high[1] = max(low_high[1], record.offset)
+    topics = sorted({topic for topic, _ in ranges})
     return {
-        "topic": records[0].topic if records else None,
-        "offsets": {str(partition): f"{low}-{high}" for partition, (low, high) in sorted(ranges.items())},
+        "topic": ",".join(topics) if topics else None,
+        "offsets": {
+            (str(partition) if len(topics) == 1 else f"{topic}[{partition}]"): f"{low}-{high}"
+            for (topic, partition), (low, high) in sorted(ranges.items())
+        },
         "count": len(records),
     }
 

@@ -19,17 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest import store
 from shared.envelope import Envelope
 from shared.events import ImportRowProcessedV1
-from shared.kafka import (
-    UndecodableMessage,
-    batch_subscriber,
-    dead_letter,
-    decode,
-    describe_batch,
-    raw_records,
-)
+from shared.inbox import DecodedBatch, claim_batch
+from shared.kafka import UndecodableMessage, batch_subscriber, decode, describe_batch, raw_records
 from shared.outbox import enqueue
 from shared.runtime import Messaging
-from shared.tracking import claim_new_messages
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +55,17 @@ def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Enve
     return envelope, event
 
 
-def _tracking_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
-    return envelope.id if envelope is not None else f"{record.topic}/{record.partition}/{record.offset}"
+def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRowProcessedV1]:
+    """``shared.inbox.decode_batch`` with ingest's own checks on top (see ``decode_outcome``)."""
+    messages: list[tuple[Envelope, ImportRowProcessedV1]] = []
+    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
+    known_ids: set[str] = set()
+    for record in records:
+        try:
+            messages.append(decode_outcome(record, known_ids=known_ids))
+        except UndecodableMessage as error:
+            undecodable.append((record, error))
+    return DecodedBatch(messages, undecodable)
 
 
 @dataclass(frozen=True)
@@ -78,34 +80,18 @@ async def count_outcomes(
 ) -> Applied:
     """Apply a batch exactly once in effect: the tracking records, the rows, the counters and the dead
     letters are written in one transaction, and messages already recorded are skipped."""
-    decoded: list[tuple[Envelope, ImportRowProcessedV1]] = []
-    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
-    known_ids: set[str] = set()
-    for record in records:
-        try:
-            decoded.append(decode_outcome(record, known_ids=known_ids))
-        except UndecodableMessage as error:
-            undecodable.append((record, error))
-    ids = [envelope.id for envelope, _ in decoded] + [_tracking_id(record, None) for record, _ in undecodable]
-
+    batch = decode_outcomes(records)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
-                fresh = await claim_new_messages(conn, consumer=consumer, message_ids=ids)
-                todo, seen = [], set()
-                for envelope, outcome in decoded:
-                    if envelope.id in fresh and envelope.id not in seen:
-                        seen.add(envelope.id)
-                        todo.append(outcome)
-                progress = await store.record_outcomes(conn, todo)
-                letters = [
-                    dead_letter(record, error, topic=topics.dead_letters)
-                    for record, error in undecodable
-                    if _tracking_id(record, None) in fresh
-                ]
-                await enqueue(conn, letters)
-            finished = [item for item in progress if item.finished_now]
-            return Applied(outcomes=len(todo), dead_lettered=len(letters), finished=finished)
+                claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
+                progress = await store.record_outcomes(conn, [outcome for _, outcome in claimed.fresh])
+                await enqueue(conn, claimed.dead_letters)
+            return Applied(
+                outcomes=len(claimed.fresh),
+                dead_lettered=len(claimed.dead_letters),
+                finished=[item for item in progress if item.finished_now],
+            )
         except DBAPIError as error:
             if attempt == MAX_ATTEMPTS or not isinstance(
                 getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.SerializationFailure

@@ -3,7 +3,7 @@ one transaction, and enqueue one snapshot per changed profile (and dead letters)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,7 +70,7 @@ async def project(
     engine: AsyncEngine,
     records: Sequence[ConsumerRecord],
     *,
-    accepted: tuple[type[Event], ...],
+    accepted: Mapping[str, tuple[type[Event], ...]],
     topics: ProfilesTopics,
     consumer: str,
 ) -> int:
@@ -104,39 +104,27 @@ def register(
     group: str,
     batch_size: int,
 ) -> None:
-    """Subscribe profiles to the contact log and to enrichments (one group, one tracking consumer each)."""
+    """Subscribe profiles to the contact log and to enrichments with one consumer: one group join, and no
+    two batches of the same service contending for the same profiles."""
 
     @batch_subscriber(
         broker,
-        topic=topics.contact_events,
+        topic=(topics.contact_events, topics.enrichments),
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Project contact events into contact profiles and organizer contacts; publish one "
-        "profile snapshot per changed contact per batch. Committed after the batch's transaction.",
+        description="Project contact events and resolved display names into contact profiles and organizer "
+        "contacts (never an older display name over a newer one); publish one profile snapshot per changed "
+        "contact per batch. Committed after the batch's transaction.",
     )
-    async def on_contact_events(msg: KafkaMessage) -> None:
+    async def on_contact_updates(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await project(
-            engine, records, accepted=CONTACT_EVENT_TYPES, topics=topics, consumer=f"{group}/contact-events"
+            engine,
+            records,
+            accepted={topics.contact_events: CONTACT_EVENT_TYPES, topics.enrichments: ENRICHMENT_TYPES},
+            topics=topics,
+            consumer=group,
         )
         messaging.wake_relay()
-        log.info("contact_events.projected", applied=applied, **describe_batch(records))
-
-    @batch_subscriber(
-        broker,
-        topic=topics.enrichments,
-        group_id=group,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_records=batch_size,
-        description="Apply resolved display names to contact profiles (never an older one over a newer "
-        "one); publish one profile snapshot per changed contact per batch. Committed after the batch's "
-        "transaction.",
-    )
-    async def on_display_names(msg: KafkaMessage) -> None:
-        records = raw_records(msg)
-        applied = await project(
-            engine, records, accepted=ENRICHMENT_TYPES, topics=topics, consumer=f"{group}/enrichments"
-        )
-        messaging.wake_relay()
-        log.info("display_names.projected", applied=applied, **describe_batch(records))
+        log.info("contact_updates.projected", applied=applied, **describe_batch(records))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.ingest.handlers import decode_outcome
+from services.ingest.handlers import decode_outcome, decode_outcomes
 from shared.envelope import Envelope
 from shared.events import ImportRowProcessedV1
 from shared.kafka import UndecodableMessage, encode
@@ -49,3 +49,12 @@ def test_an_import_id_that_is_not_a_uuid_is_undecodable() -> None:
 def test_a_row_number_the_table_cannot_hold_is_undecodable(row_number: int) -> None:
     with pytest.raises(UndecodableMessage, match="out of range"):
         decode_outcome(record(row_number=row_number), known_ids=set())
+
+
+def test_a_batch_keeps_the_records_it_cannot_store_for_dead_lettering() -> None:
+    good, bad = record(row_number=1), record(import_id="not-a-uuid")
+
+    batch = decode_outcomes([good, bad])
+
+    assert [outcome.row_number for _, outcome in batch.messages] == [1]
+    assert [(r, e.code) for r, e in batch.undecodable] == [(bad, "INVALID_PAYLOAD")]
