@@ -48,18 +48,32 @@ class ImportRowReceivedV1(Event):
 # --- identity -> ingest: contacts.import-row-outcomes.v1 ------------------------------------------------------
 
 
-class ImportRowProcessedV1(Event):
+class ProcessedRow(BaseModel):
     """What identity did with one import row."""
 
-    TYPE: ClassVar[str] = "com.kagibag.contacts.import-row.processed.v1"
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    import_id: str
-    organizer_id: str
     row_number: int
     outcome: RowOutcome
     contact_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+
+
+class ImportRowsProcessedV1(Event):
+    """Outcomes of rows of one import: one message per import per identity batch (at most
+    ``MAX_ROWS_PER_OUTCOME_MESSAGE`` rows), so reporting costs a message per thousand rows, not one per row.
+    A row appears once per message; after a redelivery it may appear again in a later message, with the
+    same outcome: consumers keep the first."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.import-rows.processed.v1"
+
+    import_id: str
+    organizer_id: str
+    rows: list[ProcessedRow] = Field(min_length=1)
+
+
+MAX_ROWS_PER_OUTCOME_MESSAGE = 1000
 
 
 # --- identity: contacts.contact-events.v1 ----------------------------------------------------------------------
@@ -149,7 +163,7 @@ class ContactProfileUpdatedV1(Event):
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     ImportRowReceivedV1,
-    ImportRowProcessedV1,
+    ImportRowsProcessedV1,
     ContactCreatedV1,
     ContactUpdatedV1,
     ContactMatchedV1,

@@ -3,6 +3,7 @@ caller's transaction, and turn what can never be processed into dead letters."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,15 @@ E = TypeVar("E", bound=Event)
 DERIVED_ID_NAMESPACE = uuid.UUID("0c9a7c52-3f0e-4bb4-8a55-1d2a3c4b5e6f")
 
 
-def derived_id(*parts: object) -> str:
-    """Ids of what a message causes are derived from it, so a retried batch produces identical messages."""
-    return str(uuid.uuid5(DERIVED_ID_NAMESPACE, "/".join(map(str, parts))))
+def derived_id(*parts: object, namespace: uuid.UUID = DERIVED_ID_NAMESPACE) -> str:
+    """Ids of what a message causes are derived from it, so a retried batch produces identical messages.
+    Equal to ``str(uuid.uuid5(namespace, "/".join(parts)))``, computed without building ``UUID`` objects
+    (a third of the cost; it runs once or twice per row)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + "/".join(map(str, parts)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _tracking_id(record: ConsumerRecord) -> str:

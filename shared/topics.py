@@ -32,10 +32,11 @@ IMPORT_ROWS = Topic(
 IMPORT_ROW_OUTCOMES = Topic(
     name="contacts.import-row-outcomes.v1",
     key="import id",
-    events=(events.ImportRowProcessedV1,),
+    events=(events.ImportRowsProcessedV1,),
     partitions=4,
     writer="identity",
-    description="What identity did with each import row: created, matched or error.",
+    description="What identity did with each import row (created, matched or error), one message per "
+    "import per batch.",
 )
 CONTACT_EVENTS = Topic(
     name="contacts.contact-events.v1",

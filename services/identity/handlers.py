@@ -21,10 +21,13 @@ from services.identity.domain import IncomingRecord, Resolution, matching_keys, 
 from shared.envelope import Envelope
 from shared.events import (
     CONTACT_FIELDS,
+    MAX_ROWS_PER_OUTCOME_MESSAGE,
     ContactCreatedV1,
+    ContactEvent,
     ContactSource,
-    ImportRowProcessedV1,
     ImportRowReceivedV1,
+    ImportRowsProcessedV1,
+    ProcessedRow,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import OutgoingMessage, batch_subscriber, describe_batch, encode, raw_records
@@ -61,29 +64,46 @@ def _incoming(envelope: Envelope, row: ImportRowReceivedV1) -> IncomingRecord:
     )
 
 
-def _messages_for(
-    resolution: Resolution, envelope: Envelope, row: ImportRowReceivedV1, topics: IdentityTopics
-) -> list[OutgoingMessage]:
-    messages: list[OutgoingMessage] = []
+def _contact_event_message(event: ContactEvent, cause: Envelope, topics: IdentityTopics) -> OutgoingMessage:
+    envelope = cause.caused(
+        type=event.TYPE, source=SOURCE, subject=event.contact_id, id=derived_id(event.contact_id, event.version)
+    )
+    return encode(event, envelope, topic=topics.contact_events, key=event.contact_id)
+
+
+def _processed_row(resolution: Resolution, row: ImportRowReceivedV1) -> ProcessedRow:
     event = resolution.event
-    if event is not None:
-        event_envelope = envelope.caused(
-            type=event.TYPE, source=SOURCE, subject=event.contact_id, id=derived_id(event.contact_id, event.version)
-        )
-        messages.append(encode(event, event_envelope, topic=topics.contact_events, key=event.contact_id))
-    outcome = ImportRowProcessedV1(
-        import_id=row.import_id,
-        organizer_id=row.organizer_id,
+    return ProcessedRow(
         row_number=row.row_number,
         outcome="error" if event is None else "created" if isinstance(event, ContactCreatedV1) else "matched",
         contact_id=event.contact_id if event is not None else None,
         error_code=resolution.error_code,
         error_message=resolution.error_message,
     )
-    outcome_envelope = envelope.caused(
-        type=outcome.TYPE, source=SOURCE, subject=row.import_id, id=derived_id(envelope.id, "outcome")
-    )
-    messages.append(encode(outcome, outcome_envelope, topic=topics.row_outcomes, key=row.import_id))
+
+
+def _outcome_messages(
+    done: list[tuple[Resolution, Envelope, ImportRowReceivedV1]], topics: IdentityTopics
+) -> list[OutgoingMessage]:
+    """One message per import (and per ``MAX_ROWS_PER_OUTCOME_MESSAGE`` rows), caused by its first row.
+    A retried batch groups the same rows the same way, so it produces identical message ids."""
+    by_import: dict[str, list[tuple[Resolution, Envelope, ImportRowReceivedV1]]] = {}
+    for item in done:
+        by_import.setdefault(item[2].import_id, []).append(item)
+    messages = []
+    for import_id, items in by_import.items():
+        for start in range(0, len(items), MAX_ROWS_PER_OUTCOME_MESSAGE):
+            chunk = items[start : start + MAX_ROWS_PER_OUTCOME_MESSAGE]
+            _, first_cause, first_row = chunk[0]
+            event = ImportRowsProcessedV1(
+                import_id=import_id,
+                organizer_id=first_row.organizer_id,
+                rows=[_processed_row(resolution, row) for resolution, _, row in chunk],
+            )
+            envelope = first_cause.caused(
+                type=event.TYPE, source=SOURCE, subject=import_id, id=derived_id(first_cause.id, "outcomes")
+            )
+            messages.append(encode(event, envelope, topic=topics.row_outcomes, key=import_id))
     return messages
 
 
@@ -103,10 +123,16 @@ async def resolve_import_rows(
                 await store.insert_contacts(conn, list(plan.created.values()))
                 await store.update_contacts(conn, list(plan.changed.values()))
                 await store.append_events(conn, [(derived_id(e.contact_id, e.version), e) for e in plan.events])
-                outgoing: list[OutgoingMessage] = []
-                for resolution, (envelope, row) in zip(plan.resolutions, claimed.fresh, strict=True):
-                    outgoing += _messages_for(resolution, envelope, row, topics)
-                await enqueue(conn, outgoing + claimed.dead_letters)
+                done = [
+                    (resolution, envelope, row)
+                    for resolution, (envelope, row) in zip(plan.resolutions, claimed.fresh, strict=True)
+                ]
+                outgoing = [
+                    _contact_event_message(resolution.event, envelope, topics)
+                    for resolution, envelope, _ in done
+                    if resolution.event is not None
+                ]
+                await enqueue(conn, outgoing + _outcome_messages(done, topics) + claimed.dead_letters)
             if batch.undecodable:
                 log.warning("import_rows.dead_lettered", count=len(batch.undecodable),
                             first_error=batch.undecodable[0][1].code)

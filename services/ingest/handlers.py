@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import store
 from shared.envelope import Envelope
-from shared.events import ImportRowProcessedV1
+from shared.events import ImportRowsProcessedV1
 from shared.inbox import DecodedBatch, claim_batch
 from shared.kafka import UndecodableMessage, batch_subscriber, decode, describe_batch, raw_records
 from shared.outbox import enqueue
@@ -37,12 +37,13 @@ class IngestTopics:
     dead_letters: str
 
 
-def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowProcessedV1]:
-    """An outcome ingest can store, or ``UndecodableMessage``: beyond the contract, the import id must be a
-    UUID and the row number fit the table, or the batch's transaction would fail on every redelivery.
-    ``known_ids`` holds the import ids already checked (a batch's outcomes mostly share a few)."""
-    envelope, event = decode(record, (ImportRowProcessedV1,))
-    assert isinstance(event, ImportRowProcessedV1)
+def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowsProcessedV1]:
+    """A message of outcomes ingest can store, or ``UndecodableMessage``: beyond the contract, the import id
+    must be a UUID and every row number fit the table, or the batch's transaction would fail on every
+    redelivery. One bad row refuses the whole message: its rows are stored together or not at all.
+    ``known_ids`` holds the import ids already checked (a batch's messages mostly share a few)."""
+    envelope, event = decode(record, (ImportRowsProcessedV1,))
+    assert isinstance(event, ImportRowsProcessedV1)
     if event.import_id not in known_ids:
         try:
             uuid.UUID(event.import_id)
@@ -50,14 +51,20 @@ def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Enve
             problem = f"import_id {event.import_id!r} is not a UUID"
             raise UndecodableMessage("INVALID_PAYLOAD", problem) from error
         known_ids.add(event.import_id)
-    if not 1 <= event.row_number <= MAX_ROW_NUMBER:
-        raise UndecodableMessage("INVALID_PAYLOAD", f"row_number {event.row_number} is out of range")
+    out_of_range = [row.row_number for row in event.rows if not 1 <= row.row_number <= MAX_ROW_NUMBER]
+    if out_of_range:
+        shown = ", ".join(map(str, out_of_range[:5])) + (", ..." if len(out_of_range) > 5 else "")
+        problem = (
+            f"row_number {shown} is out of range (1..{MAX_ROW_NUMBER}) in {len(out_of_range)} of the "
+            f"message's {len(event.rows)} rows; none of its rows is stored"
+        )
+        raise UndecodableMessage("INVALID_PAYLOAD", problem)
     return envelope, event
 
 
-def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRowProcessedV1]:
+def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRowsProcessedV1]:
     """``shared.inbox.decode_batch`` with ingest's own checks on top (see ``decode_outcome``)."""
-    messages: list[tuple[Envelope, ImportRowProcessedV1]] = []
+    messages: list[tuple[Envelope, ImportRowsProcessedV1]] = []
     undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
     known_ids: set[str] = set()
     for record in records:
@@ -70,7 +77,8 @@ def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRow
 
 @dataclass(frozen=True)
 class Applied:
-    outcomes: int
+    messages: int
+    rows: int
     dead_lettered: int
     finished: list[store.Progress]
 
@@ -78,17 +86,20 @@ class Applied:
 async def count_outcomes(
     engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IngestTopics, consumer: str
 ) -> Applied:
-    """Apply a batch exactly once in effect: the tracking records, the rows, the counters and the dead
-    letters are written in one transaction, and messages already recorded are skipped."""
+    """Apply a batch exactly once in effect: the tracking records, the rows of every fresh message, the
+    counters and the dead letters are written in one transaction, and messages already recorded are skipped
+    (a row repeated in a later message is skipped by the rows' primary key)."""
     batch = decode_outcomes(records)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
                 claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-                progress = await store.record_outcomes(conn, [outcome for _, outcome in claimed.fresh])
+                fresh = [message for _, message in claimed.fresh]
+                progress = await store.record_outcomes(conn, fresh)
                 await enqueue(conn, claimed.dead_letters)
             return Applied(
-                outcomes=len(claimed.fresh),
+                messages=len(fresh),
+                rows=sum(len(message.rows) for message in fresh),
                 dead_lettered=len(claimed.dead_letters),
                 finished=[item for item in progress if item.finished_now],
             )
@@ -111,11 +122,12 @@ def register(
         topic=topics.row_outcomes,
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        description="Count identity's row outcomes into their imports and finish the imports whose every row "
-        "has one. Committed after the batch's transaction; a redelivered outcome is skipped by its tracking "
-        "record, and a second outcome for the same row is ignored, so counts stay exact.",
+        description="Count identity's row outcomes (one message per import per identity batch) into their "
+        "imports and finish the imports whose every row has one. Committed after the batch's transaction; a "
+        "redelivered message is skipped by its tracking record, and a row already stored keeps its first "
+        "outcome when it comes again in a later message, so counts stay exact.",
     )
-    async def on_import_row_processed(msg: KafkaMessage) -> None:
+    async def on_import_rows_processed(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await count_outcomes(engine, records, topics=topics, consumer=group)
         if applied.dead_lettered:
@@ -124,4 +136,4 @@ def register(
         for item in applied.finished:
             log.info("import.finished", import_id=item.import_id, correlation_id=item.import_id,
                      status=item.status, total_rows=item.total_rows, errors=item.errors)
-        log.info("row_outcomes.counted", applied=applied.outcomes, **describe_batch(records))
+        log.info("row_outcomes.counted", messages=applied.messages, rows=applied.rows, **describe_batch(records))

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.domain import FINISHED, PARSABLE, RejectedRow, Status, advance
 from shared.db import copy_rows
-from shared.events import ImportRowProcessedV1, RowOutcome
+from shared.events import ImportRowsProcessedV1, RowOutcome
 
 IMPORT_COLUMNS = (
     "import_id, organizer_id, source, filename, status, total_rows, parsed_rows, processed_rows, created, "
@@ -204,13 +204,14 @@ async def fail_import(conn: AsyncConnection, *, import_id: str, message: str) ->
 # --- outcomes from identity ---------------------------------------------------------------------------------
 
 
-async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[ImportRowProcessedV1]) -> list[Progress]:
-    """Store outcomes (the first one per row wins), add what was actually stored to the imports' counters and
-    finish the imports whose every row now has an outcome. Outcomes for unknown imports, or naming another
-    organizer than the import's, are dropped."""
-    if not outcomes:
+async def record_outcomes(conn: AsyncConnection, messages: Sequence[ImportRowsProcessedV1]) -> list[Progress]:
+    """Store the rows of every message in one COPY (the first outcome per row wins, in message order), add
+    what was actually stored to the imports' counters and finish the imports whose every row now has an
+    outcome. Rows of unknown imports, or of a message naming another organizer than the import's, are
+    dropped."""
+    if not messages:
         return []
-    import_ids = sorted({outcome.import_id for outcome in outcomes})
+    import_ids = sorted({message.import_id for message in messages})
     # lock the imports in a stable order first: two transactions touching the same imports cannot deadlock
     await conn.execute(
         text(
@@ -225,15 +226,16 @@ async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[ImportRowPro
             "ON COMMIT DELETE ROWS"
         )
     )
+    flattened = ((m, row) for m in messages for row in m.rows)
     await copy_rows(
         conn,
         table="outcome_stage",
         columns=["position", "import_id", "organizer_id", "row_number", "outcome", "contact_id", "error_code",
                  "error_message"],
         rows=(
-            (position, o.import_id, pg_text(o.organizer_id), o.row_number, o.outcome, pg_text(o.contact_id),
-             pg_text(o.error_code), pg_text(o.error_message))
-            for position, o in enumerate(outcomes)
+            (position, m.import_id, pg_text(m.organizer_id), row.row_number, row.outcome,
+             pg_text(row.contact_id), pg_text(row.error_code), pg_text(row.error_message))
+            for position, (m, row) in enumerate(flattened)
         ),
     )
     result = await conn.execute(

@@ -1,5 +1,6 @@
 """ingest against the real broker and PostgreSQL, run in-process behind its HTTP API; the tests play identity:
-they read the row events ingest publishes and answer with row outcomes."""
+they read the row events ingest publishes and answer with row outcomes, one message per import as identity
+groups them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from shared import topics
 from shared.auth import mint_token
 from shared.config import PlatformSettings
 from shared.envelope import Envelope
-from shared.events import ImportRowProcessedV1, ImportRowReceivedV1, RowOutcome
+from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow, RowOutcome
 from shared.kafka import OutgoingMessage, encode
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_until, envelope_for, publish
@@ -38,6 +39,14 @@ FOUR_ROWS = (
     "bob@example.com,Bob,,\n"
     "alice@example.com,Alice,Smith,\n"
 )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One row event and identity's outcome for it."""
+
+    row: Consumed
+    processed: ProcessedRow
 
 
 @dataclass
@@ -107,21 +116,38 @@ class Ingest:
     async def answer(self, messages: Sequence[OutgoingMessage]) -> None:
         await publish(self.isolation.kafka_bootstrap, messages)
 
-    def outcome(self, row: Consumed, outcome: RowOutcome, *, contact_id: str | None = None,
-                error_code: str | None = None, envelope: Envelope | None = None) -> OutgoingMessage:
-        """Identity's answer to one row event (a fresh envelope unless one is given, as on redelivery)."""
-        received = row.event
-        assert isinstance(received, ImportRowReceivedV1) and row.envelope is not None
-        event = ImportRowProcessedV1(
-            import_id=received.import_id, organizer_id=received.organizer_id, row_number=received.row_number,
+    def processed(self, row: Consumed, outcome: RowOutcome, *, contact_id: str | None = None,
+                  error_code: str | None = None) -> Answer:
+        """What identity did with one row event."""
+        assert isinstance(row.event, ImportRowReceivedV1)
+        processed = ProcessedRow(
+            row_number=row.event.row_number,
             outcome=outcome, contact_id=contact_id or (str(uuid.uuid4()) if outcome != "error" else None),
             error_code=error_code, error_message="refused by identity" if error_code else None,
         )
-        envelope = envelope or row.envelope.caused(
-            type=event.TYPE, source="kagibag-contacts/identity", subject=received.import_id
-        )
-        return encode(event, envelope, topic=self.isolation.topic(topics.IMPORT_ROW_OUTCOMES),
-                      key=received.import_id)
+        return Answer(row, processed)
+
+    def outcomes(self, *answers: Answer, envelope: Envelope | None = None) -> list[OutgoingMessage]:
+        """Identity's answer to a batch of row events: one message per import with its rows in the order
+        given, caused by its first row event (a fresh envelope unless one is given, as on redelivery)."""
+        by_import: dict[str, list[Answer]] = {}
+        for answer in answers:
+            received = answer.row.event
+            assert isinstance(received, ImportRowReceivedV1) and answer.row.envelope is not None
+            by_import.setdefault(received.import_id, []).append(answer)
+        messages = []
+        for import_id, group in by_import.items():
+            first = group[0].row
+            assert isinstance(first.event, ImportRowReceivedV1) and first.envelope is not None
+            event = ImportRowsProcessedV1(
+                import_id=import_id, organizer_id=first.event.organizer_id, rows=[a.processed for a in group]
+            )
+            caused = envelope or first.envelope.caused(
+                type=event.TYPE, source="kagibag-contacts/identity", subject=import_id
+            )
+            messages.append(encode(event, caused, topic=self.isolation.topic(topics.IMPORT_ROW_OUTCOMES),
+                                   key=import_id))
+        return messages
 
 
 def ingest_settings(isolation: Isolation, data_dir: Path, **overrides: Any) -> IngestSettings:
@@ -193,15 +219,15 @@ async def test_an_import_is_processed_once_every_row_has_an_outcome(ingest: Inge
         (import_id, import_id, "kagibag-contacts/ingest")
     }
     jane = str(uuid.uuid4())
-    await ingest.answer([
-        ingest.outcome(rows[0], "created", contact_id=jane),
-        ingest.outcome(rows[1], "matched", contact_id=jane),
-        ingest.outcome(rows[2], "created"),
-    ])
+    await ingest.answer(ingest.outcomes(
+        ingest.processed(rows[0], "created", contact_id=jane),
+        ingest.processed(rows[1], "matched", contact_id=jane),
+        ingest.processed(rows[2], "created"),
+    ))
     partial = await ingest.wait_counted(org, import_id, 3)
     assert partial["status"] == "processing"
 
-    await ingest.answer([ingest.outcome(rows[3], "created")])
+    await ingest.answer(ingest.outcomes(ingest.processed(rows[3], "created")))
 
     done = await ingest.wait_for(org, import_id, "processed", "error")
     assert done["status"] == "processed"
@@ -218,19 +244,54 @@ async def test_redelivered_and_repeated_outcomes_are_counted_once(ingest: Ingest
     org = organizer()
     import_id = await ingest.upload(org, "email\na@example.com\nb@example.com\nc@example.com\n")
     rows = await ingest.published_rows(import_id, 3)
-    first = [ingest.outcome(rows[0], "created"), ingest.outcome(rows[1], "matched")]
+    first = ingest.outcomes(ingest.processed(rows[0], "created"), ingest.processed(rows[1], "matched"))
     await ingest.answer(first)
     await ingest.wait_counted(org, import_id, 2)
 
-    redelivered = first  # the very same messages (same envelope ids), as after a consumer crash
-    contradicting = ingest.outcome(rows[0], "error", error_code="LATE")  # a second outcome for row 1
-    await ingest.answer([*redelivered, contradicting, ingest.outcome(rows[2], "matched")])
+    redelivered = first  # the very same message (same envelope id), as after a consumer crash
+    contradicting = ingest.processed(rows[0], "error", error_code="LATE")  # a second outcome for row 1
+    await ingest.answer([*redelivered, *ingest.outcomes(contradicting, ingest.processed(rows[2], "matched"))])
 
     done = await ingest.wait_for(org, import_id, "processed", "error")
     assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
         "processed", 3, 1, 2, 0
     )
     assert (await ingest.rows(org, import_id))[0]["outcome"] == "created"  # the first outcome wins
+
+
+async def test_a_message_of_several_rows_is_counted_once_and_a_repeated_row_keeps_its_first_outcome(
+    ingest: Ingest,
+) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n")
+    rows = await ingest.published_rows(import_id, 4)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    (several,) = ingest.outcomes(
+        ingest.processed(rows[0], "created", contact_id=a),
+        ingest.processed(rows[1], "created", contact_id=b),
+        ingest.processed(rows[2], "error", error_code="INVALID_EMAIL"),
+    )
+    await ingest.answer([several, several])  # the same message twice, as a producer retry can leave it
+    counted = await ingest.wait_counted(org, import_id, 3)
+    assert (counted["status"], counted["created"], counted["errors"]) == ("processing", 2, 1)
+
+    # the first message once more (a consumer crash), then identity's later message after it processed its
+    # input again: rows 2 and 3 repeated (same outcomes, row 2 under another contact id) with the new row 4
+    later = ingest.outcomes(
+        ingest.processed(rows[1], "created", contact_id=str(uuid.uuid4())),
+        ingest.processed(rows[2], "error", error_code="INVALID_EMAIL"),
+        ingest.processed(rows[3], "matched", contact_id=a),
+    )
+    await ingest.answer([several, *later])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
+        "error", 4, 2, 1, 1
+    )
+    listed = await ingest.rows(org, import_id)
+    assert [(r["row_number"], r["outcome"], r["contact_id"]) for r in listed] == [
+        (1, "created", a), (2, "created", b), (3, "error", None), (4, "matched", a)
+    ]
 
 
 async def test_rows_ingest_refuses_are_processed_errors_and_keep_their_cells(ingest: Ingest) -> None:
@@ -249,8 +310,9 @@ async def test_rows_ingest_refuses_are_processed_errors_and_keep_their_cells(ing
 
     rows = await ingest.published_rows(import_id, 2)
     assert [r.event.row_number for r in rows] == [4, 5]  # type: ignore[union-attr]
-    await ingest.answer([ingest.outcome(rows[0], "created"), ingest.outcome(rows[1], "error",
-                                                                            error_code="INVALID_EMAIL")])
+    await ingest.answer(ingest.outcomes(
+        ingest.processed(rows[0], "created"), ingest.processed(rows[1], "error", error_code="INVALID_EMAIL")
+    ))
 
     done = await ingest.wait_for(org, import_id, "processed", "error")
     assert (done["status"], done["processed_rows"], done["created"], done["errors"]) == ("error", 4, 1, 3)
@@ -391,10 +453,10 @@ async def test_an_undecodable_outcome_is_dead_lettered_and_the_consumer_moves_on
     (row,) = await ingest.published_rows(import_id, 1)
     outcomes_topic = ingest.isolation.topic(topics.IMPORT_ROW_OUTCOMES)
     garbage = OutgoingMessage(topic=outcomes_topic, key=import_id.encode(), value=b"{not json",
-                              headers=[("ce_id", b"x"), ("ce_type", ImportRowProcessedV1.TYPE.encode()),
+                              headers=[("ce_id", b"x"), ("ce_type", ImportRowsProcessedV1.TYPE.encode()),
                                        ("ce_source", b"test")])
 
-    await ingest.answer([garbage, ingest.outcome(row, "created")])
+    await ingest.answer([garbage, *ingest.outcomes(ingest.processed(row, "created"))])
 
     done = await ingest.wait_for(org, import_id, "processed", "error")
     assert done["status"] == "processed"
@@ -406,6 +468,32 @@ async def test_an_undecodable_outcome_is_dead_lettered_and_the_consumer_moves_on
     letter = next(c for c in letters if c.record.value == b"{not json")
     assert letter.headers["dlq_error_code"] == b"INVALID_PAYLOAD"
     assert letter.headers["dlq_original_topic"] == outcomes_topic.encode()
+
+
+async def test_a_message_with_a_row_number_out_of_range_is_dead_lettered_whole(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email\na@example.com\nb@example.com\n")
+    rows = await ingest.published_rows(import_id, 2)
+    out_of_range = Answer(rows[1], ProcessedRow(row_number=0, outcome="created", contact_id="c-0"))
+    (poisoned,) = ingest.outcomes(ingest.processed(rows[0], "error", error_code="POISONED"), out_of_range)
+
+    await ingest.answer([
+        poisoned, *ingest.outcomes(ingest.processed(rows[0], "created"), ingest.processed(rows[1], "matched"))
+    ])
+
+    done = await ingest.wait_for(org, import_id, "processed", "error")
+    # none of the poisoned message's rows was stored, not even its valid row 1
+    assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
+        "processed", 2, 1, 1, 0
+    )
+    letters = await consume_until(
+        ingest.isolation.kafka_bootstrap,
+        ingest.isolation.topic(topics.dead_letter_topic("ingest")),
+        lambda seen: any(c.record.value == poisoned.value for c in seen),
+    )
+    letter = next(c for c in letters if c.record.value == poisoned.value)
+    assert letter.headers["dlq_error_code"] == b"INVALID_PAYLOAD"
+    assert b"row_number 0 is out of range" in letter.headers["dlq_error"]
 
 
 # --- crash recovery -----------------------------------------------------------------------------------------
@@ -442,14 +530,14 @@ async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
         rows = await ingest.published_rows(import_id, 2)
         assert [r.event.row_number for r in rows] == [3, 4]  # type: ignore[union-attr]
         # identity's answer to row 2, which the crashed attempt had published
-        before_crash = ImportRowProcessedV1(
-            import_id=import_id, organizer_id=org, row_number=2, outcome="created", contact_id="c-2"
+        before_crash = ImportRowsProcessedV1(
+            import_id=import_id, organizer_id=org,
+            rows=[ProcessedRow(row_number=2, outcome="created", contact_id="c-2")],
         )
         outcomes_topic = isolation.topic(topics.IMPORT_ROW_OUTCOMES)
         await ingest.answer([
             encode(before_crash, envelope_for(before_crash), topic=outcomes_topic, key=import_id),
-            ingest.outcome(rows[0], "created"),
-            ingest.outcome(rows[1], "matched"),
+            *ingest.outcomes(ingest.processed(rows[0], "created"), ingest.processed(rows[1], "matched")),
         ])
 
         done = await ingest.wait_for(org, import_id, "processed", "error")

@@ -8,18 +8,24 @@ from aiokafka import ConsumerRecord
 
 from services.ingest.handlers import decode_outcome, decode_outcomes
 from shared.envelope import Envelope
-from shared.events import ImportRowProcessedV1
+from shared.events import ImportRowsProcessedV1, ProcessedRow, RowOutcome
 from shared.kafka import UndecodableMessage, encode
 
 IMPORT_ID = "6f1c2a9e-0d4b-4c1e-9a51-2b7f3c8d9e01"
 
 
-def record(**overrides: object) -> ConsumerRecord:
-    fields: dict[str, object] = {
-        "import_id": IMPORT_ID, "organizer_id": "org-1", "row_number": 1, "outcome": "created",
-        "contact_id": "c-1",
-    }
-    event = ImportRowProcessedV1.model_validate(fields | overrides)
+def processed(row_number: int, outcome: RowOutcome = "created") -> ProcessedRow:
+    return ProcessedRow(row_number=row_number, outcome=outcome, contact_id=f"c-{row_number}")
+
+
+def record(*rows: ProcessedRow, **overrides: object) -> ConsumerRecord:
+    """One outcomes message as identity sends it (row 1 created unless rows are given)."""
+    fields: dict[str, object] = {"import_id": IMPORT_ID, "organizer_id": "org-1", "rows": rows or (processed(1),)}
+    event = ImportRowsProcessedV1.model_validate(fields | overrides)
+    return as_record(event)
+
+
+def as_record(event: ImportRowsProcessedV1) -> ConsumerRecord:
     message = encode(event, Envelope(type=event.TYPE, source="test"), topic="outcomes", key=event.import_id)
     return ConsumerRecord(
         topic="outcomes", partition=0, offset=7, timestamp=0, timestamp_type=0, key=message.key,
@@ -28,12 +34,16 @@ def record(**overrides: object) -> ConsumerRecord:
     )
 
 
-def test_an_outcome_for_an_import_decodes_and_its_import_id_is_remembered() -> None:
+def test_an_outcomes_message_decodes_with_its_rows_in_order_and_its_import_id_is_remembered() -> None:
     known: set[str] = set()
 
-    envelope, outcome = decode_outcome(record(), known_ids=known)
+    envelope, message = decode_outcome(
+        record(processed(3, "matched"), processed(1), processed(2, "error")), known_ids=known
+    )
 
-    assert (outcome.import_id, outcome.row_number, outcome.outcome) == (IMPORT_ID, 1, "created")
+    assert message.import_id == IMPORT_ID
+    assert [(row.row_number, row.outcome) for row in message.rows] == [(3, "matched"), (1, "created"),
+                                                                       (2, "error")]
     assert envelope.source == "test"
     assert known == {IMPORT_ID}
 
@@ -46,15 +56,30 @@ def test_an_import_id_that_is_not_a_uuid_is_undecodable() -> None:
 
 
 @pytest.mark.parametrize("row_number", [0, -1, 2**31])
-def test_a_row_number_the_table_cannot_hold_is_undecodable(row_number: int) -> None:
-    with pytest.raises(UndecodableMessage, match="out of range"):
-        decode_outcome(record(row_number=row_number), known_ids=set())
+def test_a_row_number_the_table_cannot_hold_refuses_the_whole_message(row_number: int) -> None:
+    with pytest.raises(UndecodableMessage, match="out of range") as raised:
+        decode_outcome(record(processed(1), processed(row_number), processed(2)), known_ids=set())
+
+    assert raised.value.code == "INVALID_PAYLOAD"
+    assert f"row_number {row_number} " in raised.value.detail
+    assert "1 of the message's 3 rows" in raised.value.detail
+
+
+def test_a_message_without_rows_is_undecodable() -> None:
+    empty = ImportRowsProcessedV1.model_construct(import_id=IMPORT_ID, organizer_id="org-1", rows=[])
+
+    with pytest.raises(UndecodableMessage) as raised:
+        decode_outcome(as_record(empty), known_ids=set())
+
+    assert raised.value.code == "INVALID_PAYLOAD"
 
 
 def test_a_batch_keeps_the_records_it_cannot_store_for_dead_lettering() -> None:
-    good, bad = record(row_number=1), record(import_id="not-a-uuid")
+    good = record(processed(1), processed(2))
+    bad_id, bad_row = record(import_id="not-a-uuid"), record(processed(3), processed(0))
 
-    batch = decode_outcomes([good, bad])
+    batch = decode_outcomes([good, bad_id, bad_row])
 
-    assert [outcome.row_number for _, outcome in batch.messages] == [1]
-    assert [(r, e.code) for r, e in batch.undecodable] == [(bad, "INVALID_PAYLOAD")]
+    assert [[row.row_number for row in message.rows] for _, message in batch.messages] == [[1, 2]]
+    assert [(r, e.code) for r, e in batch.undecodable] == [(bad_id, "INVALID_PAYLOAD"),
+                                                          (bad_row, "INVALID_PAYLOAD")]
