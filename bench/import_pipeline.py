@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -45,7 +46,8 @@ def generate_csv(path: Path, *, rows: int, duplicates: float, seed: int = 1) -> 
             else:
                 person, people = people, people + 1
                 email = f"person{person}@example.com"
-            out.write(f"{email},First{person},Last{person},Company {person % 997},Title {person % 31},+1555{person:07d}\n")
+            company, title = f"Company {person % 997}", f"Title {person % 31}"
+            out.write(f"{email},First{person},Last{person},{company},{title},+1555{person:07d}\n")
     return people
 
 
@@ -83,14 +85,24 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_profiles(isolation: Isolation) -> int:
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        return conn.execute(f'SELECT count(*) FROM "{isolation.schema("profiles")}".contact_profiles').fetchone()[0]
+        table = f'"{isolation.schema("profiles")}".contact_profiles'
+        # a display name can arrive before its contact and leave a placeholder row without created_at
+        return conn.execute(f"SELECT count(*) FROM {table} WHERE created_at IS NOT NULL").fetchone()[0]
 
 
 async def run_pipeline(isolation: Isolation, csv_path: Path, people: int, logs: Path) -> dict[str, float]:
     processes = {
-        name: ServiceProcess(name, env=isolation.env(), base_url=isolation.base_url(name), log_path=logs / f"{name}.log")
+        name: ServiceProcess(
+            name, env=isolation.env(), base_url=isolation.base_url(name), log_path=logs / f"{name}.log"
+        )
         for name in ("ingest", "identity", "enrichment", "profiles")
     }
     await asyncio.gather(*(p.start() for p in processes.values()))
@@ -113,7 +125,7 @@ async def run_pipeline(isolation: Isolation, csv_path: Path, people: int, logs: 
                     break
                 await asyncio.sleep(0.25)
             processed = time.perf_counter() - started
-            while count_profiles(isolation) < people:
+            while count_profiles(isolation) < people:  # noqa: ASYNC110 - polling another process's database
                 await asyncio.sleep(0.5)
             profiled = time.perf_counter() - started
         return {
@@ -124,8 +136,8 @@ async def run_pipeline(isolation: Isolation, csv_path: Path, people: int, logs: 
             "created": status["created"],
             "matched": status["matched"],
             "errors": status["errors"],
-            "ingest_peak_rss_mib": peak_rss_mib(processes["ingest"].pid or 0),
-            "identity_peak_rss_mib": peak_rss_mib(processes["identity"].pid or 0),
+            **{f"{name}_peak_rss_mib": peak_rss_mib(p.pid or 0) for name, p in processes.items()},
+            **{f"{name}_cpu_seconds": cpu_seconds(p.pid or 0) for name, p in processes.items()},
         }
     finally:
         await asyncio.gather(*(p.stop() for p in processes.values()), return_exceptions=True)

@@ -29,8 +29,10 @@ def identity_process(isolation: Isolation, tmp_path: Path, name: str = "identity
         from services.local_broker import free_port
 
         env["CONTACTS_IDENTITY_HTTP_PORT"] = str(port := free_port())
-        return ServiceProcess("identity", env=env, base_url=f"http://127.0.0.1:{port}", log_path=tmp_path / f"{name}.log")
-    return ServiceProcess("identity", env=env, base_url=isolation.base_url("identity"), log_path=tmp_path / f"{name}.log")
+        base_url = f"http://127.0.0.1:{port}"
+    else:
+        base_url = isolation.base_url("identity")
+    return ServiceProcess("identity", env=env, base_url=base_url, log_path=tmp_path / f"{name}.log")
 
 
 def row_messages(isolation: Isolation, import_id: str, emails: list[str]) -> list[OutgoingMessage]:
@@ -90,12 +92,12 @@ def _rows_of(consumed: list[Consumed], import_id: str) -> list[ProcessedRow]:
             for row in c.event.rows]
 
 
-async def outcomes_for(isolation: Isolation, import_id: str, rows: int, timeout: float = 90) -> dict[int, set[str]]:
+async def outcomes_for(isolation: Isolation, import_id: str, rows: int, within: float = 90) -> dict[int, set[str]]:
     """Every outcome identity reported per row, as ``outcome:contact_id`` (a re-sent one must be identical)."""
     seen = await consume_until(
         isolation.kafka_bootstrap, isolation.topic(IMPORT_ROW_OUTCOMES),
         lambda got: len({row.row_number for row in _rows_of(got, import_id)}) >= rows,
-        accepted=(ImportRowsProcessedV1,), timeout=timeout,
+        accepted=(ImportRowsProcessedV1,), timeout=within,
     )
     by_row: dict[int, set[str]] = {}
     for row in _rows_of(seen, import_id):
@@ -134,7 +136,8 @@ async def test_undecodable_messages_are_dead_lettered_and_the_rest_still_flow(
         ("ce_id", b"bad-1"), ("ce_type", ImportRowReceivedV1.TYPE.encode()), ("ce_source", b"tests")])
     no_envelope = OutgoingMessage(topic=topic, key=b"k", value=b"{}", headers=[])
     try:
-        await publish(isolation.kafka_bootstrap, [garbage, no_envelope, *row_messages(isolation, "imp-dlq", ["c@x.io"])])
+        valid = row_messages(isolation, "imp-dlq", ["c@x.io"])
+        await publish(isolation.kafka_bootstrap, [garbage, no_envelope, *valid])
         await outcomes_for(isolation, "imp-dlq", 1)
         dead = await consume_until(isolation.kafka_bootstrap, isolation.topic(dead_letter_topic("identity")),
                                    lambda got: len(got) >= 2)
@@ -162,7 +165,7 @@ async def test_killing_identity_mid_import_loses_nothing_and_duplicates_nothing(
                             lambda got: len(_rows_of(got, "imp-crash")) >= 2_000, timeout=60)
         await identity.kill()  # SIGKILL mid-import: no flush, no commit, no goodbye
         await identity.start()
-        outcomes = await outcomes_for(isolation, "imp-crash", len(emails), timeout=120)
+        outcomes = await outcomes_for(isolation, "imp-crash", len(emails), within=120)
     finally:
         await identity.stop()
 
@@ -189,7 +192,7 @@ async def test_two_instances_in_one_group_create_exactly_one_contact_per_person(
         messages = [OutgoingMessage(m.topic, key=str(i).encode(), value=m.value, headers=m.headers)
                     for i, m in enumerate(row_messages(isolation, "imp-race", emails))]
         await publish(isolation.kafka_bootstrap, messages)
-        outcomes = await outcomes_for(isolation, "imp-race", len(emails), timeout=120)
+        outcomes = await outcomes_for(isolation, "imp-race", len(emails), within=120)
     finally:
         await first.stop()
         await second.stop()
