@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -102,14 +103,40 @@ def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Iterable[OutgoingMessage]) -> int:
-    """Hand every message to the producer, then wait for all acknowledgements at once (never one by one)."""
-    pending = [
-        await producer.send(message.topic, value=message.value, key=message.key, headers=message.headers)
-        for message in messages
-    ]
+    """Publish every message and wait for all acknowledgements at once (never one by one).
+
+    Messages are grouped by partition (chosen by the producer's own default partitioner, so keys land where
+    any Kafka client would put them) and handed over as whole batches, in order: about half the per-message
+    cost of ``send()``."""
+    partitioner = DefaultPartitioner()
+    partitions: dict[str, list[int]] = {}
+    partition_of_key: dict[tuple[str, bytes], int] = {}
+    grouped: dict[tuple[str, int], list[OutgoingMessage]] = {}
+    for message in messages:
+        if message.topic not in partitions:
+            partitions[message.topic] = sorted(await producer.partitions_for(message.topic))
+        every = partitions[message.topic]
+        if message.key is None:
+            partition = partitioner(None, every, every)
+        else:
+            cache_key = (message.topic, message.key)
+            if (partition := partition_of_key.get(cache_key, -1)) < 0:
+                partition = partition_of_key[cache_key] = partitioner(message.key, every, every)
+        grouped.setdefault((message.topic, partition), []).append(message)
+
+    pending: list[asyncio.Future[Any]] = []
+    for (topic, partition), batch_messages in grouped.items():
+        batch = producer.create_batch()
+        for message in batch_messages:
+            if batch.append(key=message.key, value=message.value, timestamp=None, headers=message.headers) is None:
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=message.key, value=message.value, timestamp=None, headers=message.headers) is None:
+                    raise ValueError(f"a message of {len(message.value)} bytes does not fit in a batch for {topic}")
+        pending.append(await producer.send_batch(batch, topic, partition=partition))
     if pending:
         await asyncio.gather(*pending)
-    return len(pending)
+    return sum(len(batch_messages) for batch_messages in grouped.values())
 
 
 async def ensure_topics(bootstrap_servers: str, *, prefix: str, topics: Iterable[Topic]) -> list[str]:

@@ -13,7 +13,10 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.kafka import create_producer, ensure_topics
+from shared.config import PlatformSettings
+from shared.db import create_engine
+from shared.kafka import create_broker, create_producer, ensure_topics
+from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.topics import ALL_TOPICS
 
@@ -70,3 +73,25 @@ def readiness_check(engine: AsyncEngine) -> Callable[[], object]:
             await conn.exec_driver_sql("SELECT 1")
 
     return check
+
+
+@dataclass(frozen=True)
+class Plumbing:
+    engine: AsyncEngine
+    messaging: Messaging
+    broker: KafkaBroker
+
+
+def build_plumbing(*, service: str, platform: PlatformSettings, db_schema: str, description: str) -> Plumbing:
+    """What every service's composition root starts from: logging, an engine bound to the service's schema,
+    the messaging runtime (producer and outbox relay, started by ``running``) and the FastStream broker."""
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=service)
+    engine = create_engine(platform.database_url, schema=db_schema)
+    messaging = Messaging(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        topic_prefix=platform.topic_prefix,
+        engine=engine,
+        relay_lock=f"{db_schema}.outbox",
+    )
+    broker = create_broker(platform.kafka_bootstrap_servers, description=description)
+    return Plumbing(engine=engine, messaging=messaging, broker=broker)

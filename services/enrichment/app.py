@@ -10,32 +10,24 @@ from fastapi import FastAPI
 from services.enrichment.config import EnrichmentSettings
 from services.enrichment.handlers import EnrichmentTopics, register
 from shared import topics
-from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
-from shared.logging import configure_logging
-from shared.runtime import Messaging, running
+from shared.runtime import build_plumbing, running
 
 SERVICE = "enrichment"
 
 
 def create_app(settings: EnrichmentSettings) -> FastAPI:
     platform = settings.platform
-    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    plumbing = build_plumbing(
+        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="contact enrichment"
+    )
+    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
     prefix = platform.topic_prefix
     enrichment_topics = EnrichmentTopics(
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
         enrichments=topics.ENRICHMENTS.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    engine = create_engine(platform.database_url, schema=settings.db_schema)
-    messaging = Messaging(
-        bootstrap_servers=platform.kafka_bootstrap_servers,
-        topic_prefix=prefix,
-        engine=engine,
-        relay_lock=f"{settings.db_schema}.outbox",
-    )
-    broker = create_broker(platform.kafka_bootstrap_servers, description="contact enrichment")
     register(
         broker,
         engine=engine,

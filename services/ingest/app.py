@@ -13,32 +13,24 @@ from services.ingest.config import IngestSettings
 from services.ingest.handlers import IngestTopics, register
 from services.ingest.processing import Importer
 from shared import topics
-from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
-from shared.logging import configure_logging
-from shared.runtime import Messaging, running
+from shared.runtime import build_plumbing, running
 
 SERVICE = "ingest"
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
     platform = settings.platform
-    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    plumbing = build_plumbing(
+        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="import tracking"
+    )
+    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
     prefix = platform.topic_prefix
     ingest_topics = IngestTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    engine = create_engine(platform.database_url, schema=settings.db_schema)
-    messaging = Messaging(
-        bootstrap_servers=platform.kafka_bootstrap_servers,
-        topic_prefix=prefix,
-        engine=engine,
-        relay_lock=f"{settings.db_schema}.outbox",
-    )
-    broker = create_broker(platform.kafka_bootstrap_servers, description="import tracking")
     register(broker, engine=engine, messaging=messaging, topics=ingest_topics, group=settings.consumer_group)
     importer = Importer(
         engine=engine,

@@ -11,18 +11,18 @@ from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
 from shared import topics
-from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
-from shared.logging import configure_logging
-from shared.runtime import Messaging, running
+from shared.runtime import build_plumbing, running
 
 SERVICE = "profiles"
 
 
 def create_app(settings: ProfilesSettings) -> FastAPI:
     platform = settings.platform
-    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    plumbing = build_plumbing(
+        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="contact profile read models"
+    )
+    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
     prefix = platform.topic_prefix
     profiles_topics = ProfilesTopics(
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
@@ -30,14 +30,6 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
         profile_updates=topics.PROFILE_UPDATES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    engine = create_engine(platform.database_url, schema=settings.db_schema)
-    messaging = Messaging(
-        bootstrap_servers=platform.kafka_bootstrap_servers,
-        topic_prefix=prefix,
-        engine=engine,
-        relay_lock=f"{settings.db_schema}.outbox",
-    )
-    broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
     register(
         broker,
         engine=engine,
