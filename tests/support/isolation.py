@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 
@@ -37,6 +40,7 @@ class Isolation:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     http_ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
     auth_secret: str = TEST_AUTH_SECRET
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="contacts-test-")))
 
     @property
     def topic_prefix(self) -> str:
@@ -64,6 +68,7 @@ class Isolation:
             "CONTACTS_AUTH_SECRET": self.auth_secret,
             "CONTACTS_ENVIRONMENT": "development",
             "CONTACTS_LOG_FORMAT": "json",
+            "CONTACTS_INGEST_DATA_DIR": str(self.data_dir / "uploads"),
         }
         for service in SERVICES:
             prefix = f"CONTACTS_{service.upper()}_"
@@ -81,6 +86,8 @@ class Isolation:
             upgrade(migrations_dir=migrations_dir(service), database_url=self.database_url, schema=schema)
 
     def drop_schemas(self) -> None:
+        """Teardown: the schemas, and the files the services wrote (ingest's uploads)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
         with psycopg.connect(libpq_url(self.database_url), autocommit=True) as conn:
             for service in SERVICES:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema(service)}" CASCADE')
