@@ -1,4 +1,4 @@
-"""``contacts``: the operational command line (tokens, migrations, topics, the local dev stack)."""
+"""``contacts``: the operational command line (tokens, migrations, topics, event schemas, the local dev stack)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -13,6 +14,7 @@ from services.catalog import SERVICES, migrate
 from shared.auth import mint_token
 from shared.config import PlatformSettings
 from shared.kafka import ensure_topics
+from shared.schemas import write_schemas
 from shared.topics import ALL_TOPICS
 
 
@@ -38,6 +40,12 @@ def _topics(_: argparse.Namespace) -> int:
         ensure_topics(platform.kafka_bootstrap_servers, prefix=platform.topic_prefix, topics=ALL_TOPICS)
     )
     print(f"created {len(created)} of {len(ALL_TOPICS)} topics" + "".join(f"\n  {name}" for name in created))
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    written = write_schemas(args.out)
+    print(f"wrote {len(written)} schemas to {args.out}")
     return 0
 
 
@@ -73,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="create every topic that does not exist yet")
     topics.set_defaults(handler=_topics)
+
+    schemas = commands.add_parser("schemas", help="write the JSON Schema of every event, one <TYPE>.json each")
+    schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="folder (default docs/schemas)")
+    schemas.set_defaults(handler=_schemas)
 
     dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
     dev.set_defaults(handler=_dev)

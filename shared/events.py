@@ -15,6 +15,9 @@ ContactField = Literal["first_name", "last_name", "company", "title", "phone"]
 CONTACT_FIELDS: tuple[ContactField, ...] = ("first_name", "last_name", "company", "title", "phone")
 EmailPermission = Literal["subscribed", "unsubscribed", "unknown"]
 RowOutcome = Literal["created", "matched", "error"]
+InteractionKind = Literal[
+    "ticket_purchased", "waitlist_registered", "event_checked_in", "attendee_profile_completed", "user_account_linked"
+]
 
 
 class Event(BaseModel):
@@ -43,6 +46,86 @@ class ImportRowReceivedV1(Event):
     phone: str | None = None
     external_id: str | None = None
     email_permission: EmailPermission | None = None
+
+
+# --- platform teams -> identity: contacts.interactions.v1 -------------------------------------------------------
+
+
+class InteractionEvent(Event):
+    """Common shape of what other platform teams report about a person's interaction with an organizer's event.
+    ``email`` is as received (identity normalizes it); ``kagibag_event_id`` is the Kagibag event (the
+    happening people buy tickets for), not a message id."""
+
+    KIND: ClassVar[InteractionKind]
+
+    organizer_id: str = Field(min_length=1)
+    email: str = Field(min_length=1)
+    occurred_at: datetime
+    kagibag_event_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class TicketPurchasedV1(InteractionEvent):
+    """A person bought tickets for a Kagibag event."""
+
+    TYPE: ClassVar[str] = "com.kagibag.platform.ticket.purchased.v1"
+    KIND: ClassVar[InteractionKind] = "ticket_purchased"
+
+    kagibag_event_id: str = Field(min_length=1)
+    order_id: str = Field(min_length=1)
+    ticket_count: int = Field(ge=1)
+
+
+class WaitlistRegisteredV1(InteractionEvent):
+    """A person joined the waitlist of a Kagibag event."""
+
+    TYPE: ClassVar[str] = "com.kagibag.platform.waitlist.registered.v1"
+    KIND: ClassVar[InteractionKind] = "waitlist_registered"
+
+    kagibag_event_id: str = Field(min_length=1)
+
+
+class EventCheckedInV1(InteractionEvent):
+    """A person was checked in at a Kagibag event (they attended)."""
+
+    TYPE: ClassVar[str] = "com.kagibag.platform.event.checked-in.v1"
+    KIND: ClassVar[InteractionKind] = "event_checked_in"
+
+    kagibag_event_id: str = Field(min_length=1)
+
+
+class AttendeeProfileCompletedV1(InteractionEvent):
+    """An attendee completed their profile. Blank values mean "not given", never "erase"."""
+
+    TYPE: ClassVar[str] = "com.kagibag.platform.attendee-profile.completed.v1"
+    KIND: ClassVar[InteractionKind] = "attendee_profile_completed"
+
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    bio: str | None = None
+    social_links: dict[str, str] = Field(
+        default_factory=dict, description='Network name -> URL or handle, e.g. {"linkedin": "https://..."}.'
+    )
+
+
+class UserAccountLinkedV1(InteractionEvent):
+    """A Kagibag user account was linked to this email address."""
+
+    TYPE: ClassVar[str] = "com.kagibag.platform.user-account.linked.v1"
+    KIND: ClassVar[InteractionKind] = "user_account_linked"
+
+    user_account_id: str = Field(min_length=1)
+
+
+INTERACTION_EVENTS: tuple[type[InteractionEvent], ...] = (
+    TicketPurchasedV1,
+    WaitlistRegisteredV1,
+    EventCheckedInV1,
+    AttendeeProfileCompletedV1,
+    UserAccountLinkedV1,
+)
 
 
 # --- identity -> ingest: contacts.import-row-outcomes.v1 ------------------------------------------------------
@@ -90,6 +173,7 @@ class ContactSource(BaseModel):
     row_number: int | None = None
     external_id: str | None = None
     email_permission: EmailPermission | None = None
+    interaction_id: str | None = Field(default=None, description="The interaction message's id (``ce_id``).")
 
 
 class ContactEvent(Event):
@@ -107,20 +191,43 @@ class ContactCreatedV1(ContactEvent):
     email: str
     email_original: str
     fields: dict[ContactField, str] = Field(default_factory=dict)
+    bio: str | None = None
+    social_links: dict[str, str] = Field(default_factory=dict, description="Network name -> URL or handle.")
+    user_account_id: str | None = Field(default=None, description="The linked Kagibag user account.")
 
 
 class ContactUpdatedV1(ContactEvent):
-    """Only the fields that changed, with their new values. A blank never erases a field."""
+    """Only what changed, with its new value: ``changes`` for the standard fields, ``bio``,
+    ``social_links`` (the links added or changed) and ``user_account_id`` when they changed. A blank never
+    erases anything."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.contact.updated.v1"
 
     changes: dict[ContactField, str]
+    bio: str | None = None
+    social_links: dict[str, str] = Field(default_factory=dict)
+    user_account_id: str | None = None
 
 
 class ContactMatchedV1(ContactEvent):
     """An incoming record matched this contact and brought nothing new."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.contact.matched.v1"
+
+
+class InteractionRecordedV1(ContactEvent):
+    """The contact interacted with an organizer's event (``source.organizer_id``); replaying these gives
+    events attended, registrations, tickets purchased and when the contact was last active (``occurred_at``).
+    It follows the contact change the interaction caused, if any."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.interaction.recorded.v1"
+
+    kind: InteractionKind
+    interaction_id: str = Field(description="The interaction message's id (``ce_id``).")
+    kagibag_event_id: str | None = None
+    order_id: str | None = None
+    ticket_count: int | None = None
+    user_account_id: str | None = None
 
 
 # --- enrichment -> profiles: contacts.enrichments.v1 ------------------------------------------------------------
@@ -167,7 +274,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ContactCreatedV1,
     ContactUpdatedV1,
     ContactMatchedV1,
+    InteractionRecordedV1,
     DisplayNameResolvedV1,
     ContactProfileUpdatedV1,
+    *INTERACTION_EVENTS,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.TYPE: event for event in ALL_EVENTS}

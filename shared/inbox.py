@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -45,16 +45,22 @@ class DecodedBatch(Generic[E]):
 
 
 def decode_batch(
-    records: Sequence[ConsumerRecord], accepted: tuple[type[E], ...] | Mapping[str, tuple[type[E], ...]]
+    records: Sequence[ConsumerRecord],
+    accepted: tuple[type[E], ...] | Mapping[str, tuple[type[E], ...]],
+    *,
+    validate: Callable[[E], None] | None = None,
 ) -> DecodedBatch[E]:
     """Decode every record; ``accepted`` is the event types allowed, or a mapping topic -> types when one
-    subscriber reads several topics (a type on the wrong topic is undecodable there)."""
+    subscriber reads several topics (a type on the wrong topic is undecodable there). ``validate`` may refuse
+    a decoded event for good by raising ``UndecodableMessage`` (a rule the payload schema cannot state)."""
     messages: list[tuple[Envelope, E]] = []
     undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
     for record in records:
         try:
             types = accepted.get(record.topic, ()) if isinstance(accepted, Mapping) else accepted
             envelope, event = decode(record, types)
+            if validate is not None:
+                validate(event)  # type: ignore[arg-type]
         except UndecodableMessage as error:
             undecodable.append((record, error))
             continue

@@ -29,6 +29,15 @@ IMPORT_ROWS = Topic(
     writer="ingest",
     description="One event per imported row.",
 )
+INTERACTIONS = Topic(
+    name="contacts.interactions.v1",
+    key="normalized email (lowercased, surrounding whitespace stripped), so one identity consumer owns a person",
+    events=events.INTERACTION_EVENTS,
+    partitions=8,
+    writer="platform-teams",
+    description="Interactions reported by other Kagibag platform teams: ticket purchases, waitlist "
+    "registrations, check-ins, completed attendee profiles, linked user accounts.",
+)
 IMPORT_ROW_OUTCOMES = Topic(
     name="contacts.import-row-outcomes.v1",
     key="import id",
@@ -41,7 +50,7 @@ IMPORT_ROW_OUTCOMES = Topic(
 CONTACT_EVENTS = Topic(
     name="contacts.contact-events.v1",
     key="contact id",
-    events=(events.ContactCreatedV1, events.ContactUpdatedV1, events.ContactMatchedV1),
+    events=(events.ContactCreatedV1, events.ContactUpdatedV1, events.ContactMatchedV1, events.InteractionRecordedV1),
     partitions=8,
     writer="identity",
     description="The identity log: every change to a canonical contact, in per-contact version order.",
@@ -79,6 +88,7 @@ def dead_letter_topic(service: str) -> Topic:
 CONSUMING_SERVICES = ("ingest", "identity", "enrichment", "profiles")
 ALL_TOPICS: tuple[Topic, ...] = (
     IMPORT_ROWS,
+    INTERACTIONS,
     IMPORT_ROW_OUTCOMES,
     CONTACT_EVENTS,
     ENRICHMENTS,

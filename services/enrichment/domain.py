@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from shared.events import ContactCreatedV1, ContactEvent, ContactMatchedV1, ContactUpdatedV1
+from shared.events import (
+    ContactCreatedV1,
+    ContactEvent,
+    ContactMatchedV1,
+    ContactUpdatedV1,
+    InteractionRecordedV1,
+)
 
 
 def _known(value: str | None) -> str | None:
@@ -70,7 +76,7 @@ def evolve(state: ContactNames | None, event: ContactEvent) -> ContactNames:
             first_name=event.changes.get("first_name", current.first_name),
             last_name=event.changes.get("last_name", current.last_name),
         )
-    if isinstance(event, ContactMatchedV1):
+    if isinstance(event, ContactMatchedV1 | InteractionRecordedV1):
         return replace(current, version=event.version)
     raise TypeError(f"unknown contact event {type(event).__name__}")
 

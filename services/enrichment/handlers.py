@@ -22,6 +22,7 @@ from shared.events import (
     ContactMatchedV1,
     ContactUpdatedV1,
     DisplayNameResolvedV1,
+    InteractionRecordedV1,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
@@ -37,7 +38,9 @@ from shared.runtime import Messaging
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/enrichment"
-CONTACT_EVENT_TYPES: tuple[type[ContactEvent], ...] = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
+CONTACT_EVENT_TYPES: tuple[type[ContactEvent], ...] = (
+    ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1, InteractionRecordedV1
+)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def create_app(settings: IdentitySettings) -> FastAPI:
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
+        interactions=topics.INTERACTIONS.qualified(prefix),
     )
     register(
         broker,
@@ -50,7 +51,7 @@ def create_app(settings: IdentitySettings) -> FastAPI:
             engine=engine,
             messaging=messaging,
             group=settings.consumer_group,
-            consumed_topics=[identity_topics.import_rows],
+            consumed_topics=[identity_topics.import_rows, identity_topics.interactions],
         )
     )
     return app

@@ -34,6 +34,9 @@ contacts = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("bio", Text),
+    Column("social_links", JSONB, nullable=False, server_default="{}"),
+    Column("user_account_id", Text, index=True),
 )
 
 contact_events = Table(

@@ -1,5 +1,5 @@
-"""identity's subscribers: decode a batch of import rows, resolve it in one transaction, and enqueue the
-contact events, row outcomes and dead letters it produces."""
+"""identity's subscriber: decode a batch of import rows and platform interactions, resolve it in one
+transaction, and enqueue the contact events, row outcomes and dead letters it produces."""
 
 from __future__ import annotations
 
@@ -17,20 +17,41 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity import store
-from services.identity.domain import IncomingRecord, Resolution, matching_keys, resolve_batch
+from services.identity.domain import (
+    IncomingRecord,
+    Interaction,
+    InvalidEmail,
+    Resolution,
+    matching_keys,
+    normalize_email,
+    resolve_batch,
+)
 from shared.envelope import Envelope
 from shared.events import (
     CONTACT_FIELDS,
+    INTERACTION_EVENTS,
     MAX_ROWS_PER_OUTCOME_MESSAGE,
+    AttendeeProfileCompletedV1,
     ContactCreatedV1,
     ContactEvent,
     ContactSource,
+    Event,
     ImportRowReceivedV1,
     ImportRowsProcessedV1,
+    InteractionEvent,
     ProcessedRow,
+    TicketPurchasedV1,
+    UserAccountLinkedV1,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
-from shared.kafka import OutgoingMessage, batch_subscriber, describe_batch, encode, raw_records
+from shared.kafka import (
+    OutgoingMessage,
+    UndecodableMessage,
+    batch_subscriber,
+    describe_batch,
+    encode,
+    raw_records,
+)
 from shared.outbox import enqueue
 from shared.runtime import Messaging
 
@@ -46,6 +67,10 @@ class IdentityTopics:
     contact_events: str
     row_outcomes: str
     dead_letters: str
+    interactions: str
+
+    def accepted(self) -> dict[str, tuple[type[Event], ...]]:
+        return {self.import_rows: (ImportRowReceivedV1,), self.interactions: INTERACTION_EVENTS}
 
 
 def _incoming(envelope: Envelope, row: ImportRowReceivedV1) -> IncomingRecord:
@@ -62,6 +87,44 @@ def _incoming(envelope: Envelope, row: ImportRowReceivedV1) -> IncomingRecord:
         ),
         occurred_at=envelope.time,
     )
+
+
+def _interaction(envelope: Envelope, event: InteractionEvent) -> IncomingRecord:
+    """An interaction as a record about its person: names from any interaction, the rest from a completed
+    profile; the interaction itself is recorded on the contact's stream."""
+    profile = event if isinstance(event, AttendeeProfileCompletedV1) else None
+    purchase = event if isinstance(event, TicketPurchasedV1) else None
+    account = event.user_account_id if isinstance(event, UserAccountLinkedV1) else None
+    fields: dict[str, str | None] = {"first_name": event.first_name, "last_name": event.last_name}
+    if profile is not None:
+        fields |= {"company": profile.company, "title": profile.title, "phone": profile.phone}
+    return IncomingRecord(
+        email=event.email,
+        fields=fields,  # type: ignore[arg-type]
+        source=ContactSource(kind="interaction", organizer_id=event.organizer_id, interaction_id=envelope.id),
+        occurred_at=event.occurred_at,
+        bio=profile.bio if profile is not None else None,
+        social_links=dict(profile.social_links) if profile is not None else {},
+        user_account_id=account,
+        interaction=Interaction(
+            kind=event.KIND,
+            interaction_id=envelope.id,
+            kagibag_event_id=event.kagibag_event_id,
+            order_id=purchase.order_id if purchase is not None else None,
+            ticket_count=purchase.ticket_count if purchase is not None else None,
+            user_account_id=account,
+        ),
+    )
+
+
+def _refuse_unidentifiable(event: Event) -> None:
+    """An interaction whose email cannot identify anyone can never be applied: dead-letter it. (An import row
+    gets an ``error`` outcome instead, reported to the organizer.)"""
+    if isinstance(event, InteractionEvent):
+        try:
+            normalize_email(event.email)
+        except InvalidEmail as error:
+            raise UndecodableMessage("INVALID_EMAIL", str(error)) from error
 
 
 def _contact_event_message(event: ContactEvent, cause: Envelope, topics: IdentityTopics) -> OutgoingMessage:
@@ -107,36 +170,42 @@ def _outcome_messages(
     return messages
 
 
-async def resolve_import_rows(
+async def resolve_records(
     engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, consumer: str
-) -> int:
-    """Apply a batch exactly once in effect: messages already recorded as processed are skipped, and the
-    tracking records, contacts, events and outbox are written in one transaction. Returns rows applied."""
-    batch = decode_batch(records, (ImportRowReceivedV1,))
+) -> tuple[int, int]:
+    """Apply a batch of import rows and interactions exactly once in effect, in arrival order: messages
+    already recorded as processed are skipped, and the tracking records, contacts, events and outbox are
+    written in one transaction. Returns (rows, interactions) applied."""
+    batch = decode_batch(records, topics.accepted(), validate=_refuse_unidentifiable)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
                 claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-                incoming = [_incoming(envelope, row) for envelope, row in claimed.fresh]
+                incoming = [
+                    _incoming(envelope, event) if isinstance(event, ImportRowReceivedV1)
+                    else _interaction(envelope, event)  # type: ignore[arg-type]
+                    for envelope, event in claimed.fresh
+                ]
                 known = await store.lock_contacts(conn, matching_keys(incoming))
                 plan = resolve_batch(known, incoming, new_contact_id=lambda: str(uuid.uuid4()))
                 await store.insert_contacts(conn, list(plan.created.values()))
                 await store.update_contacts(conn, list(plan.changed.values()))
                 await store.append_events(conn, [(derived_id(e.contact_id, e.version), e) for e in plan.events])
-                done = [
-                    (resolution, envelope, row)
-                    for resolution, (envelope, row) in zip(plan.resolutions, claimed.fresh, strict=True)
-                ]
                 outgoing = [
-                    _contact_event_message(resolution.event, envelope, topics)
-                    for resolution, envelope, _ in done
-                    if resolution.event is not None
+                    _contact_event_message(event, envelope, topics)
+                    for resolution, (envelope, _) in zip(plan.resolutions, claimed.fresh, strict=True)
+                    for event in resolution.events
                 ]
-                await enqueue(conn, outgoing + _outcome_messages(done, topics) + claimed.dead_letters)
+                rows = [
+                    (resolution, envelope, event)
+                    for resolution, (envelope, event) in zip(plan.resolutions, claimed.fresh, strict=True)
+                    if isinstance(event, ImportRowReceivedV1)
+                ]
+                await enqueue(conn, outgoing + _outcome_messages(rows, topics) + claimed.dead_letters)
             if batch.undecodable:
                 log.warning("import_rows.dead_lettered", count=len(batch.undecodable),
                             first_error=batch.undecodable[0][1].code)
-            return len(claimed.fresh)
+            return len(rows), len(claimed.fresh) - len(rows)
         except (store.ConcurrentCreation, DBAPIError) as error:
             retryable = isinstance(error, store.ConcurrentCreation) or isinstance(
                 getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.UniqueViolation
@@ -144,7 +213,7 @@ async def resolve_import_rows(
             if not retryable or attempt == MAX_ATTEMPTS:
                 raise
             log.info("import_rows.retry", attempt=attempt, reason=type(error).__name__)
-    return 0
+    return 0, 0
 
 
 def register(
@@ -156,19 +225,21 @@ def register(
     group: str,
     batch_size: int,
 ) -> None:
-    """Subscribe identity to its input topics."""
+    """Subscribe identity to import rows and platform interactions with one consumer: one group join, and
+    a person's rows and interactions resolved by one transaction at a time."""
 
     @batch_subscriber(
         broker,
-        topic=topics.import_rows,
+        topic=(topics.import_rows, topics.interactions),
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Resolve imported rows to canonical contacts. Committed after the batch's transaction; "
-        "a failed batch is redelivered and its already-applied rows are skipped by their tracking records.",
+        description="Resolve imported rows and interactions reported by platform teams to canonical contacts. "
+        "Committed after the batch's transaction; a failed batch is redelivered and its already-applied "
+        "messages are skipped by their tracking records.",
     )
-    async def on_import_rows(msg: KafkaMessage) -> None:
+    async def on_import_rows_and_interactions(msg: KafkaMessage) -> None:
         records = raw_records(msg)
-        applied = await resolve_import_rows(engine, records, topics=topics, consumer=group)
+        applied, interactions = await resolve_records(engine, records, topics=topics, consumer=group)
         messaging.wake_relay()
-        log.info("import_rows.resolved", applied=applied, **describe_batch(records))
+        log.info("import_rows.resolved", applied=applied, interactions=interactions, **describe_batch(records))

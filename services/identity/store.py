@@ -17,6 +17,7 @@ from shared.events import CONTACT_FIELDS, EVENTS_BY_TYPE, ContactEvent
 
 CONTACT_COLUMNS = [
     "contact_id", "email", "email_original", *CONTACT_FIELDS, "origins", "version", "created_at", "updated_at",
+    "bio", "social_links", "user_account_id",
 ]
 
 
@@ -49,6 +50,9 @@ def _contact_from_row(row: Any) -> Contact:
         },
         created_at=row.created_at,
         updated_at=row.updated_at,
+        bio=row.bio,
+        social_links=dict(row.social_links or {}),
+        user_account_id=row.user_account_id,
     )
 
 
@@ -57,6 +61,7 @@ def _contact_row(contact: Contact) -> tuple[Any, ...]:
         contact.contact_id, contact.email, contact.email_original,
         *(contact.fields.get(name) for name in CONTACT_FIELDS),
         _origins_json(contact.origins), contact.version, contact.created_at, contact.updated_at,
+        contact.bio, json.dumps(contact.social_links), contact.user_account_id,
     )
 
 

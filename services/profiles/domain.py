@@ -17,6 +17,7 @@ from shared.events import (
     ContactUpdatedV1,
     DisplayNameResolvedV1,
     EmailPermission,
+    InteractionRecordedV1,
 )
 
 Update = ContactEvent | DisplayNameResolvedV1
@@ -88,7 +89,7 @@ def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
         )
     elif isinstance(update, ContactUpdatedV1):
         after = replace(profile, contact_version=update.version, fields={**profile.fields, **update.changes})
-    elif isinstance(update, ContactMatchedV1):
+    elif isinstance(update, ContactMatchedV1 | InteractionRecordedV1):
         after = replace(profile, contact_version=update.version)
     else:
         raise TypeError(f"unknown update {type(update).__name__}")

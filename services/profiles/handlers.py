@@ -23,6 +23,7 @@ from shared.events import (
     ContactUpdatedV1,
     DisplayNameResolvedV1,
     Event,
+    InteractionRecordedV1,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
@@ -38,7 +39,9 @@ from shared.runtime import Messaging
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/profiles"
-CONTACT_EVENT_TYPES: tuple[type[Event], ...] = (ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1)
+CONTACT_EVENT_TYPES: tuple[type[Event], ...] = (
+    ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1, InteractionRecordedV1
+)
 ENRICHMENT_TYPES: tuple[type[Event], ...] = (DisplayNameResolvedV1,)
 
 

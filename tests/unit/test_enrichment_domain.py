@@ -15,6 +15,7 @@ from shared.events import (
     ContactMatchedV1,
     ContactSource,
     ContactUpdatedV1,
+    InteractionRecordedV1,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -197,3 +198,13 @@ def test_batch_boundaries_and_redeliveries_never_change_what_is_published_last(
     assert published and published[-1][0] == final.resolved == final.display_name
     assert [v for _, v in published] == sorted({v for _, v in published})  # strictly increasing versions
     assert all(a[0] != b[0] for a, b in zip(published, published[1:], strict=False))  # only real changes
+
+
+def test_a_recorded_interaction_advances_the_version_and_changes_no_name() -> None:
+    state = evolve(None, created(first_name="Jane"))
+    interaction = InteractionRecordedV1(contact_id="c1", version=2, occurred_at=T0, source=SOURCE,
+                                        kind="event_checked_in", interaction_id="m-1", kagibag_event_id="ev-1")
+
+    after = evolve(state, interaction)
+
+    assert after.version == 2 and after.resolved == "Jane"

@@ -17,6 +17,7 @@ from shared.events import (
     ContactUpdatedV1,
     DisplayNameResolvedV1,
     EmailPermission,
+    InteractionRecordedV1,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -261,3 +262,14 @@ def test_batching_redelivery_and_interleaving_never_change_the_final_profile(
         reference.contact_version, reference.fields, reference.email, reference.display_name)
     assert final.display_name == (f"name-{max(name_versions)}" if name_versions else None)
     assert versions == sorted(set(versions))
+
+
+def test_a_recorded_interaction_advances_the_contact_version_without_a_new_profile_version() -> None:
+    profile = apply(Profile("c1"), created(first_name="Ann"), at=at(1))
+    interaction = InteractionRecordedV1(contact_id="c1", version=2, occurred_at=at(2), source=source("org-b"),
+                                        kind="ticket_purchased", interaction_id="m-1", kagibag_event_id="ev-1",
+                                        order_id="o-1", ticket_count=1)
+
+    after = apply(profile, interaction, at=at(2))
+
+    assert after.contact_version == 2 and after.profile_version == profile.profile_version

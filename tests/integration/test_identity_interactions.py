@@ -1,0 +1,146 @@
+"""identity as a real process: interactions published by platform teams resolve to the contact an import
+created, link user accounts, dead-letter what can never be applied and apply a redelivery once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.envelope import Envelope
+from shared.events import (
+    AttendeeProfileCompletedV1,
+    EventCheckedInV1,
+    ImportRowReceivedV1,
+    InteractionEvent,
+    TicketPurchasedV1,
+    UserAccountLinkedV1,
+    WaitlistRegisteredV1,
+)
+from shared.kafka import OutgoingMessage, encode
+from shared.topics import INTERACTIONS, dead_letter_topic
+from tests.integration.test_identity_resolution import identity_process, outcomes_for, query, row_messages
+from tests.support.isolation import Isolation
+from tests.support.kafka import consume_until, publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 4, 7, 12, 0, tzinfo=UTC)
+
+
+def interaction_message(isolation: Isolation, event: InteractionEvent, *, id: str | None = None) -> OutgoingMessage:
+    """What a platform team publishes: keyed by the normalized email, in a CloudEvents envelope."""
+    envelope = Envelope(id=id or str(uuid.uuid4()), type=event.TYPE, source="kagibag-platform/tickets")
+    return encode(event, envelope, topic=isolation.topic(INTERACTIONS), key=event.email.strip().lower())
+
+
+def stream(isolation: Isolation, email: str) -> list[tuple[int, str, dict]]:  # type: ignore[type-arg]
+    """``(version, type, payload)`` of the contact's events, from identity's event store."""
+    return [
+        (version, type_, payload)
+        for version, type_, payload in query(
+            isolation,
+            "SELECT e.version, e.type, e.payload FROM contact_events e JOIN contacts c USING (contact_id) "
+            f"WHERE c.email = '{email}' ORDER BY e.version",
+        )
+    ]
+
+
+def recorded(isolation: Isolation, email: str) -> list[dict]:  # type: ignore[type-arg]
+    return [payload for _, type_, payload in stream(isolation, email) if type_.endswith("interaction.recorded.v1")]
+
+
+async def test_every_interaction_type_resolves_to_the_contact_an_import_created(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    isolation.migrate(("identity",))
+    identity = identity_process(isolation, tmp_path)
+    await identity.start()
+    common = {"organizer_id": "org-9", "occurred_at": AT}
+    interactions = [
+        TicketPurchasedV1(email=" Ada@Example.com", kagibag_event_id="ev-1", order_id="o-1", ticket_count=2,
+                          last_name="Lovelace", **common),
+        WaitlistRegisteredV1(email="ADA@example.com ", kagibag_event_id="ev-2", **common),
+        EventCheckedInV1(email="ada@EXAMPLE.com", kagibag_event_id="ev-1", **common),
+        AttendeeProfileCompletedV1(email="Ada@example.COM", company="Analytical Engines", title="Analyst",
+                                   bio="Poetical scientist", social_links={"github": "@ada"}, first_name=" ",
+                                   **common),
+        UserAccountLinkedV1(email="\tada@example.com", user_account_id="user-42", **common),
+    ]
+    try:
+        await publish(isolation.kafka_bootstrap, row_messages(isolation, "imp-ada", ["ADA@example.com"]))
+        assert (await outcomes_for(isolation, "imp-ada", 1))[1].pop().startswith("created:")
+        await publish(isolation.kafka_bootstrap, [interaction_message(isolation, e) for e in interactions])
+        await wait_until(lambda: len(recorded(isolation, "ada@example.com")) == 5, timeout=60)
+    finally:
+        await identity.stop()
+
+    (contact,) = query(isolation, "SELECT email, first_name, last_name, company, title, bio, social_links, "
+                                  "user_account_id, version FROM contacts")
+    assert contact == ("ada@example.com", "name-1", "Lovelace", "Analytical Engines", "Analyst",
+                       "Poetical scientist", {"github": "@ada"}, "user-42", 9)
+    types = [type_.removeprefix("com.kagibag.contacts.") for _, type_, _ in stream(isolation, "ada@example.com")]
+    assert types == [
+        "contact.created.v1",  # the import row
+        "contact.updated.v1", "interaction.recorded.v1",  # ticket purchase brings the last name
+        "interaction.recorded.v1",  # waitlist: nothing new, no update
+        "interaction.recorded.v1",  # check-in
+        "contact.updated.v1", "interaction.recorded.v1",  # completed profile (the blank first name erases nothing)
+        "contact.updated.v1", "interaction.recorded.v1",  # the linked account
+    ]  # one key, one partition: applied in publishing order
+    details = [(r["kind"], r["kagibag_event_id"], r["order_id"], r["ticket_count"], r["user_account_id"])
+               for r in recorded(isolation, "ada@example.com")]
+    assert details == [
+        ("ticket_purchased", "ev-1", "o-1", 2, None),
+        ("waitlist_registered", "ev-2", None, None, None),
+        ("event_checked_in", "ev-1", None, None, None),
+        ("attendee_profile_completed", None, None, None, None),
+        ("user_account_linked", None, None, None, "user-42"),
+    ]
+    (origins,) = query(isolation, "SELECT origins FROM contacts")
+    assert origins[0]["user_account_id"]["kind"] == "interaction"
+    assert origins[0]["first_name"]["reference"] == "imp-ada#1"
+
+
+async def test_invalid_interactions_are_dead_lettered_and_a_redelivery_changes_nothing(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    isolation.migrate(("identity",))
+    identity = identity_process(isolation, tmp_path)
+    await identity.start()
+    topic = isolation.topic(INTERACTIONS)
+    ce = [("ce_source", b"kagibag-platform/tickets"), ("ce_specversion", b"1.0")]
+    bad_json = OutgoingMessage(topic, b"k", b"{not json", [("ce_id", b"i-bad"),
+                                                           ("ce_type", EventCheckedInV1.TYPE.encode()), *ce])
+    row = ImportRowReceivedV1(import_id="i", organizer_id="o", row_number=1, email="x@y.io")
+    wrong_type = OutgoingMessage(topic, b"k", row.model_dump_json().encode(),
+                                 [("ce_id", b"i-wrong"), ("ce_type", row.TYPE.encode()), *ce])
+    no_headers = OutgoingMessage(topic, b"k", b'{"organizer_id": "o"}', [])
+    bad_email = interaction_message(isolation, EventCheckedInV1(
+        email="not an email", kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT))
+    checked_in = interaction_message(isolation, EventCheckedInV1(
+        email="Grace@x.io", kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT), id="same-id")
+    try:
+        await publish(isolation.kafka_bootstrap, [bad_json, wrong_type, no_headers, bad_email, checked_in])
+        dead = await consume_until(isolation.kafka_bootstrap, isolation.topic(dead_letter_topic("identity")),
+                                   lambda got: len(got) >= 4)
+        await wait_until(lambda: len(recorded(isolation, "grace@x.io")) == 1, timeout=60)
+        await publish(isolation.kafka_bootstrap, [checked_in])  # redelivered: same ce_id, a new offset
+        await publish(isolation.kafka_bootstrap, [interaction_message(isolation, EventCheckedInV1(
+            email="marker@x.io", kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT))])
+        await wait_until(lambda: recorded(isolation, "marker@x.io"), timeout=60)  # the redelivery was behind it
+    finally:
+        await identity.stop()
+
+    codes = {d.record.value: d.headers["dlq_error_code"] for d in dead}
+    assert codes == {b"{not json": b"INVALID_PAYLOAD", row.model_dump_json().encode(): b"UNEXPECTED_TYPE",
+                     b'{"organizer_id": "o"}': b"BAD_ENVELOPE", bad_email.value: b"INVALID_EMAIL"}
+    assert all(d.headers["dlq_original_topic"] == topic.encode() for d in dead)
+    assert {d.headers.get("ce_id") for d in dead} >= {b"i-bad", b"i-wrong"}  # original headers kept
+    assert [(v, t.rsplit(".", 2)[-2]) for v, t, _ in stream(isolation, "grace@x.io")] == [
+        (1, "created"), (2, "recorded")]
+    assert recorded(isolation, "grace@x.io")[0]["interaction_id"] == "same-id"
+    assert query(isolation, "SELECT count(*) FROM contacts") == [(2,)]
