@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -15,14 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.enrichment import store
 from services.enrichment.domain import Resolution, plan_batch
+from shared import topics as registry
 from shared.envelope import Envelope
 from shared.events import (
-    ContactCreatedV1,
     ContactEvent,
-    ContactMatchedV1,
-    ContactUpdatedV1,
     DisplayNameResolvedV1,
-    InteractionRecordedV1,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
@@ -38,9 +36,8 @@ from shared.runtime import Messaging
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/enrichment"
-CONTACT_EVENT_TYPES: tuple[type[ContactEvent], ...] = (
-    ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1, InteractionRecordedV1
-)
+# what the topic registry says the contact log carries: every one of them is a ContactEvent
+CONTACT_EVENT_TYPES = cast(tuple[type[ContactEvent], ...], registry.CONTACT_EVENTS.events)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
 from services.profiles.domain import Profile, Update, plan_batch, snapshot
+from shared import topics as registry
 from shared.envelope import Envelope
 from shared.events import (
-    ContactCreatedV1,
-    ContactMatchedV1,
-    ContactUpdatedV1,
     DisplayNameResolvedV1,
     Event,
-    InteractionRecordedV1,
 )
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
@@ -39,10 +36,6 @@ from shared.runtime import Messaging
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/profiles"
-CONTACT_EVENT_TYPES: tuple[type[Event], ...] = (
-    ContactCreatedV1, ContactUpdatedV1, ContactMatchedV1, InteractionRecordedV1
-)
-ENRICHMENT_TYPES: tuple[type[Event], ...] = (DisplayNameResolvedV1,)
 
 
 @dataclass(frozen=True)
@@ -125,7 +118,10 @@ def register(
         applied = await project(
             engine,
             records,
-            accepted={topics.contact_events: CONTACT_EVENT_TYPES, topics.enrichments: ENRICHMENT_TYPES},
+            accepted={
+                topics.contact_events: registry.CONTACT_EVENTS.events,
+                topics.enrichments: registry.ENRICHMENTS.events,
+            },
             topics=topics,
             consumer=group,
         )
