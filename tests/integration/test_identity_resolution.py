@@ -11,9 +11,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from services.identity.domain import rebuild
 from services.local_postgres import libpq_url
 from shared.envelope import Envelope
-from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
+from shared.events import (
+    CONTACT_FIELDS,
+    EVENTS_BY_TYPE,
+    ContactEvent,
+    ImportRowReceivedV1,
+    ImportRowsProcessedV1,
+    ProcessedRow,
+)
 from shared.kafka import OutgoingMessage, encode
 from shared.topics import IMPORT_ROW_OUTCOMES, IMPORT_ROWS, dead_letter_topic
 from tests.support.isolation import Isolation
@@ -85,6 +93,30 @@ def assert_one_contact_per_person_with_gapless_streams(isolation: Isolation, ema
     per_contact = dict(query(isolation, "SELECT c.email, count(*) FROM contact_events e "
                                         "JOIN contacts c USING (contact_id) GROUP BY c.email"))
     assert per_contact == dict(Counter(e.strip().lower() for e in emails))
+    assert_state_is_the_fold_of_the_event_store(isolation)
+
+
+def assert_state_is_the_fold_of_the_event_store(isolation: Isolation) -> None:
+    """Every contact row equals what folding its stream from the event store gives (the log is the truth)."""
+    streams: dict[str, list[ContactEvent]] = {}
+    for contact_id, event_type, payload in query(
+        isolation, "SELECT contact_id, type, payload FROM contact_events ORDER BY contact_id, version"
+    ):
+        streams.setdefault(str(contact_id), []).append(EVENTS_BY_TYPE[event_type].model_validate(payload))
+    stored = {
+        str(row[0]): row[1:]
+        for row in query(isolation, "SELECT contact_id, email, email_original, version, first_name, last_name, "
+                                    "company, title, phone, bio, social_links, user_account_id FROM contacts")
+    }
+    assert set(streams) == set(stored)
+    for contact_id, events in streams.items():
+        folded = rebuild(events)
+        assert folded is not None
+        assert stored[contact_id] == (
+            folded.email, folded.email_original, folded.version,
+            *(folded.fields.get(name) for name in CONTACT_FIELDS),
+            folded.bio, folded.social_links, folded.user_account_id,
+        ), contact_id
 
 
 def _rows_of(consumed: list[Consumed], import_id: str) -> list[ProcessedRow]:
