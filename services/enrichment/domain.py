@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from shared.events import (
     ContactCreatedV1,
@@ -36,7 +37,8 @@ def display_name(*, email: str | None, first_name: str | None, last_name: str | 
 @dataclass(frozen=True)
 class ContactNames:
     """What enrichment keeps per contact. ``display_name`` is the last one published; ``email`` is ``None``
-    only if the contact's creation was never seen (a gap in the log)."""
+    only if the contact's creation was never seen (a gap in the log). ``updated_at`` is when the last applied
+    event occurred, taken from the log (not the clock), so replaying the log rebuilds the same state."""
 
     contact_id: str
     version: int
@@ -44,6 +46,7 @@ class ContactNames:
     first_name: str | None = None
     last_name: str | None = None
     display_name: str | None = None
+    updated_at: datetime | None = None
 
     @property
     def resolved(self) -> str | None:
@@ -60,7 +63,9 @@ def evolve(state: ContactNames | None, event: ContactEvent) -> ContactNames:
     it moves only when a name is published (``plan_batch``)."""
     if state is not None and event.version <= state.version:
         return state
-    current = state or ContactNames(contact_id=event.contact_id, version=0)
+    current = replace(
+        state or ContactNames(contact_id=event.contact_id, version=0), updated_at=event.occurred_at
+    )
     if isinstance(event, ContactCreatedV1):
         return replace(
             current,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.enrichment.domain import ContactNames
 from shared.db import copy_rows
 
-COLUMNS = ["contact_id", "email", "first_name", "last_name", "display_name", "version"]
+COLUMNS = ["contact_id", "email", "first_name", "last_name", "display_name", "version", "updated_at"]
 
 
 def _row(state: ContactNames) -> tuple[Any, ...]:
@@ -48,7 +48,7 @@ async def save_contacts(conn: AsyncConnection, states: Sequence[ContactNames]) -
     await conn.execute(
         text(
             f"INSERT INTO contacts ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM contacts_stage "
-            f"ON CONFLICT (contact_id) DO UPDATE SET {updates}, updated_at = now() "
+            f"ON CONFLICT (contact_id) DO UPDATE SET {updates} "
             "WHERE contacts.version < excluded.version"
         )
     )

@@ -208,3 +208,12 @@ def test_a_recorded_interaction_advances_the_version_and_changes_no_name() -> No
     after = evolve(state, interaction)
 
     assert after.version == 2 and after.resolved == "Jane"
+
+
+def test_the_state_is_stamped_with_when_the_last_applied_event_occurred_not_with_the_clock() -> None:
+    later = ContactMatchedV1(contact_id="c1", version=2, occurred_at=datetime(2026, 2, 1, tzinfo=UTC), source=SOURCE)
+
+    state = evolve(evolve(None, created()), later)
+
+    assert state.updated_at == datetime(2026, 2, 1, tzinfo=UTC)  # so a replay of the log rebuilds it exactly
+    assert evolve(state, created()).updated_at == state.updated_at  # a stale event changes nothing
