@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Sequence
 
 import structlog
@@ -96,8 +95,7 @@ class OutboxRelay:
                         topic=row.topic,
                         key=row.key,
                         value=row.value,
-                        headers=headers_from_json(row.headers if not isinstance(row.headers, str)
-                                                  else json.loads(row.headers)),
+                        headers=headers_from_json(row.headers),
                     )
                     for row in rows
                 ),

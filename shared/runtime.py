@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -65,14 +65,6 @@ async def running(messaging: Messaging, broker: KafkaBroker, *, service: str) ->
         await messaging.producer.stop()
         await messaging.engine.dispose()
         log.info("service.stopped")
-
-
-def readiness_check(engine: AsyncEngine) -> Callable[[], object]:
-    async def check() -> None:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
-
-    return check
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.identity.domain import Contact, FieldOrigin
 from shared.db import copy_rows
-from shared.events import CONTACT_FIELDS, EVENTS_BY_TYPE, ContactEvent
+from shared.events import CONTACT_FIELDS, ContactEvent
 
 CONTACT_COLUMNS = [
     "contact_id", "email", "email_original", *CONTACT_FIELDS, "origins", "version", "created_at", "updated_at",
@@ -121,10 +121,3 @@ async def append_events(conn: AsyncConnection, events: Sequence[tuple[str, Conta
             for event_id, event in events
         ),
     )
-
-
-async def load_stream(conn: AsyncConnection, contact_id: str) -> list[ContactEvent]:
-    result = await conn.execute(
-        text("SELECT type, payload FROM contact_events WHERE contact_id = :id ORDER BY version"), {"id": contact_id}
-    )
-    return [EVENTS_BY_TYPE[row.type].model_validate(row.payload) for row in result]  # type: ignore[misc]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest import store
 from shared.envelope import Envelope
 from shared.events import ImportRowsProcessedV1
-from shared.inbox import DecodedBatch, claim_batch
+from shared.inbox import DecodedBatch, claim_batch, decode_batch
 from shared.kafka import UndecodableMessage, batch_subscriber, decode, describe_batch, raw_records
 from shared.outbox import enqueue
 from shared.runtime import Messaging
@@ -37,13 +37,11 @@ class IngestTopics:
     dead_letters: str
 
 
-def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowsProcessedV1]:
-    """A message of outcomes ingest can store, or ``UndecodableMessage``: beyond the contract, the import id
-    must be a UUID and every row number fit the table, or the batch's transaction would fail on every
+def check_storable(event: ImportRowsProcessedV1, *, known_ids: set[str]) -> None:
+    """Refuse (``UndecodableMessage``) a message of outcomes ingest cannot store: beyond the contract, the
+    import id must be a UUID and every row number fit the table, or the batch's transaction would fail on every
     redelivery. One bad row refuses the whole message: its rows are stored together or not at all.
     ``known_ids`` holds the import ids already checked (a batch's messages mostly share a few)."""
-    envelope, event = decode(record, (ImportRowsProcessedV1,))
-    assert isinstance(event, ImportRowsProcessedV1)
     if event.import_id not in known_ids:
         try:
             uuid.UUID(event.import_id)
@@ -59,20 +57,22 @@ def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Enve
             f"message's {len(event.rows)} rows; none of its rows is stored"
         )
         raise UndecodableMessage("INVALID_PAYLOAD", problem)
+
+
+def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowsProcessedV1]:
+    """One record: a message of outcomes ingest can store, or ``UndecodableMessage`` (see ``check_storable``)."""
+    envelope, event = decode(record, (ImportRowsProcessedV1,))
+    assert isinstance(event, ImportRowsProcessedV1)
+    check_storable(event, known_ids=known_ids)
     return envelope, event
 
 
 def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRowsProcessedV1]:
-    """``shared.inbox.decode_batch`` with ingest's own checks on top (see ``decode_outcome``)."""
-    messages: list[tuple[Envelope, ImportRowsProcessedV1]] = []
-    undecodable: list[tuple[ConsumerRecord, UndecodableMessage]] = []
+    """``shared.inbox.decode_batch`` with ingest's own checks on top (see ``check_storable``)."""
     known_ids: set[str] = set()
-    for record in records:
-        try:
-            messages.append(decode_outcome(record, known_ids=known_ids))
-        except UndecodableMessage as error:
-            undecodable.append((record, error))
-    return DecodedBatch(messages, undecodable)
+    return decode_batch(
+        records, (ImportRowsProcessedV1,), validate=lambda event: check_storable(event, known_ids=known_ids)
+    )
 
 
 @dataclass(frozen=True)
