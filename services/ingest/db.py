@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -40,10 +41,19 @@ imports = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+    Column("inspection", JSONB, comment="encoding, delimiter, header, sample rows, HubSpot detection"),
+    Column("mapping", JSONB, comment="the confirmed mapping: column index -> field (or skipped)"),
+    Column("started_at", DateTime(timezone=True)),
+    Column("idempotency_key", Text, comment="the Idempotency-Key of the API request that created it"),
+    Column("request_fingerprint", Text, comment="hash of that request's body, to refuse a reused key"),
     CheckConstraint(
         "status IN ('uploaded', 'parsing', 'processing', 'processed', 'error')", name="imports_status_check"
     ),
     Index("imports_by_organizer", "organizer_id", "created_at", "import_id"),
+    Index(
+        "imports_by_idempotency_key", "organizer_id", "idempotency_key", unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 import_rows = Table(
