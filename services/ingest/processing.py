@@ -4,157 +4,21 @@ store the refused rows, and resume from the last checkpoint after a crash or res
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
-import csv
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import store
-from services.ingest.domain import FileProblem, RejectedRow, ValidRow, check_row, is_blank, map_columns
-from shared.envelope import Envelope, Headers
-from shared.events import ImportRowReceivedV1
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage, publish_all
+from services.ingest.domain import FileProblem
+from services.ingest.reading import Batch, RowReader, check_utf8
+from shared.kafka import publish_all
 from shared.runtime import Messaging
 
 log = structlog.get_logger(__name__)
-
-SOURCE = "kagibag-contacts/ingest"
-ROW_EVENT_NAMESPACE = uuid.UUID("5b0f6c1e-8f5e-4f43-9d59-3c0a6f7e2b14")
-READ_CHUNK = 1024 * 1024
-
-
-def row_event_id(import_id: str, row_number: int) -> str:
-    """The same row of the same import always travels under the same event id, so identity applies a row
-    published twice (after a crash) only once: ``uuid.uuid5(ROW_EVENT_NAMESPACE, "<import>/<row>")``."""
-    return derived_id(import_id, row_number, namespace=ROW_EVENT_NAMESPACE)
-
-
-def check_utf8(path: Path) -> None:
-    """Raise ``FileProblem`` unless the whole file is UTF-8, before any row is handed on (blocking)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as file:
-        while chunk := file.read(READ_CHUNK):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as error:
-                raise FileProblem(
-                    f"the file is not UTF-8 text (invalid byte at offset {offset + error.start}); "
-                    "save it as CSV UTF-8 and upload it again"
-                ) from error
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as error:
-            raise FileProblem("the file is not UTF-8 text (it ends in the middle of a character)") from error
-
-
-@dataclass
-class Batch:
-    """What one read produced: events to publish, rows refused, and where the reader now stands."""
-
-    messages: list[OutgoingMessage] = field(default_factory=list)
-    rejected: list[RejectedRow] = field(default_factory=list)
-    last_row: int = 0
-    done: bool = False
-
-
-class RowReader:
-    """A CSV file read record by record with bounded memory. Blocking: call it from a worker thread.
-
-    Row numbers count data records from 1 (the record after the header). Blank records keep their number but
-    are not rows of the import. Rows up to ``skip_through`` were handled by an earlier attempt and are only
-    counted."""
-
-    def __init__(
-        self, path: Path, *, import_id: str, organizer_id: str, topic: str, skip_through: int = 0
-    ) -> None:
-        self._import_id = import_id
-        self._organizer_id = organizer_id
-        self._topic = topic
-        self._skip_through = skip_through
-        self._file: IO[str] = path.open(encoding="utf-8-sig", newline="")
-        self._records = csv.reader(self._file, strict=True)
-        self._row_number = 0
-        self._id_header = 0
-        self.total_rows = 0
-        try:
-            header = self._next()
-            if header is None or is_blank(header):
-                raise FileProblem("the file is empty: expected a header row naming the columns, with 'email'")
-            self._columns = map_columns(header)
-        except BaseException:
-            self.close()
-            raise
-
-    def _next(self) -> list[str] | None:
-        try:
-            return next(self._records, None)
-        except csv.Error as error:
-            where = f"record {self._row_number + 1}"
-            raise FileProblem(f"the file is not valid CSV ({where}): {error}") from error
-
-    def _message(self, row: ValidRow, headers: Headers) -> OutgoingMessage:
-        """The row's event in the batch's envelope, under the row's own id."""
-        event = ImportRowReceivedV1(
-            import_id=self._import_id,
-            organizer_id=self._organizer_id,
-            row_number=row.row_number,
-            email=row.email,
-            **row.fields,
-        )
-        row_headers = headers.copy()
-        row_headers[self._id_header] = ("ce_id", row_event_id(self._import_id, row.row_number).encode())
-        value = event.model_dump_json().encode()
-        return OutgoingMessage(topic=self._topic, key=row.key.encode(), value=value, headers=row_headers)
-
-    def _batch_headers(self) -> Headers:
-        """Every row of a batch travels in the same envelope except for its id (building an envelope per row
-        was a fifth of the reading cost)."""
-        envelope = Envelope(
-            id="", type=ImportRowReceivedV1.TYPE, source=SOURCE, subject=self._import_id,
-            correlation_id=self._import_id,
-        )
-        headers = envelope.to_headers()
-        self._id_header = next(i for i, (name, _) in enumerate(headers) if name == "ce_id")
-        return headers
-
-    def next_batch(self, size: int) -> Batch:
-        """Up to ``size`` rows of the import (blank records and already-handled rows do not count)."""
-        batch = Batch()
-        headers = self._batch_headers()
-        handled = 0
-        while handled < size:
-            cells = self._next()
-            if cells is None:
-                batch.done = True
-                break
-            self._row_number += 1
-            if is_blank(cells):
-                continue
-            self.total_rows += 1
-            if self._row_number <= self._skip_through:
-                continue
-            handled += 1
-            checked = check_row(self._row_number, cells, self._columns)
-            if isinstance(checked, ValidRow):
-                batch.messages.append(self._message(checked, headers))
-            else:
-                batch.rejected.append(checked)
-        batch.last_row = self._row_number
-        return batch
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class Importer:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
-from services.ingest.processing import row_event_id
+from services.ingest.reading import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
 from shared.auth import mint_token

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ingest.domain import COLUMN_COUNT_MISMATCH, MISSING_EMAIL, FileProblem
-from services.ingest.processing import ROW_EVENT_NAMESPACE, SOURCE, Batch, RowReader, check_utf8, row_event_id
+from services.ingest.reading import ROW_EVENT_NAMESPACE, SOURCE, Batch, RowReader, check_utf8, row_event_id
 from shared.events import ImportRowReceivedV1
 from shared.kafka import OutgoingMessage, decode
 
