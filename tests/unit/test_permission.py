@@ -1,0 +1,57 @@
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.profiles.permission import UNKNOWN, Statement, effective, latest
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_nothing_stated_is_unknown() -> None:
+    assert effective(None, None) == UNKNOWN
+
+
+def test_an_explicit_unsubscribe_survives_a_later_import() -> None:
+    explicit = Statement("unsubscribed", at(1), "api:alice")
+    imported = Statement("subscribed", at(60), "import-2")
+    permission = effective(imported, explicit)
+    assert (permission.status, permission.source, permission.changed_by) == ("unsubscribed", "api", "api:alice")
+
+
+def test_a_later_import_replaces_an_explicit_subscribe() -> None:
+    explicit = Statement("subscribed", at(1), "api:alice")
+    imported = Statement("unsubscribed", at(2), "import-2")
+    assert effective(imported, explicit).status == "unsubscribed"
+    assert effective(imported, explicit).source == "import"
+
+
+def test_a_later_explicit_statement_replaces_an_import() -> None:
+    imported = Statement("unsubscribed", at(1), "import-1")
+    explicit = Statement("subscribed", at(2), "api:alice")
+    assert effective(imported, explicit).status == "subscribed"
+
+
+statements = st.builds(
+    Statement,
+    st.sampled_from(["subscribed", "unsubscribed", "unknown"]),
+    st.integers(0, 20).map(at),
+    st.sampled_from(["import-1", "import-2", "api:alice", "api:bob"]),
+)
+
+
+@given(st.lists(statements, max_size=6), st.randoms())
+def test_the_latest_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd) -> None:  # type: ignore[no-untyped-def]
+    shuffled = list(items)
+    rnd.shuffle(shuffled)
+    folded = None
+    for item in items:
+        folded = latest(folded, item)
+    refolded = None
+    for item in shuffled:
+        refolded = latest(refolded, item)
+    assert folded == refolded
