@@ -3,7 +3,8 @@ and what the organizer set explicitly through the API. Pure, and independent of 
 so replaying the logs in any interleaving rebuilds the same permission.
 
 Rules:
-- Of each kind, the latest statement wins (by time, then by who made it, so ties are broken the same way always).
+- Of each kind, the latest statement wins (by time, then by who made it and what it
+  says, so ties are broken the same way always).
 - An explicit unsubscribe is never overwritten by an import, however much later the import is.
 - Otherwise the later of the two kinds wins; with neither, the permission is ``unknown``.
 """
@@ -27,8 +28,8 @@ class Statement:
     at: datetime
     by: str
 
-    def order(self) -> tuple[datetime, str]:
-        return (self.at, self.by)
+    def order(self) -> tuple[datetime, str, str]:
+        return (self.at, self.by, self.status)
 
 
 @dataclass(frozen=True)
