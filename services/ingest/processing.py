@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import store
 from services.ingest.domain import FileProblem
-from services.ingest.reading import Batch, RowReader, check_utf8
+from services.ingest.reading import Batch, RowReader
 from shared.kafka import publish_all
 from shared.runtime import Messaging
 
@@ -114,7 +114,6 @@ class Importer:
         try:
             if not path.is_file():
                 raise FileProblem("the uploaded file is no longer available; upload it again")
-            await asyncio.to_thread(check_utf8, path)
             reader = await asyncio.to_thread(
                 RowReader, path, import_id=import_id, organizer_id=started.organizer_id, topic=self._topic,
                 skip_through=started.parsed_rows,
