@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.events import CONTACT_FIELDS, ContactField
+from shared.events import CONTACT_FIELDS, ContactField, EmailPermission
 
 Status = Literal["uploaded", "parsing", "processing", "processed", "error"]
 STATUSES: tuple[Status, ...] = ("uploaded", "parsing", "processing", "processed", "error")
@@ -53,12 +53,15 @@ def map_columns(header: Sequence[str]) -> ColumnMap:
 
 @dataclass(frozen=True)
 class ValidRow:
-    """A row to hand on: the email as received, its matching key, the other mapped fields (blank = None)."""
+    """A row to hand on: the email as received, its matching key, the other mapped fields (blank = None), the
+    source system's id for the record and the email permission the file states (None = not stated)."""
 
     row_number: int
     email: str
     key: str
     fields: dict[ContactField, str | None]
+    external_id: str | None = None
+    email_permission: EmailPermission | None = None
 
 
 @dataclass(frozen=True)
