@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.profiles import store
+from services.profiles import queries
 from shared.auth import OrganizerId
 from shared.events import EmailPermission
 
@@ -95,7 +95,7 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
             raise _invalid("q", "must not be blank", q)
         after = _decode_cursor(cursor) if cursor is not None else None
         async with engine.connect() as conn:
-            rows = await store.find_contacts(
+            rows = await queries.find_contacts(
                 conn, organizer_id=organizer_id, email=normalized, prefix=prefix, after=after, limit=limit + 1
             )
         items = [_contact(row) for row in rows[:limit]]
@@ -110,7 +110,7 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
     )
     async def get_contact(organizer_id: OrganizerId, contact_id: str) -> Contact:
         async with engine.connect() as conn:
-            row = await store.get_contact(conn, organizer_id=organizer_id, contact_id=contact_id)
+            row = await queries.get_contact(conn, organizer_id=organizer_id, contact_id=contact_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "contact not found")
         return _contact(row)
