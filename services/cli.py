@@ -22,7 +22,7 @@ def _token(args: argparse.Namespace) -> int:
     platform = PlatformSettings()
     ttl = args.ttl if args.ttl is not None else platform.token_ttl_seconds
     secret = platform.auth_secret.get_secret_value()
-    print(mint_token(secret=secret, organizer_id=args.organizer, ttl_seconds=ttl))
+    print(mint_token(secret=secret, organizer_id=args.organizer, ttl_seconds=ttl, user=args.user))
     return 0
 
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a bearer token (signed with CONTACTS_AUTH_SECRET)")
     token.add_argument("--organizer", required=True, help="the organizer_id the token speaks for")
+    token.add_argument("--user", help="who acts for the organizer (the sub claim; recorded on API changes)")
     token.add_argument("--ttl", type=_positive, help="lifetime (default CONTACTS_TOKEN_TTL_SECONDS)")
     token.set_defaults(handler=_token)
 
