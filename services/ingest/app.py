@@ -39,6 +39,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         data_dir=settings.data_dir,
         batch_size=settings.publish_batch_size,
         parallel=settings.max_parallel_imports,
+        limits=settings.file_limits(),
     )
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.ingest.reading import FileLimits
 from shared.config import PlatformSettings
 
 MEBIBYTE = 1024 * 1024
@@ -19,7 +20,9 @@ class IngestSettings(BaseSettings):
     CONTACTS_INGEST_DATA_DIR                    where uploaded files are kept (relative: to the working dir)
     CONTACTS_INGEST_PUBLISH_BATCH_SIZE          rows per publish batch (acknowledged together)
     CONTACTS_INGEST_MAX_UPLOAD_BYTES            larger uploads are refused with 413 (default 512 MiB)
-    CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance"""
+    CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance
+    CONTACTS_INGEST_MAX_ROWS / _MAX_COLUMNS      larger files end in error (defaults like HubSpot's: 1,048,576
+                                                rows, 1,000 columns)"""
 
     model_config = SettingsConfigDict(env_prefix="CONTACTS_INGEST_", extra="forbid")
 
@@ -31,5 +34,11 @@ class IngestSettings(BaseSettings):
     publish_batch_size: int = Field(default=5000, gt=0, le=50_000)
     max_upload_bytes: int = Field(default=512 * MEBIBYTE, gt=0)
     max_parallel_imports: int = Field(default=2, gt=0, le=16)
+    max_rows: int = Field(default=1_048_576, gt=0)
+    max_columns: int = Field(default=1_000, gt=0)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
+
+    def file_limits(self) -> FileLimits:
+        """What one file may hold: the upload limit, and the row and column limits."""
+        return FileLimits(max_bytes=self.max_upload_bytes, max_rows=self.max_rows, max_columns=self.max_columns)

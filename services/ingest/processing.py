@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import store
-from services.ingest.domain import FileProblem
-from services.ingest.reading import Batch, RowReader
+from services.ingest.domain import ColumnMap, FileProblem
+from services.ingest.reading import Batch, FileLimits, Inspection, RowReader
 from shared.kafka import publish_all
 from shared.runtime import Messaging
 
@@ -34,12 +34,14 @@ class Importer:
         data_dir: Path,
         batch_size: int,
         parallel: int,
+        limits: FileLimits,
     ) -> None:
         self._engine = engine
         self._messaging = messaging
         self._topic = topic
         self.data_dir = data_dir
         self._batch_size = batch_size
+        self.limits = limits
         self._slots = asyncio.Semaphore(parallel)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -47,8 +49,7 @@ class Importer:
         return self.data_dir / f"{import_id}.csv"
 
     def start(self, import_id: str) -> None:
-        """Read the import's file in the background. The seam where a mapping step will plug in: today every
-        upload starts at once with the header names as the mapping."""
+        """Read the import's file in the background, once ``store.start_import`` has committed its mapping."""
         if import_id in self._tasks:
             return
         task = asyncio.create_task(self._run(import_id), name=f"ingest-import-{import_id}")
@@ -56,7 +57,7 @@ class Importer:
         task.add_done_callback(lambda _: self._tasks.pop(import_id, None))
 
     async def resume(self) -> list[str]:
-        """Start every import whose reading was interrupted (or never started)."""
+        """Start every import whose reading was interrupted (started, but not read to the end)."""
         async with self._engine.connect() as conn:
             pending = await store.imports_to_parse(conn)
         for import_id in pending:
@@ -114,9 +115,11 @@ class Importer:
         try:
             if not path.is_file():
                 raise FileProblem("the uploaded file is no longer available; upload it again")
+            inspection = Inspection.from_json(started.inspection) if started.inspection else None
+            columns = ColumnMap.from_json(started.mapping) if started.mapping else None
             reader = await asyncio.to_thread(
                 RowReader, path, import_id=import_id, organizer_id=started.organizer_id, topic=self._topic,
-                skip_through=started.parsed_rows,
+                inspection=inspection, columns=columns, limits=self.limits, skip_through=started.parsed_rows,
             )
             try:
                 batch = Batch()

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.domain import FINISHED, PARSABLE, RejectedRow, Status, advance
+from services.ingest.domain import FINISHED, PARSABLE, ColumnMap, RejectedRow, Source, Status, advance
 from shared.db import copy_rows
 from shared.events import ImportRowsProcessedV1, RowOutcome
 
 IMPORT_COLUMNS = (
     "import_id, organizer_id, source, filename, status, total_rows, parsed_rows, processed_rows, created, "
-    "matched, errors, error, created_at, updated_at, finished_at"
+    "matched, errors, error, created_at, updated_at, started_at, finished_at"
 )
 
 
@@ -43,16 +43,73 @@ class Progress:
 
 
 async def create_import(
-    conn: AsyncConnection, *, import_id: str, organizer_id: str, source: str, filename: str | None
+    conn: AsyncConnection,
+    *,
+    import_id: str,
+    organizer_id: str,
+    source: Source,
+    filename: str | None,
+    inspection: dict[str, Any] | None = None,
+    error: str | None = None,
+    idempotency_key: str | None = None,
+    request_fingerprint: str | None = None,
 ) -> None:
+    """A new import, ``uploaded`` (waiting for ``start_import``) with what inspecting its file found, or at
+    once in ``error`` when the file cannot be imported as a whole (``error`` says why)."""
     await conn.execute(
         text(
-            "INSERT INTO imports (import_id, organizer_id, source, filename, status) "
-            "VALUES (:import_id, :organizer_id, :source, :filename, 'uploaded')"
+            "INSERT INTO imports (import_id, organizer_id, source, filename, status, error, finished_at, "
+            "inspection, idempotency_key, request_fingerprint) "
+            "VALUES (:import_id, :organizer_id, :source, :filename, :status, :error, "
+            "CASE WHEN :failed THEN now() END, CAST(:inspection AS jsonb), :idempotency_key, :fingerprint)"
         ),
         {"import_id": import_id, "organizer_id": organizer_id, "source": source,
-         "filename": pg_text(filename)},
+         "filename": pg_text(filename), "status": "error" if error is not None else "uploaded",
+         "error": pg_text(error), "failed": error is not None,
+         "inspection": _json(inspection), "idempotency_key": idempotency_key, "fingerprint": request_fingerprint},
     )
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else pg_text(json.dumps(value))
+
+
+async def save_mapping(conn: AsyncConnection, *, import_id: str, organizer_id: str, columns: ColumnMap) -> bool:
+    """Confirm the mapping of an import still waiting to be started; False if it is not ``uploaded``."""
+    result = await conn.execute(
+        text(
+            "UPDATE imports SET mapping = CAST(:mapping AS jsonb), updated_at = now() "
+            "WHERE import_id = :id AND organizer_id = :organizer AND status = 'uploaded'"
+        ),
+        {"id": import_id, "organizer": organizer_id, "mapping": _json(columns.to_json())},
+    )
+    return result.rowcount == 1
+
+
+async def start_import(conn: AsyncConnection, *, import_id: str, organizer_id: str, columns: ColumnMap) -> bool:
+    """Store the mapping an ``uploaded`` import is read with and move it to ``parsing`` (``started_at`` now);
+    False if the import is not the organizer's or not ``uploaded`` (already started or failed). After the
+    commit, hand it to ``Importer.start``."""
+    result = await conn.execute(
+        text(
+            "UPDATE imports SET mapping = CAST(:mapping AS jsonb), status = 'parsing', started_at = now(), "
+            "updated_at = now() WHERE import_id = :id AND organizer_id = :organizer AND status = 'uploaded'"
+        ),
+        {"id": import_id, "organizer": organizer_id, "mapping": _json(columns.to_json())},
+    )
+    return result.rowcount == 1
+
+
+async def find_setup(conn: AsyncConnection, *, organizer_id: str, import_id: str) -> Any | None:
+    """What the mapping step needs of the organizer's import: status, source, filename, inspection, mapping."""
+    result = await conn.execute(
+        text(
+            "SELECT import_id, status, source, filename, error, inspection, mapping FROM imports "
+            "WHERE import_id = :id AND organizer_id = :organizer"
+        ),
+        {"id": import_id, "organizer": organizer_id},
+    )
+    return result.one_or_none()
 
 
 async def find_import(conn: AsyncConnection, *, organizer_id: str, import_id: str) -> Any | None:
@@ -114,12 +171,12 @@ async def imports_to_parse(conn: AsyncConnection) -> list[str]:
 
 
 async def start_parsing(conn: AsyncConnection, import_id: str) -> Any | None:
-    """Move an uploaded (or interrupted) import to ``parsing``; its organizer and checkpoint, or ``None`` when
-    it is not waiting to be read."""
+    """An import being read: its organizer, checkpoint, inspection and mapping, or ``None`` when it is not
+    waiting to be read (not started yet, or finished)."""
     result = await conn.execute(
         text(
-            "UPDATE imports SET status = 'parsing', updated_at = now() "
-            "WHERE import_id = :id AND status = ANY(:statuses) RETURNING organizer_id, parsed_rows"
+            "UPDATE imports SET updated_at = now() WHERE import_id = :id AND status = ANY(:statuses) "
+            "RETURNING organizer_id, parsed_rows, inspection, mapping"
         ),
         {"id": import_id, "statuses": sorted(PARSABLE)},
     )
