@@ -3,14 +3,16 @@ with bounded memory and turn every row into an event, in batches (``RowReader``)
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import csv
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from services.ingest.domain import ColumnMap, FileProblem, RejectedRow, ValidRow, check_row, is_blank, map_columns
+from services.ingest.file_format import HEAD_BYTES, STRAY_BYTES, FileFormat, detect_format
 from shared.envelope import Envelope, Headers
 from shared.events import ImportRowReceivedV1
 from shared.inbox import derived_id
@@ -18,7 +20,6 @@ from shared.kafka import OutgoingMessage
 
 SOURCE = "kagibag-contacts/ingest"
 ROW_EVENT_NAMESPACE = uuid.UUID("5b0f6c1e-8f5e-4f43-9d59-3c0a6f7e2b14")
-READ_CHUNK = 1024 * 1024
 SAMPLE_ROWS = 5
 
 
@@ -29,15 +30,6 @@ class FileLimits:
     max_bytes: int = 512 * 1024 * 1024
     max_rows: int = 1_048_576
     max_columns: int = 1_000
-
-
-@dataclass(frozen=True)
-class FileFormat:
-    """How to read a file: a Python codec name (``utf-8-sig``, ``utf-16``, ``cp1252``...) and the CSV dialect."""
-
-    encoding: str = "utf-8-sig"
-    delimiter: str = ","
-    quotechar: str = '"'
 
 
 @dataclass(frozen=True)
@@ -67,46 +59,98 @@ class Inspection:
 
 
 def inspect_file(path: Path, *, limits: FileLimits = FileLimits()) -> Inspection:
-    """The file's format, header and sample records; ``FileProblem`` when it cannot be a CSV of contacts."""
-    fmt = FileFormat()
-    with path.open(encoding=fmt.encoding, newline="") as file:
-        records = csv.reader(file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
-        header = next(records, None)
-        if header is None or is_blank(header):
-            raise FileProblem("the file is empty: expected a header row naming the columns, with 'email'")
+    """The file's format, header and first records (blocking); ``FileProblem`` when it cannot be a CSV of
+    contacts: too large, empty, binary, header only, too many columns or broken quoting in its first records."""
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise FileProblem(f"the file has {size:,} bytes; at most {limits.max_bytes:,} are allowed: split it")
+    with path.open("rb") as file:
+        fmt = detect_format(file.read(HEAD_BYTES))
+    with open_records(path, fmt) as records:
+        header = _header(records, limits)
         samples: list[list[str]] = []
         for cells in records:
             if not is_blank(cells):
                 samples.append(cells)
             if len(samples) >= SAMPLE_ROWS:
                 break
+    if not samples:
+        raise FileProblem("the file has a header row but no rows of contacts below it")
     return Inspection(format=fmt, header=header, samples=samples)
+
+
+class Records:
+    """A file's CSV records as lists of cells, read as a stream; a CSV error becomes a ``FileProblem`` that
+    says where (record and line) and what."""
+
+    def __init__(self, file: IO[str], fmt: FileFormat) -> None:
+        self._file = file
+        self._reader = csv.reader(file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        self.records_read = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            cells = next(self._reader)
+        except csv.Error as error:
+            raise FileProblem(_csv_problem(error, record=self.records_read + 1, line=self._reader.line_num)) from error
+        self.records_read += 1
+        return cells
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _csv_problem(error: csv.Error, *, record: int, line: int) -> str:
+    reason = str(error)
+    if "field larger than field limit" in reason or "unexpected end of data" in reason:
+        reason = "a quoted value is never closed (check the quotes around that line)"
+    return f"the file is not valid CSV at record {record} (line {line}): {reason}"
+
+
+@contextlib.contextmanager
+def open_records(path: Path, fmt: FileFormat) -> Iterator[Records]:
+    file = path.open(encoding=fmt.encoding, errors=STRAY_BYTES, newline="")
+    records = Records(file, fmt)
+    try:
+        yield records
+    finally:
+        records.close()
+
+
+def _header(records: Iterator[list[str]], limits: FileLimits) -> list[str]:
+    header = next(records, None)
+    if header is None or is_blank(header):
+        raise FileProblem("the file is empty: expected a header row naming the columns, with 'email'")
+    if len(header) > limits.max_columns:
+        raise FileProblem(f"the file has {len(header):,} columns; at most {limits.max_columns:,} are allowed")
+    return header
+
+
+def survey(path: Path, fmt: FileFormat, limits: FileLimits) -> int:
+    """Read the whole file once before any row is handed on: its number of rows (blank records are not
+    rows), or a ``FileProblem`` for broken quoting anywhere, a header only, or more rows than allowed."""
+    rows = 0
+    with open_records(path, fmt) as records:
+        _header(records, limits)
+        for cells in records:
+            if not is_blank(cells):
+                rows += 1
+                if rows > limits.max_rows:
+                    raise FileProblem(
+                        f"the file has more than {limits.max_rows:,} rows, the most one import takes: split it"
+                    )
+    if rows == 0:
+        raise FileProblem("the file has a header row but no rows of contacts below it")
+    return rows
 
 
 def row_event_id(import_id: str, row_number: int) -> str:
     """The same row of the same import always travels under the same event id, so identity applies a row
     published twice (after a crash) only once: ``uuid.uuid5(ROW_EVENT_NAMESPACE, "<import>/<row>")``."""
     return derived_id(import_id, row_number, namespace=ROW_EVENT_NAMESPACE)
-
-
-def check_utf8(path: Path) -> None:
-    """Raise ``FileProblem`` unless the whole file is UTF-8, before any row is handed on (blocking)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as file:
-        while chunk := file.read(READ_CHUNK):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as error:
-                raise FileProblem(
-                    f"the file is not UTF-8 text (invalid byte at offset {offset + error.start}); "
-                    "save it as CSV UTF-8 and upload it again"
-                ) from error
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as error:
-            raise FileProblem("the file is not UTF-8 text (it ends in the middle of a character)") from error
 
 
 @dataclass
@@ -142,28 +186,21 @@ class RowReader:
         self._organizer_id = organizer_id
         self._topic = topic
         self._skip_through = skip_through
-        fmt = inspection.format if inspection is not None else FileFormat()
-        self._limits = limits
-        self._file: IO[str] = path.open(encoding=fmt.encoding, newline="")
-        self._records = csv.reader(self._file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        fmt = (inspection or inspect_file(path, limits=limits)).format
+        self.expected_rows = survey(path, fmt, limits)
+        self._records = Records(path.open(encoding=fmt.encoding, errors=STRAY_BYTES, newline=""), fmt)
         self._row_number = 0
         self._id_header = 0
         self.total_rows = 0
         try:
-            header = self._next()
-            if header is None or is_blank(header):
-                raise FileProblem("the file is empty: expected a header row naming the columns, with 'email'")
+            header = _header(self._records, limits)
             self._columns = columns if columns is not None else map_columns(header)
         except BaseException:
             self.close()
             raise
 
     def _next(self) -> list[str] | None:
-        try:
-            return next(self._records, None)
-        except csv.Error as error:
-            where = f"record {self._row_number + 1}"
-            raise FileProblem(f"the file is not valid CSV ({where}): {error}") from error
+        return next(self._records, None)
 
     def _message(self, row: ValidRow, headers: Headers) -> OutgoingMessage:
         """The row's event in the batch's envelope, under the row's own id."""
@@ -216,4 +253,4 @@ class RowReader:
         return batch
 
     def close(self) -> None:
-        self._file.close()
+        self._records.close()

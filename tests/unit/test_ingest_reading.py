@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ingest.domain import COLUMN_COUNT_MISMATCH, MISSING_EMAIL, FileProblem
-from services.ingest.reading import ROW_EVENT_NAMESPACE, SOURCE, Batch, RowReader, check_utf8, row_event_id
+from services.ingest.reading import ROW_EVENT_NAMESPACE, SOURCE, Batch, RowReader, row_event_id
 from shared.events import ImportRowReceivedV1
 from shared.kafka import OutgoingMessage, decode
 
@@ -140,12 +140,10 @@ def test_a_resumed_read_skips_rows_up_to_the_checkpoint_but_counts_them(tmp_path
     assert rows.total_rows == 4
 
 
-def test_a_header_only_file_has_no_rows(tmp_path: Path) -> None:
-    rows = reader(tmp_path, "email,first_name\n")
-
-    (batch,) = read_all(rows)
-
-    assert (batch.messages, batch.rejected, rows.total_rows) == ([], [], 0)
+@pytest.mark.parametrize("content", ["email,first_name\n", "email,first_name\n\n ,\n"])
+def test_a_header_only_file_is_a_file_problem(tmp_path: Path, content: str) -> None:
+    with pytest.raises(FileProblem, match="header row but no rows"):
+        reader(tmp_path, content)
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "\ufeff"])
@@ -159,16 +157,17 @@ def test_a_file_without_an_email_column_is_a_file_problem(tmp_path: Path) -> Non
         reader(tmp_path, "name,company\nJane,Acme\n")
 
 
-def test_a_file_that_is_not_utf8_is_refused_before_any_row_is_read(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.csv"
-    path.write_bytes("email,first_name\nj@example.com,Jürgen\n".encode("latin-1"))
+def test_a_windows_1252_file_is_read_in_its_own_encoding(tmp_path: Path) -> None:
+    batches = read_all(reader(tmp_path, "email,first_name\nj@example.com,J\u00fcrgen \u20ac\n".encode("cp1252")))
 
-    with pytest.raises(FileProblem, match=r"not UTF-8 text \(invalid byte at offset 32\)"):
-        check_utf8(path)
+    (message,) = batches[0].messages
+    assert ImportRowReceivedV1.model_validate_json(message.value).first_name == "J\u00fcrgen \u20ac"
 
 
-def test_utf8_split_across_read_chunks_is_accepted(tmp_path: Path) -> None:
-    path = tmp_path / "big.csv"
-    path.write_bytes(b"email,first_name\n" + ("j@example.com,J\u00fcrgen\u20ac\n" * 200_000).encode())
+def test_utf8_split_across_read_chunks_is_read_intact(tmp_path: Path) -> None:
+    content = b"email,first_name\n" + ("j@example.com,J\u00fcrgen\u20ac\n" * 200_000).encode()
 
-    check_utf8(path)
+    batches = read_all(reader(tmp_path, content), size=50_000)
+
+    names = {ImportRowReceivedV1.model_validate_json(m.value).first_name for b in batches for m in b.messages}
+    assert names == {"J\u00fcrgen\u20ac"}
