@@ -210,6 +210,8 @@ class RowReader:
             row_number=row.row_number,
             email=row.email,
             **row.fields,
+            external_id=row.external_id,
+            email_permission=row.email_permission,
         )
         row_headers = headers.copy()
         row_headers[self._id_header] = ("ce_id", row_event_id(self._import_id, row.row_number).encode())
