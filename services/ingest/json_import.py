@@ -6,7 +6,7 @@ permission, an object with no value at all) is refused here with a reason code; 
 for the element's row before the file is read. Its line in the CSV has an empty email, so the reader refuses it
 too, and the row keeps the first (clearer) refusal: a row's outcome is stored once. Missing and malformed emails,
 and values too long, are left to the reader's row checks, exactly as for a CSV. Keys other than the ones in
-``HEADER`` are ignored."""
+``JSON_KEYS`` are ignored."""
 
 from __future__ import annotations
 
@@ -19,13 +19,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from services.ingest.domain import MISSING_EMAIL
+from services.ingest.domain import CONSENT_FIELDS, MISSING_EMAIL
 from shared.events import EmailPermission
 
-HEADER: tuple[str, ...] = (
+JSON_KEYS: tuple[str, ...] = (
     "email", "first_name", "last_name", "company", "title", "phone", "external_id", "email_permission",
 )
-"""The CSV header written for a JSON import: the standard field names, which the standard mapping maps as is."""
+"""What a contact object may hold; other keys are ignored."""
+
+HEADER: tuple[str, ...] = (*JSON_KEYS[:-1], *CONSENT_FIELDS)
+"""The CSV header written for a JSON import: field names that ``domain.map_columns`` maps as they are. The
+permission travels as the consent columns that state it (``PERMISSION_CELLS``)."""
+
+PERMISSION_CELLS: dict[str, tuple[str, str]] = {
+    "subscribed": ("marketing contact", ""),
+    "unknown": ("non-marketing contact", ""),
+    "unsubscribed": ("", "true"),
+    "": ("", ""),
+}
+"""``email_permission`` -> (marketing contact status, unsubscribed from all email): the cells from which
+``domain.email_permission`` reads that permission back."""
 
 EMAIL_PERMISSIONS: frozenset[str] = frozenset(get_args(EmailPermission))
 
@@ -133,7 +146,7 @@ def to_row(row_number: int, element: Any) -> list[str] | Refusal:
             [_as_json(element)],
         )
     cells: list[str] = []
-    for key in HEADER:
+    for key in JSON_KEYS:
         value = cell(element.get(key))
         if value is None:
             return Refusal(
@@ -145,13 +158,14 @@ def to_row(row_number: int, element: Any) -> list[str] | Refusal:
         # a CSV line of blank cells is not a row at all: refused here, or the element would vanish
         return Refusal(row_number, MISSING_EMAIL, f"element {row_number} has no email (and no other value)",
                        [_as_json(element)])
-    permission = cells[HEADER.index("email_permission")].strip()
-    if permission and permission not in EMAIL_PERMISSIONS:
+    permission = cells.pop().strip()
+    if permission not in PERMISSION_CELLS:
         allowed = ", ".join(sorted(EMAIL_PERMISSIONS))
         return Refusal(
             row_number, INVALID_VALUE, f"'email_permission' is {permission!r}; expected one of {allowed} or null",
             [_as_json(element)],
         )
+    cells.extend(PERMISSION_CELLS[permission])
     return cells
 
 

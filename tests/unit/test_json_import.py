@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.domain import MISSING_EMAIL, is_blank
+from services.ingest.domain import MISSING_EMAIL, ValidRow, check_row, is_blank, map_columns
 from services.ingest.json_import import (
     HEADER,
     INVALID_VALUE,
@@ -90,8 +90,22 @@ def test_an_object_becomes_cells_in_header_order_and_unknown_keys_are_ignored() 
         "email_permission": "subscribed", "favourite_colour": "green",
     }
     assert to_row(1, element) == [
-        "ada@example.com", "Ada", "Lovelace", "Analytical Engines", "Analyst", "+49 30 1234", "hs-17", "subscribed",
+        "ada@example.com", "Ada", "Lovelace", "Analytical Engines", "Analyst", "+49 30 1234", "hs-17",
+        "marketing contact", "",
     ]
+
+
+@pytest.mark.parametrize("permission", [None, "subscribed", "unsubscribed", "unknown"])
+def test_the_permission_travels_as_consent_cells_that_read_back_as_the_same_permission(
+    permission: str | None,
+) -> None:
+    columns = map_columns(HEADER)
+    assert sorted(columns.positions.values()) == list(range(len(HEADER))), "every column is mapped as named"
+    row = to_row(1, {"email": "ada@example.com", "email_permission": permission})
+    assert isinstance(row, list)
+    checked = check_row(1, row, columns)
+    assert isinstance(checked, ValidRow)
+    assert checked.email_permission == permission
 
 
 @pytest.mark.parametrize(
@@ -107,6 +121,15 @@ def test_scalars_are_converted_sensibly(value: Any, expected: str | None) -> Non
 
 def test_missing_keys_are_blank_cells() -> None:
     assert to_row(3, {"email": "bob@example.com"}) == ["bob@example.com"] + [""] * (len(HEADER) - 1)
+
+
+def test_a_csv_row_from_json_is_checked_like_any_row() -> None:
+    columns = map_columns(HEADER)
+    good = check_row(1, to_row(1, {"email": " Ada@Example.com", "phone": 4930123, "external_id": 17}), columns)
+    assert isinstance(good, ValidRow)
+    assert (good.key, good.fields["phone"], good.external_id) == ("ada@example.com", "4930123", "17")
+    bad = check_row(2, to_row(2, {"email": "ada@"}), columns)
+    assert not isinstance(bad, ValidRow) and bad.code == "INVALID_EMAIL"
 
 
 @pytest.mark.parametrize(
