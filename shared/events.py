@@ -246,9 +246,20 @@ class DisplayNameResolvedV1(Event):
 # --- profiles -> downstream: contacts.profile-updates.v1 -------------------------------------------------------
 
 
+class FieldSourceV1(BaseModel):
+    """Where a profile field's current value came from, without saying which organizer or import: an
+    organizer's ``import`` or an ``interaction`` with one of the platform's events, at ``at``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["import", "interaction"]
+    at: datetime
+
+
 class ContactProfileUpdatedV1(Event):
     """A full snapshot of the canonical profile. Drop a snapshot whose ``profile_version`` is not greater than
-    the last one you applied for the same ``contact_id``. Organizer-private data is never in it."""
+    the last one you applied for the same ``contact_id`` (versions increase per contact, not always by one).
+    Organizer-private data is never in it."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.profile.updated.v1"
 
@@ -266,6 +277,14 @@ class ContactProfileUpdatedV1(Event):
     )
     created_at: datetime
     updated_at: datetime
+    bio: str | None = None
+    social_links: dict[str, str] = Field(default_factory=dict, description="Network name -> URL or handle.")
+    user_account_id: str | None = Field(default=None, description="The linked Kagibag user account.")
+    field_sources: dict[str, FieldSourceV1] = Field(
+        default_factory=dict,
+        description='Field name ("email", "first_name", ..., "bio", "user_account_id", '
+        '"social_links.<network>") -> where its current value came from.',
+    )
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

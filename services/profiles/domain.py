@@ -1,13 +1,16 @@
 """The profile projection, free of I/O: fold contact events and display names into a contact's canonical
-profile (``apply``), each organizer's sightings of it, and what one batch changes and publishes
-(``plan_batch``)."""
+profile (``apply``), each organizer's sightings of it with the permission its imports stated and the
+interactions with its events, and what one batch changes and publishes (``plan_batch``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Literal
 
+from services.profiles.insights import RecordedInteraction
+from services.profiles.permission import Permission, Statement, effective, latest
 from shared.events import (
     ContactCreatedV1,
     ContactEvent,
@@ -16,11 +19,29 @@ from shared.events import (
     ContactProfileUpdatedV1,
     ContactUpdatedV1,
     DisplayNameResolvedV1,
-    EmailPermission,
+    FieldSourceV1,
     InteractionRecordedV1,
 )
 
 Update = ContactEvent | DisplayNameResolvedV1
+SourceKind = Literal["import", "interaction"]
+
+
+@dataclass(frozen=True)
+class FieldSource:
+    """Where a field's current value came from: an organizer's import (``reference`` = import id) or an
+    interaction with one of its events (``reference`` = the interaction message's id), at ``at``."""
+
+    kind: SourceKind
+    organizer_id: str
+    reference: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, event: ContactEvent) -> FieldSource:
+        source = event.source
+        reference = source.import_id if source.kind == "import" else source.interaction_id
+        return cls(kind=source.kind, organizer_id=source.organizer_id, reference=reference, at=event.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -29,12 +50,15 @@ class Profile:
     that the row may already hold a display name that arrived first.
 
     ``contact_version``: the last contact event applied. ``display_name_version``: the contact version the
-    display name was resolved at. ``profile_version``: counts changes to the canonical profile (what a
-    snapshot carries), 1 at creation."""
+    display name was resolved at. Both only grow, and every change to the canonical profile raises one of
+    them, so their sum is the ``profile_version``: increasing per contact, and a function of what has been
+    applied only (not of how the two topics interleaved), so a rebuild reproduces it.
+
+    ``sources`` is keyed by ``email``, the standard fields, ``bio``, ``user_account_id`` and
+    ``social_links.<network>``."""
 
     contact_id: str
     contact_version: int = 0
-    profile_version: int = 0
     email: str | None = None
     email_original: str | None = None
     fields: dict[ContactField, str] = field(default_factory=dict)
@@ -42,31 +66,62 @@ class Profile:
     display_name_version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    bio: str | None = None
+    social_links: dict[str, str] = field(default_factory=dict)
+    user_account_id: str | None = None
+    sources: dict[str, FieldSource] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
         return self.email is not None and self.created_at is not None
 
+    @property
+    def profile_version(self) -> int:
+        return self.contact_version + self.display_name_version
+
     def canonical(self) -> tuple[object, ...]:
-        """What a snapshot shows; a change here is a new profile version."""
-        return (self.email, self.email_original, self.fields, self.display_name)
+        """What a snapshot shows; a change here is published."""
+        return (self.email, self.email_original, self.fields, self.display_name, self.bio, self.social_links,
+                self.user_account_id, self.sources)
 
 
 def is_stale(profile: Profile, update: Update) -> bool:
-    """Contact events at or below the applied contact version, and display names resolved at an older
-    contact version than the known display name's, change nothing (redeliveries, replays, reordering)."""
+    """Contact events at or below the applied contact version change nothing (redeliveries, replays); nor
+    do display names resolved at a contact version no newer than the known display name's (older ones, and
+    the same one re-published: the first name at a version stands, so the version always grows with a new
+    name)."""
     if isinstance(update, DisplayNameResolvedV1):
-        return update.contact_version < profile.display_name_version
+        return update.contact_version <= profile.display_name_version
     return update.version <= profile.contact_version
 
 
 def _settle(before: Profile, after: Profile, at: datetime) -> Profile:
-    """Count a change to the canonical profile as a new version (once the profile exists)."""
+    """Stamp a change to the canonical profile with when it happened."""
     if before.canonical() == after.canonical() and before.exists == after.exists:
         return after
     updated_at = at if before.updated_at is None else max(before.updated_at, at)
-    profile_version = after.profile_version + (1 if after.exists else 0)
-    return replace(after, profile_version=profile_version, updated_at=updated_at)
+    return replace(after, updated_at=updated_at)
+
+
+def _values(profile: Profile) -> dict[str, object]:
+    """The profile's sourced values, by the names ``sources`` uses."""
+    links = {f"social_links.{network}": value for network, value in profile.social_links.items()}
+    return {"email": profile.email, **profile.fields, "bio": profile.bio,
+            "user_account_id": profile.user_account_id, **links}
+
+
+def _with_details(before: Profile, after: Profile, event: ContactCreatedV1 | ContactUpdatedV1) -> Profile:
+    """``after`` with the bio, social links and user account ``event`` set (a blank erases nothing), and
+    ``event`` as the source of every value that changed."""
+    after = replace(
+        after,
+        bio=event.bio or before.bio,
+        social_links={**before.social_links, **event.social_links},
+        user_account_id=event.user_account_id or before.user_account_id,
+    )
+    old, new = _values(before), _values(after)
+    changed = [name for name, value in new.items() if value is not None and old.get(name) != value]
+    return replace(after, sources={**before.sources, **dict.fromkeys(changed, FieldSource.of(event))})
 
 
 def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
@@ -79,7 +134,7 @@ def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
             profile, display_name=update.display_name, display_name_version=update.contact_version
         )
     elif isinstance(update, ContactCreatedV1):
-        after = replace(
+        created = replace(
             profile,
             contact_version=update.version,
             email=update.email,
@@ -87,8 +142,10 @@ def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
             fields={**profile.fields, **update.fields},
             created_at=update.occurred_at,
         )
+        after = _with_details(profile, created, update)
     elif isinstance(update, ContactUpdatedV1):
-        after = replace(profile, contact_version=update.version, fields={**profile.fields, **update.changes})
+        changed = replace(profile, contact_version=update.version, fields={**profile.fields, **update.changes})
+        after = _with_details(profile, changed, update)
     elif isinstance(update, ContactMatchedV1 | InteractionRecordedV1):
         after = replace(profile, contact_version=update.version)
     else:
@@ -98,25 +155,32 @@ def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
 
 @dataclass(frozen=True)
 class Sighting:
-    """An organizer's contact with a person, coalesced over a batch. ``email_permission`` is ``None`` when
-    no event said anything about it (the stored value then stays as it is)."""
+    """An organizer's contact with a person, coalesced over a batch. ``import_permission``: the latest email
+    permission an import of this organizer stated in the batch, ``None`` when none said anything."""
 
     organizer_id: str
     contact_id: str
     first_seen_at: datetime
     last_seen_at: datetime
-    email_permission: EmailPermission | None = None
+    import_permission: Statement | None = None
+
+
+def _import_statement(event: ContactEvent) -> Statement | None:
+    source = event.source
+    if source.kind != "import" or source.email_permission is None:
+        return None
+    return Statement(status=source.email_permission, at=event.occurred_at, by=source.import_id or source.organizer_id)
 
 
 def _sighted(previous: Sighting | None, event: ContactEvent) -> Sighting:
-    source, at = event.source, event.occurred_at
+    at, statement = event.occurred_at, _import_statement(event)
     if previous is None:
-        return Sighting(source.organizer_id, event.contact_id, at, at, source.email_permission)
+        return Sighting(event.source.organizer_id, event.contact_id, at, at, statement)
     return replace(
         previous,
         first_seen_at=min(previous.first_seen_at, at),
         last_seen_at=max(previous.last_seen_at, at),
-        email_permission=source.email_permission or previous.email_permission,
+        import_permission=latest(previous.import_permission, statement),
     )
 
 
@@ -124,11 +188,13 @@ def _sighted(previous: Sighting | None, event: ContactEvent) -> Sighting:
 class BatchPlan:
     """``profiles``: every row that changes. ``snapshots``: per contact whose canonical profile changed, the
     index (in the input) of the last update that changed it, i.e. the cause of its one snapshot.
-    ``sightings``: per organizer and contact, from the contact events applied."""
+    ``sightings``: per organizer and contact, from the contact events applied. ``interactions``: the
+    interactions recorded by those events."""
 
     profiles: dict[str, Profile]
     snapshots: dict[str, int]
     sightings: list[Sighting]
+    interactions: list[RecordedInteraction]
 
 
 def plan_batch(known: dict[str, Profile], updates: Sequence[tuple[Update, datetime]]) -> BatchPlan:
@@ -143,6 +209,7 @@ def plan_batch(known: dict[str, Profile], updates: Sequence[tuple[Update, dateti
     changed: dict[str, Profile] = {}
     snapshots: dict[str, int] = {}
     sightings: dict[tuple[str, str], Sighting] = {}
+    interactions: list[RecordedInteraction] = []
     for index in sorted(range(len(updates)), key=position):  # stable: arrival order among equals
         update, at = updates[index]
         before = state.get(update.contact_id) or Profile(contact_id=update.contact_id)
@@ -151,16 +218,57 @@ def plan_batch(known: dict[str, Profile], updates: Sequence[tuple[Update, dateti
         after = apply(before, update, at=at)
         if after != before:
             state[update.contact_id] = changed[update.contact_id] = after
-        if after.profile_version != before.profile_version:
+        if after.exists and (before.canonical() != after.canonical() or not before.exists):
             snapshots[update.contact_id] = index
         if isinstance(update, ContactEvent):
             key = (update.source.organizer_id, update.contact_id)
             sightings[key] = _sighted(sightings.get(key), update)
-    return BatchPlan(profiles=changed, snapshots=snapshots, sightings=list(sightings.values()))
+        if isinstance(update, InteractionRecordedV1):
+            interactions.append(RecordedInteraction.of(update))
+    return BatchPlan(
+        profiles=changed, snapshots=snapshots, sightings=list(sightings.values()), interactions=interactions
+    )
+
+
+@dataclass(frozen=True)
+class StoredPermission:
+    """The two kinds of statements an organizer contact holds: the latest of its imports and the latest set
+    explicitly through the API (written by the API side; read here to compute what applies)."""
+
+    imported: Statement | None
+    explicit: Statement | None
+
+
+@dataclass(frozen=True)
+class PermissionChange:
+    organizer_id: str
+    contact_id: str
+    imported: Statement
+    permission: Permission
+
+
+def settle_permissions(
+    sightings: Sequence[Sighting], stored: dict[tuple[str, str], StoredPermission]
+) -> list[PermissionChange]:
+    """Fold each sighting's import statement into the stored one (the latest stands) and recompute the
+    effective permission; sightings without a statement change nothing."""
+    changes = []
+    for sighting in sightings:
+        if sighting.import_permission is None:
+            continue
+        current = stored.get((sighting.organizer_id, sighting.contact_id), StoredPermission(None, None))
+        imported = latest(current.imported, sighting.import_permission)
+        assert imported is not None
+        changes.append(
+            PermissionChange(sighting.organizer_id, sighting.contact_id, imported,
+                             effective(imported, current.explicit))
+        )
+    return changes
 
 
 def snapshot(profile: Profile) -> ContactProfileUpdatedV1:
-    """The public full snapshot of an existing profile (no organizer's private data is in a profile)."""
+    """The public full snapshot of an existing profile: no organizer's private data, and of each field's
+    source only its kind and time (never the organizer or the import)."""
     if profile.email is None or profile.email_original is None or profile.created_at is None:
         raise ValueError(f"profile {profile.contact_id} does not exist yet")
     return ContactProfileUpdatedV1(
@@ -172,4 +280,8 @@ def snapshot(profile: Profile) -> ContactProfileUpdatedV1:
         display_name=profile.display_name,
         created_at=profile.created_at,
         updated_at=profile.updated_at or profile.created_at,
+        bio=profile.bio,
+        social_links=profile.social_links,
+        user_account_id=profile.user_account_id,
+        field_sources={name: FieldSourceV1(kind=source.kind, at=source.at) for name, source in profile.sources.items()},
     )

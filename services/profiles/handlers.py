@@ -1,5 +1,6 @@
-"""profiles' subscribers: decode a batch of contact events or display names, fold it into the read models in
-one transaction, and enqueue one snapshot per changed profile (and dead letters) through the outbox."""
+"""profiles' subscribers: decode a batch of contact events or display names, fold it into the read models
+(profiles, organizer contacts with their import permission and insights, interactions) in one transaction,
+and enqueue one snapshot per changed profile (and dead letters) through the outbox."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
-from services.profiles.domain import Profile, Update, plan_batch, snapshot
+from services.profiles.domain import Profile, Update, plan_batch, settle_permissions, snapshot
+from services.profiles.insights import summarize
 from shared import topics as registry
 from shared.envelope import Envelope
 from shared.events import (
@@ -69,9 +71,11 @@ async def project(
     accepted: Mapping[str, tuple[type[Event], ...]],
     topics: ProfilesTopics,
     consumer: str,
+    publish: bool = True,
 ) -> int:
     """Apply a batch exactly once in effect: tracking records, read models and outbox are written in one
-    transaction, and messages already recorded as processed are skipped. Returns the updates applied."""
+    transaction, and messages already recorded as processed are skipped. Returns the updates applied.
+    ``publish=False`` (the rebuild) enqueues neither snapshots nor dead letters."""
     batch = decode_batch(records, accepted)
     async with engine.begin() as conn:
         claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
@@ -79,15 +83,20 @@ async def project(
         known = await store.lock_profiles(conn, [update.contact_id for _, update in todo])
         plan = plan_batch(known, [(update, _happened_at(envelope, update)) for envelope, update in todo])
         await store.save_profiles(conn, list(plan.profiles.values()))
-        await store.record_sightings(conn, plan.sightings)
-        outgoing = [
-            _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
-            for contact_id, index in plan.snapshots.items()
-        ]
-        await enqueue(conn, outgoing + claimed.dead_letters)
+        stored_permissions = await store.record_sightings(conn, plan.sightings)
+        await store.save_permissions(conn, settle_permissions(plan.sightings, stored_permissions))
+        interactions = await store.record_interactions(conn, plan.interactions)
+        await store.save_insights(conn, {pair: summarize(rows) for pair, rows in interactions.items()})
+        if publish:
+            outgoing = [
+                _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
+                for contact_id, index in plan.snapshots.items()
+            ]
+            await enqueue(conn, outgoing + claimed.dead_letters)
     if batch.undecodable:
-        log.warning("profiles.dead_lettered", count=len(batch.undecodable),
-                    first_error=batch.undecodable[0][1].code, topic=batch.undecodable[0][0].topic)
+        log.warning("profiles.dead_lettered" if publish else "profiles.undecodable_skipped",
+                    count=len(batch.undecodable), first_error=batch.undecodable[0][1].code,
+                    topic=batch.undecodable[0][0].topic)
     return len(todo)
 
 
