@@ -38,7 +38,6 @@ class IngestSettings(BaseSettings):
     max_columns: int = Field(default=1_000, gt=0)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
-
     def file_limits(self) -> FileLimits:
         """What one file may hold: the upload limit, and the row and column limits."""
         return FileLimits(max_bytes=self.max_upload_bytes, max_rows=self.max_rows, max_columns=self.max_columns)
