@@ -41,3 +41,9 @@ class IngestSettings(BaseSettings):
     def file_limits(self) -> FileLimits:
         """What one file may hold: the upload limit, and the row and column limits."""
         return FileLimits(max_bytes=self.max_upload_bytes, max_rows=self.max_rows, max_columns=self.max_columns)
+
+    # JSON imports (POST /v1/imports with application/json, and the MCP tool import_contacts):
+    # CONTACTS_INGEST_MAX_JSON_CONTACTS  more contacts in one request are refused with 413 (default 10,000)
+    # CONTACTS_INGEST_MAX_JSON_BYTES     a larger body is refused with 413 as soon as it shows (default 16 MiB)
+    max_json_contacts: int = Field(default=10_000, gt=0)
+    max_json_bytes: int = Field(default=16 * MEBIBYTE, gt=0)
