@@ -103,6 +103,12 @@ def message(isolation: Isolation, event: Event) -> OutgoingMessage:
     return encode(event, envelope, topic=isolation.topic(topic), key=contact_id)
 
 
+PROFILE_KEYS = (
+    "contact_id", "email", "email_original", "first_name", "last_name", "company", "title", "phone",
+    "display_name", "email_permission", "profile_version", "created_at", "updated_at",
+)
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -176,7 +182,7 @@ async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(
         ).json()
         assert by_email["next_cursor"] is None
         (item,) = by_email["items"]
-        assert item == {
+        assert {key: item[key] for key in PROFILE_KEYS} == {
             "contact_id": ann,
             "email": "ann@example.com",
             "email_original": "Ann@Example.com",
@@ -187,11 +193,10 @@ async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(
             "phone": None,
             "display_name": "Ann Lee",
             "email_permission": "subscribed",
-            "profile_version": item["profile_version"],
+            "profile_version": 3,  # contact version 2 + the display name's 1, however the topics interleaved
             "created_at": "2026-03-01T00:00:00Z",
             "updated_at": item["updated_at"],
         }
-        assert item["profile_version"] in (1, 2)  # 1 when the display name was projected before the creation
         as_b = (await api.get("/v1/contacts", params={"email": "ann@example.com"}, headers=org_b)).json()[
             "items"
         ]
@@ -292,6 +297,14 @@ async def test_snapshots_carry_increasing_profile_versions_and_a_redelivered_bat
         "display_name": "Zoë",
         "created_at": T0,
         "updated_at": published[-1].updated_at,
+        "bio": None,
+        "social_links": {},
+        "user_account_id": None,
+        "field_sources": {
+            "email": {"kind": "import", "at": T0},
+            "first_name": {"kind": "import", "at": T0 + timedelta(hours=2)},
+            "title": {"kind": "import", "at": T0 + timedelta(hours=2)},
+        },
     }
     assert all(c.key == contact for c in seen if c.event and c.event.contact_id == contact)  # type: ignore[attr-defined]
     assert snapshots(again, contact) == published
