@@ -10,12 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import store
 from services.ingest.domain import Status
+from services.ingest.json_intake import accept_json_request, is_json_request
 from services.ingest.processing import Importer
 from services.ingest.upload import UploadRefused, receive_file
 from shared.auth import OrganizerId
@@ -124,8 +125,11 @@ def import_routes(*, engine: AsyncEngine, importer: Importer, max_upload_bytes: 
         openapi_extra=_UPLOAD_BODY,
         responses={413: {"description": "The file is larger than the upload limit."}},
     )
-    async def upload_import(request: Request, organizer_id: OrganizerId) -> ImportAccepted:
+    async def upload_import(request: Request, response: Response, organizer_id: OrganizerId) -> ImportAccepted:
         """Upload a CSV. It is stored, then read in the background: follow it at ``GET /v1/imports/{id}``."""
+        if is_json_request(request):  # a JSON array of contacts: see json_intake
+            import_id, state = await accept_json_request(request, response, organizer_id=organizer_id)
+            return ImportAccepted(import_id=import_id, status=state)
         import_id = str(uuid.uuid4())
         destination = importer.file_path(import_id)
         try:

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from services.ingest.api import import_routes
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import IngestTopics, register
+from services.ingest.json_intake import JsonImports
+from services.ingest.mcp_server import ServiceImports, build_server, http_app
 from services.ingest.processing import Importer
 from shared import topics
 from shared.http import operations_router
@@ -41,11 +43,17 @@ def create_app(settings: IngestSettings) -> FastAPI:
         parallel=settings.max_parallel_imports,
         limits=settings.file_limits(),
     )
+    json_imports = JsonImports(
+        engine=engine, importer=importer, limits=settings.file_limits(), max_contacts=settings.max_json_contacts,
+        max_bytes=settings.max_json_bytes,
+    )
+    mcp = build_server(ServiceImports(engine=engine, json_imports=json_imports))
+    mcp_app = http_app(mcp, auth_secret=platform.auth_secret.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-        async with running(messaging, broker, service=SERVICE):
+        async with running(messaging, broker, service=SERVICE), mcp.session_manager.run():
             await importer.resume()
             try:
                 yield
@@ -55,6 +63,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
     app.state.importer = importer
+    app.state.json_imports = json_imports
+    app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
     app.include_router(
         import_routes(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
     )

@@ -1,0 +1,223 @@
+"""Accepting contacts sent as JSON (``POST /v1/imports`` with ``application/json``, and the MCP tools): they are
+written as a CSV file, the import is created with the mapping of that file's standard header and started at once,
+and from then on it is read exactly like an uploaded CSV. An ``Idempotency-Key`` makes a retry return the import
+the first request created; the unique index on ``(organizer_id, idempotency_key)`` decides between racing
+requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import HTTPException, Request, Response
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest import store
+from services.ingest.domain import RejectedRow, Source, Status, map_columns
+from services.ingest.json_import import Converted, JsonRefused, check_contacts, fingerprint, parse_body, to_csv
+from services.ingest.processing import Importer
+from services.ingest.reading import FileLimits, Inspection, inspect_file
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_INDEX = "imports_by_idempotency_key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+SOURCE_HEADER = "X-Contacts-Source"
+"""Optional: ``mcp`` when the request comes from the ``contacts mcp`` stdio server (default ``json``)."""
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class IdempotencyConflict(Exception):
+    """The key was already used by this organizer for a different request body."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    import_id: str
+    status: Status
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Previous:
+    import_id: str
+    status: Status
+    request_fingerprint: str | None
+
+
+class JsonImports:
+    """The JSON import use case, shared by the REST handler and the MCP tools."""
+
+    def __init__(self, *, engine: AsyncEngine, importer: Importer, limits: FileLimits, max_contacts: int,
+                 max_bytes: int) -> None:
+        self._engine = engine
+        self._importer = importer
+        self._limits = limits
+        self.max_contacts = max_contacts
+        self.max_bytes = max_bytes
+
+    async def accept(
+        self, *, organizer_id: str, contacts: Any, request_fingerprint: str, idempotency_key: str | None,
+        source: Source,
+    ) -> Accepted:
+        """Create and start the import of ``contacts`` (a parsed JSON value); ``JsonRefused`` when the request
+        cannot be imported as a whole, ``IdempotencyConflict`` when the key was used for another body."""
+        elements = check_contacts(contacts, max_contacts=self.max_contacts)
+        if idempotency_key is not None:
+            previous = await self._previous(organizer_id, idempotency_key)
+            if previous is not None:
+                return _replay(previous, idempotency_key, request_fingerprint)
+        import_id = str(uuid.uuid4())
+        path = self._importer.file_path(import_id)
+        converted, inspection = await asyncio.to_thread(self._write_file, elements, path)
+        try:
+            async with self._engine.begin() as conn:
+                await store.create_import(
+                    conn, import_id=import_id, organizer_id=organizer_id, source=source, filename=None,
+                    inspection=inspection.to_json(), idempotency_key=idempotency_key,
+                    request_fingerprint=request_fingerprint,
+                )
+                # refused elements are stored first: the reader's own refusal of their (empty-email) line is
+                # then not stored or counted again, so each keeps the clearer reason
+                await store.record_rejections(
+                    conn, import_id=import_id, parsed_rows=0,
+                    rejected=[RejectedRow(r.row_number, r.code, r.message, r.cells) for r in converted.refusals],
+                )
+                started = await store.start_import(
+                    conn, import_id=import_id, organizer_id=organizer_id, columns=map_columns(inspection.header)
+                )
+                assert started, "a new import is uploaded until started"
+        except IntegrityError as error:
+            path.unlink(missing_ok=True)
+            if idempotency_key is None or _constraint(error) != IDEMPOTENCY_INDEX:
+                raise
+            previous = await self._previous(organizer_id, idempotency_key)
+            assert previous is not None, "the unique index was violated by a committed import"
+            return _replay(previous, idempotency_key, request_fingerprint)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self._importer.start(import_id)
+        log.info("import.json_accepted", import_id=import_id, organizer_id=organizer_id, source=source,
+                 contacts=len(elements), refused=len(converted.refusals))
+        return Accepted(import_id=import_id, status="parsing", replayed=False)
+
+    def _write_file(self, elements: list[Any], path: Path) -> tuple[Converted, Inspection]:
+        """The CSV of ``elements``, made durable (fsync, rename) before the import that names it is committed,
+        and inspected like an upload (blocking)."""
+        converted = to_csv(elements)
+        partial = path.with_name(path.name + ".part")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as file:
+                file.write(converted.csv_text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        try:
+            return converted, inspect_file(path, limits=self._limits)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    async def _previous(self, organizer_id: str, idempotency_key: str) -> Previous | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT import_id, status, request_fingerprint FROM imports "
+                        "WHERE organizer_id = :organizer AND idempotency_key = :key"
+                    ),
+                    {"organizer": organizer_id, "key": idempotency_key},
+                )
+            ).one_or_none()
+        return None if row is None else Previous(str(row.import_id), row.status, row.request_fingerprint)
+
+
+def _replay(previous: Previous, idempotency_key: str, request_fingerprint: str) -> Accepted:
+    if previous.request_fingerprint != request_fingerprint:
+        raise IdempotencyConflict(
+            f"the Idempotency-Key {idempotency_key!r} was already used for a different request (import "
+            f"{previous.import_id}); send the same body to get that import again, or use a new key"
+        )
+    return Accepted(import_id=previous.import_id, status=previous.status, replayed=True)
+
+
+def _constraint(error: IntegrityError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+# --- the REST side ------------------------------------------------------------------------------------------
+
+
+def is_json_request(request: Request) -> bool:
+    """``application/json`` (or any ``+json`` type), whatever its parameters."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def too_large(max_bytes: int) -> str:
+    return f"the JSON body is larger than the limit of {max_bytes:,} bytes; split the contacts into several requests"
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``max_bytes`` (never read beyond)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, too_large(max_bytes))
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise HTTPException(413, too_large(max_bytes))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def idempotency_key_of(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise HTTPException(
+            400, f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def source_of(request: Request) -> Source:
+    source = request.headers.get(SOURCE_HEADER, "json").strip().lower()
+    if source not in ("json", "mcp"):
+        raise HTTPException(422, f"the {SOURCE_HEADER} header must be 'json' or 'mcp', not {source!r}")
+    return "mcp" if source == "mcp" else "json"
+
+
+async def accept_json_request(request: Request, response: Response, *, organizer_id: str) -> tuple[str, Status]:
+    """``POST /v1/imports`` with a JSON array of contacts: the import's id and status (202). A replay of an
+    earlier request with the same Idempotency-Key answers its import with ``Idempotent-Replayed: true``."""
+    imports: JsonImports = request.app.state.json_imports
+    idempotency_key = idempotency_key_of(request)
+    source = source_of(request)
+    body = await read_body(request, max_bytes=imports.max_bytes)
+    try:
+        accepted = await imports.accept(
+            organizer_id=organizer_id, contacts=parse_body(body), request_fingerprint=fingerprint(body),
+            idempotency_key=idempotency_key, source=source,
+        )
+    except JsonRefused as refused:
+        raise HTTPException(refused.status_code, refused.message) from refused
+    except IdempotencyConflict as conflict:
+        raise HTTPException(422, str(conflict)) from conflict
+    if accepted.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return accepted.import_id, accepted.status
