@@ -1,19 +1,72 @@
-"""profiles' reads for the contacts API: only the contacts an organizer has a relationship with."""
+"""profiles' reads for the contacts API. Every query starts from the caller's own ``organizer_contacts`` rows,
+so a contact without a relationship, and another organizer's private columns, can never be in a result."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_VIEW = (
-    "SELECT p.contact_id, p.email, p.email_original, p.first_name, p.last_name, p.company, p.title, p.phone, "
-    "p.display_name, p.profile_version, p.created_at, p.updated_at, o.email_permission "
-    "FROM organizer_contacts o JOIN contact_profiles p ON p.contact_id = o.contact_id "
+from shared.events import EmailPermission
+
+Sort = Literal["id", "engagement"]
+
+_COLUMNS = (
+    "p.contact_id, p.email, p.email_original, p.first_name, p.last_name, p.company, p.title, p.phone, "
+    "p.display_name, p.bio, p.social_links, p.user_account_id, p.profile_version, p.created_at, p.updated_at, "
+    "o.email_permission, o.permission_source, o.permission_changed_at, o.permission_changed_by, "
+    "o.tags, o.preferences, o.notes, o.first_seen_at, o.last_seen_at, o.relationship_version, "
+    "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at"
+)
+_FROM = (
+    " FROM organizer_contacts o JOIN contact_profiles p ON p.contact_id = o.contact_id "
     "WHERE o.organizer_id = :organizer_id AND p.created_at IS NOT NULL"
 )
+_NO_ACTIVITY = "'-infinity'::timestamptz"
+_ENGAGEMENT = (
+    "o.events_attended", "o.tickets_purchased", f"coalesce(o.last_active_at, {_NO_ACTIVITY})", "o.contact_id"
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What ``find_contacts`` narrows to; every filter is over the caller's own data only."""
+
+    email: str | None = None
+    prefix: str | None = None
+    tags: Sequence[str] = ()
+    permission: EmailPermission | None = None
+    company: str | None = None
+    last_active_after: datetime | None = None
+    last_active_before: datetime | None = None
+    min_events_attended: int | None = None
+    active_only: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ends, as a keyset: ``contact_id`` for ``id`` order; for ``engagement`` also events
+    attended, tickets purchased and last active (None: never active)."""
+
+    sort: Sort
+    contact_id: str
+    events_attended: int = 0
+    tickets_purchased: int = 0
+    last_active_at: datetime | None = None
+
+
+def position_of(row: Any, sort: Sort) -> Position:
+    return Position(
+        sort=sort,
+        contact_id=row.contact_id,
+        events_attended=row.events_attended,
+        tickets_purchased=row.tickets_purchased,
+        last_active_at=row.last_active_at,
+    )
 
 
 def _like_prefix(value: str) -> str:
@@ -21,39 +74,80 @@ def _like_prefix(value: str) -> str:
     return f"{escaped}%"
 
 
-async def find_contacts(
-    conn: AsyncConnection,
-    *,
-    organizer_id: str,
-    email: str | None = None,
-    prefix: str | None = None,
-    after: str | None = None,
-    limit: int,
-) -> Sequence[Row[Any]]:
-    """The organizer's contacts in contact id order, after ``after``: all of them, those with a normalized
-    ``email``, or those whose email, display name, first or last name starts with ``prefix``
-    (case-insensitive)."""
-    sql = _VIEW
-    params: dict[str, Any] = {"organizer_id": organizer_id, "limit": limit}
-    if email is not None:
+def _where(filters: Filters, params: dict[str, Any]) -> str:
+    sql = ""
+    if filters.email is not None:
         sql += " AND p.email = :email"
-        params["email"] = email
-    if prefix is not None:
+        params["email"] = filters.email
+    if filters.prefix is not None:
         sql += (
             " AND (p.email LIKE :prefix OR lower(p.display_name) LIKE :prefix"
             " OR lower(p.first_name) LIKE :prefix OR lower(p.last_name) LIKE :prefix)"
         )
-        params["prefix"] = _like_prefix(prefix.lower())
-    if after is not None:
-        sql += " AND o.contact_id > :after"
-        params["after"] = after
-    sql += " ORDER BY o.contact_id LIMIT :limit"
+        params["prefix"] = _like_prefix(filters.prefix.lower())
+    if filters.tags:
+        sql += " AND o.tags @> CAST(:tags AS text[])"
+        params["tags"] = list(filters.tags)
+    if filters.permission is not None:
+        sql += " AND o.email_permission = :permission"
+        params["permission"] = filters.permission
+    if filters.company is not None:
+        sql += " AND lower(p.company) = lower(:company)"
+        params["company"] = filters.company
+    if filters.last_active_after is not None:
+        sql += " AND o.last_active_at >= :last_active_after"
+        params["last_active_after"] = filters.last_active_after
+    if filters.last_active_before is not None:
+        sql += " AND o.last_active_at < :last_active_before"
+        params["last_active_before"] = filters.last_active_before
+    if filters.min_events_attended is not None:
+        sql += " AND o.events_attended >= :min_events_attended"
+        params["min_events_attended"] = filters.min_events_attended
+    if filters.active_only:
+        sql += " AND o.last_active_at IS NOT NULL"
+    return sql
+
+
+async def find_contacts(
+    conn: AsyncConnection,
+    *,
+    organizer_id: str,
+    filters: Filters = Filters(),
+    sort: Sort = "id",
+    after: Position | None = None,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """The organizer's contacts matching ``filters``, after ``after``. ``id`` order: contact id ascending.
+    ``engagement`` order: events attended, then tickets purchased, then last active, then contact id, all
+    descending (one row comparison, so every page boundary is exact and the engagement index applies)."""
+    params: dict[str, Any] = {"organizer_id": organizer_id, "limit": limit}
+    sql = f"SELECT {_COLUMNS}{_FROM}{_where(filters, params)}"
+    if sort == "id":
+        if after is not None:
+            sql += " AND o.contact_id > :after_id"
+            params["after_id"] = after.contact_id
+        sql += " ORDER BY o.contact_id"
+    else:
+        keys = ", ".join(_ENGAGEMENT)
+        if after is not None:
+            bound = f"coalesce(CAST(:after_active AS timestamptz), {_NO_ACTIVITY})"
+            sql += f" AND ({keys}) < (:after_events, :after_tickets, {bound}, :after_id)"
+            params.update(
+                after_events=after.events_attended,
+                after_tickets=after.tickets_purchased,
+                after_active=after.last_active_at,
+                after_id=after.contact_id,
+            )
+        sql += " ORDER BY " + ", ".join(f"{key} DESC" for key in _ENGAGEMENT)
+    sql += " LIMIT :limit"
     return (await conn.execute(text(sql), params)).all()
 
 
 async def get_contact(conn: AsyncConnection, *, organizer_id: str, contact_id: str) -> Row[Any] | None:
+    """One contact with the organizer's relationship and the profile's field sources; None without a
+    relationship (whether or not the contact exists)."""
     result = await conn.execute(
-        text(_VIEW + " AND o.contact_id = :contact_id"),
+        text(f"SELECT {_COLUMNS}, p.field_sources{_FROM} AND o.contact_id = :contact_id"),
         {"organizer_id": organizer_id, "contact_id": contact_id},
     )
     return result.first()
