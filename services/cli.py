@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,17 @@ def _dev(_: argparse.Namespace) -> int:
     return run(DevSettings())
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from services.ingest.mcp_server import serve_stdio
+
+    token = args.token or os.environ.get("CONTACTS_TOKEN", "")
+    if not token.strip():
+        print("contacts mcp: no token: set CONTACTS_TOKEN or pass --token (see 'contacts token')", file=sys.stderr)
+        return 2
+    asyncio.run(serve_stdio(url=args.url, token=token.strip()))
+    return 0
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -86,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every event, one <TYPE>.json each")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="folder (default docs/schemas)")
     schemas.set_defaults(handler=_schemas)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve the MCP tools (import_contacts, check_import_status) over stdio, through the ingest API"
+    )
+    mcp.add_argument("--url", default="http://127.0.0.1:8001", help="the ingest service (default %(default)s)")
+    mcp.add_argument("--token", help="bearer token (default: the CONTACTS_TOKEN environment variable)")
+    mcp.set_defaults(handler=_mcp)
 
     dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
     dev.set_defaults(handler=_dev)
