@@ -4,6 +4,7 @@ so memory stays flat whatever the file's size, and an oversized upload is refuse
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from starlette.requests import Request
 
 FRAMING_ALLOWANCE = 64 * 1024
 """Bytes a multipart body may carry beyond the file itself (boundaries, part headers, small fields)."""
+MAX_FIELD_BYTES = 32 * 1024
+"""A text field sent next to the file (such as a mapping) is kept up to this size; a larger one is refused."""
 
 
 class UploadRefused(Exception):
@@ -28,6 +31,8 @@ class UploadRefused(Exception):
 class ReceivedFile:
     filename: str | None
     size: int
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The small text parts sent with the file, by name (the first part of a name wins)."""
 
 
 def too_large(max_bytes: int) -> str:
@@ -44,7 +49,8 @@ def clean_filename(raw: bytes | None) -> str | None:
 
 
 class _FilePart:
-    """Multipart callbacks that write the first part named ``field`` to ``path`` and skip everything else."""
+    """Multipart callbacks that write the first part named ``field`` to ``path`` and keep the other parts as
+    small text fields."""
 
     def __init__(self, field: str, path: Path) -> None:
         self._field = field.encode()
@@ -57,6 +63,8 @@ class _FilePart:
         self.found = False
         self.filename: str | None = None
         self.size = 0
+        self.fields: dict[str, bytearray] = {}
+        self._text: bytearray | None = None
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -85,18 +93,26 @@ class _FilePart:
 
     def _on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
-        if options.get(b"name") == self._field and not self.found:
+        name = options.get(b"name")
+        if name == self._field and not self.found:
             self.found = self._writing = True
             self.filename = clean_filename(options.get(b"filename"))
             self._file = self._path.open("wb")
+        elif name and name != self._field and name.decode(errors="replace") not in self.fields:
+            self._text = self.fields[name.decode(errors="replace")] = bytearray()
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._writing and self._file is not None:
             self._file.write(data[start:end])
             self.size += end - start
+        elif self._text is not None:
+            self._text += data[start:end]
+            if len(self._text) > MAX_FIELD_BYTES:
+                raise UploadRefused(413, f"a form field sent with the file is larger than {MAX_FIELD_BYTES:,} bytes")
 
     def _on_part_end(self) -> None:
         self._writing = False
+        self._text = None
 
     def close(self) -> None:
         if self._file is not None:
@@ -143,7 +159,8 @@ async def receive_file(request: Request, *, field: str, destination: Path, max_b
             raise UploadRefused(422, f"no file in the multipart field {field!r}")
         part.close()
         await asyncio.to_thread(_make_durable, partial, destination)
-        return ReceivedFile(filename=part.filename, size=part.size)
+        fields = {name: value.decode("utf-8", errors="replace") for name, value in part.fields.items()}
+        return ReceivedFile(filename=part.filename, size=part.size, fields=fields)
     except MultipartParseError as error:
         raise UploadRefused(400, f"the multipart body is malformed: {error}") from error
     finally:

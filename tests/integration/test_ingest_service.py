@@ -61,13 +61,18 @@ class Ingest:
         token = mint_token(secret=self.isolation.auth_secret, organizer_id=organizer_id, ttl_seconds=600)
         return {"Authorization": f"Bearer {token}"}
 
-    async def upload(self, organizer_id: str, content: str | bytes, *, filename: str = "contacts.csv") -> str:
+    async def upload(
+        self, organizer_id: str, content: str | bytes, *, filename: str = "contacts.csv", auto_start: bool = True,
+        expect: str = "parsing",
+    ) -> str:
+        """Upload a file; by default it starts at once with the proposed mapping (``auto_start``)."""
         response = await self.client.post(
-            "/v1/imports", headers=self.auth(organizer_id), files={"file": (filename, content, "text/csv")}
+            "/v1/imports", headers=self.auth(organizer_id), files={"file": (filename, content, "text/csv")},
+            params={"auto_start": "true"} if auto_start else {},
         )
         assert response.status_code == 202, response.text
         body = response.json()
-        assert body["status"] == "uploaded"
+        assert body["status"] == expect
         return str(body["import_id"])
 
     async def get(self, organizer_id: str, import_id: str) -> dict[str, Any]:
@@ -320,33 +325,32 @@ async def test_rows_ingest_refuses_are_processed_errors_and_keep_their_cells(ing
     assert [r["row_number"] for r in await ingest.rows(org, import_id, outcome="created")] == [4]
 
 
-async def test_a_file_without_an_email_column_ends_in_error_with_the_reason(ingest: Ingest) -> None:
+async def test_a_file_without_an_email_column_started_at_upload_ends_in_error_with_the_reason(ingest: Ingest) -> None:
     org = organizer()
-    import_id = await ingest.upload(org, "name,company\nJane,Acme\n")
+    import_id = await ingest.upload(org, "name,company\nJane,Acme\n", expect="error")
 
-    done = await ingest.wait_for(org, import_id, "error")
+    done = await ingest.get(org, import_id)
 
-    assert done["error"] == "the header row has no 'email' column (columns found: 'name', 'company')"
-    assert (done["total_rows"], done["processed_rows"]) == (None, 0)
+    assert done["status"] == "error"
+    assert done["error"] == "no column looks like an email address; columns found: 'name', 'company'"
+    assert (done["total_rows"], done["processed_rows"], done["started_at"]) == (None, 0, None)
     assert done["finished_at"] is not None
 
 
-async def test_a_file_that_is_not_utf8_ends_in_error_with_the_reason(ingest: Ingest) -> None:
+@pytest.mark.parametrize("auto_start", [True, False])
+async def test_a_file_that_cannot_be_read_is_accepted_in_error_with_the_reason(
+    ingest: Ingest, auto_start: bool
+) -> None:
     org = organizer()
-    import_id = await ingest.upload(org, "email,first_name\nj@example.com,Jürgen\n".encode("latin-1"))
+    import_id = await ingest.upload(org, "email,first_name\n", auto_start=auto_start, expect="error")
 
-    done = await ingest.wait_for(org, import_id, "error")
+    done = await ingest.get(org, import_id)
 
-    assert "not UTF-8" in done["error"]
-
-
-async def test_an_empty_data_set_is_processed_at_once(ingest: Ingest) -> None:
-    org = organizer()
-    import_id = await ingest.upload(org, "email,first_name\n")
-
-    done = await ingest.wait_for(org, import_id, "processed", "error")
-
-    assert (done["status"], done["total_rows"], done["processed_rows"]) == ("processed", 0, 0)
+    assert (done["status"], done["total_rows"], done["processed_rows"]) == ("error", None, 0)
+    assert "no rows" in done["error"]
+    start = await ingest.client.post(f"/v1/imports/{import_id}/start", headers=ingest.auth(org))
+    assert start.status_code == 409
+    assert "could not be read" in start.json()["detail"]
 
 
 # --- access -------------------------------------------------------------------------------------------------
