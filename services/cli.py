@@ -1,4 +1,5 @@
-"""``contacts``: the operational command line (tokens, migrations, topics, event schemas, the local dev stack)."""
+"""``contacts``: the operational command line (tokens, migrations, topics, event schemas, read-model rebuilds, the
+local dev stack)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,25 @@ def _topics(_: argparse.Namespace) -> int:
 def _schemas(args: argparse.Namespace) -> int:
     written = write_schemas(args.out)
     print(f"wrote {len(written)} schemas to {args.out}")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from services.catalog import load_settings
+    from services.profiles.rebuild import RebuildError, rebuild
+    from shared.logging import configure_logging
+
+    settings = load_settings("profiles")
+    platform = settings.platform
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service="profiles-rebuild")
+    try:
+        summary = asyncio.run(
+            rebuild(settings, target_schema=args.target_schema, replace=args.replace, swap=args.swap)
+        )
+    except (RebuildError, ValueError) as error:
+        print(f"contacts rebuild: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
     return 0
 
 
@@ -105,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--url", default="http://127.0.0.1:8001", help="the ingest service (default %(default)s)")
     mcp.add_argument("--token", help="bearer token (default: the CONTACTS_TOKEN environment variable)")
     mcp.set_defaults(handler=_mcp)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild a service's read models by replaying its input topics into a fresh schema"
+    )
+    rebuild.add_argument("read_model", choices=["profiles"], help="what to rebuild (profiles)")
+    rebuild.add_argument("--target-schema",
+                         help="schema to rebuild into (default <CONTACTS_PROFILES_DB_SCHEMA>_rebuild)")
+    rebuild.add_argument("--replace", action="store_true", help="drop the target schema first if it exists")
+    rebuild.add_argument("--swap", action="store_true",
+                         help="then make the rebuilt schema the live one (stop the service first); the old one is "
+                         "kept as <schema>_replaced_<time>")
+    rebuild.set_defaults(handler=_rebuild)
 
     dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
     dev.set_defaults(handler=_dev)

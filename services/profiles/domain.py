@@ -106,7 +106,8 @@ def _settle(before: Profile, after: Profile, at: datetime) -> Profile:
 def _values(profile: Profile) -> dict[str, object]:
     """The profile's sourced values, by the names ``sources`` uses."""
     links = {f"social_links.{network}": value for network, value in profile.social_links.items()}
-    return {"email": profile.email, **profile.fields, "bio": profile.bio,
+    fields: dict[str, object] = {name: value for name, value in profile.fields.items()}
+    return {"email": profile.email, **fields, "bio": profile.bio,
             "user_account_id": profile.user_account_id, **links}
 
 

@@ -1,0 +1,206 @@
+"""Rebuild profiles' read models from the logs: replay the contact log and the enrichments topic from the
+beginning into a fresh schema with the projection the service runs (publishing nothing), then re-apply the
+organizers' API changes from the live schema's change log. Optionally swap the rebuilt schema in.
+
+The replay reads until every partition has reached the end offset captured at the start and no record has
+arrived for ``quiet_seconds``: Tansu reports a partition's end as its newest batch's base offset + 1, which
+can be short of the real end."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.catalog import migrations_dir
+from services.profiles import relationships
+from services.profiles.config import ProfilesSettings
+from services.profiles.handlers import ProfilesTopics, project
+from shared import topics as registry
+from shared.db import checked_schema, create_engine
+from shared.migrations import upgrade
+
+log = structlog.get_logger(__name__)
+
+
+class RebuildError(Exception):
+    """The rebuild cannot start or finish as asked (the message says why); nothing live was changed."""
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    target_schema: str
+    messages: int
+    applied: int
+    profiles: int
+    organizer_contacts: int
+    interactions: int
+    changes: relationships.Replayed
+    swapped_out: str | None = None
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"rebuilt profiles into schema {self.target_schema!r}",
+            f"  messages replayed: {self.messages} ({self.applied} applied)",
+            f"  profiles: {self.profiles}",
+            f"  organizer contacts: {self.organizer_contacts}",
+            f"  interactions: {self.interactions}",
+            f"  API changes re-applied: {self.changes.applied} (without relationship: "
+            f"{self.changes.without_relationship}, invalid: {self.changes.invalid})",
+        ]
+        if self.swapped_out is not None:
+            lines.append(f"  swapped in; the previous schema is kept as {self.swapped_out!r}")
+        return lines
+
+
+def default_target(schema: str) -> str:
+    return f"{schema}_rebuild"
+
+
+def profiles_topics(settings: ProfilesSettings) -> ProfilesTopics:
+    prefix = settings.platform.topic_prefix
+    return ProfilesTopics(
+        contact_events=registry.CONTACT_EVENTS.qualified(prefix),
+        enrichments=registry.ENRICHMENTS.qualified(prefix),
+        profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
+        dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
+    )
+
+
+async def _schema_exists(engine: AsyncEngine, schema: str) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema})
+        return found.first() is not None
+
+
+async def _prepare_target(engine: AsyncEngine, *, settings: ProfilesSettings, target: str, replace: bool) -> None:
+    if await _schema_exists(engine, target):
+        if not replace:
+            raise RebuildError(f"schema {target!r} already exists: drop it, or pass --replace")
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{target}" CASCADE'))
+    upgrade(migrations_dir=migrations_dir("profiles"), database_url=settings.platform.database_url, schema=target)
+
+
+async def replay_topics(
+    engine: AsyncEngine, *, settings: ProfilesSettings, quiet_seconds: float, batch_size: int
+) -> tuple[int, int]:
+    """Project both topics from the beginning into ``engine``'s schema; returns (records read, applied).
+    Tracking records are claimed under the live consumer group's name, so a swapped-in schema lets the
+    service resume from its committed offsets without applying anything twice."""
+    topics = profiles_topics(settings)
+    accepted = {
+        topics.contact_events: registry.CONTACT_EVENTS.events,
+        topics.enrichments: registry.ENRICHMENTS.events,
+    }
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.platform.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata for every topic
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in accepted
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return 0, 0
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        read = applied = 0
+        last_record = time.monotonic()
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch_size)
+            records = [record for part in batches.values() for record in part]
+            if records:
+                read += len(records)
+                applied += await project(
+                    engine, records, accepted=accepted, topics=topics, consumer=settings.consumer_group,
+                    publish=False,
+                )
+                last_record = time.monotonic()
+                continue
+            positions = {partition: await consumer.position(partition) for partition in partitions}
+            caught_up = all(positions[partition] >= ends[partition] for partition in partitions)
+            if caught_up and time.monotonic() - last_record >= quiet_seconds:
+                return read, applied
+    finally:
+        await consumer.stop()
+
+
+async def _count(engine: AsyncEngine, table: str, where: str = "") -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table} {where}"))).scalar_one())
+
+
+async def _swap(engine: AsyncEngine, *, live: str, target: str) -> str:
+    """Rename the live schema away and the rebuilt one into its place, in one transaction. Refused while the
+    live outbox still holds messages: they would be lost (stopping the service flushes it)."""
+    retired = f"{live}_replaced_{datetime.now(UTC):%Y%m%d%H%M%S}"
+    checked_schema(retired)
+    async with engine.begin() as conn:
+        pending = (await conn.execute(text(f'SELECT count(*) FROM "{live}".outbox'))).scalar_one()
+        if pending:
+            raise RebuildError(f"{pending} unsent messages in {live}.outbox: stop the service cleanly, then swap")
+        await conn.execute(text(f'ALTER SCHEMA "{live}" RENAME TO "{retired}"'))
+        await conn.execute(text(f'ALTER SCHEMA "{target}" RENAME TO "{live}"'))
+    return retired
+
+
+async def rebuild(
+    settings: ProfilesSettings,
+    *,
+    target_schema: str | None = None,
+    replace: bool = False,
+    swap: bool = False,
+    quiet_seconds: float = 2.0,
+) -> RebuildSummary:
+    """Rebuild into ``target_schema`` (default ``<schema>_rebuild``); with ``swap``, make it the live schema
+    (the service must be stopped: API changes and messages it applies meanwhile would be lost)."""
+    live = checked_schema(settings.db_schema)
+    target = checked_schema(target_schema or default_target(live))
+    if target == live:
+        raise RebuildError("the target schema must not be the live schema")
+    database_url = settings.platform.database_url
+    live_engine = create_engine(database_url, schema=live)
+    target_engine = create_engine(database_url, schema=target)
+    try:
+        await _prepare_target(live_engine, settings=settings, target=target, replace=replace)
+        started = time.monotonic()
+        read, applied = await replay_topics(
+            target_engine, settings=settings, quiet_seconds=quiet_seconds, batch_size=settings.batch_size
+        )
+        async with live_engine.connect() as source, target_engine.begin() as conn:
+            changes = await relationships.load_changes(source)
+            await relationships.copy_change_log(source, conn)
+            replayed = await relationships.replay_changes(conn, changes)
+        log.info("rebuild.replayed", target=target, records=read, applied=applied,
+                 seconds=round(time.monotonic() - started, 2))
+        summary = RebuildSummary(
+            target_schema=target,
+            messages=read,
+            applied=applied,
+            profiles=await _count(target_engine, "contact_profiles", "WHERE created_at IS NOT NULL"),
+            organizer_contacts=await _count(target_engine, "organizer_contacts"),
+            interactions=await _count(target_engine, "organizer_interactions"),
+            changes=replayed,
+        )
+        await target_engine.dispose()
+        if swap:
+            retired = await _swap(live_engine, live=live, target=target)
+            summary = dataclasses.replace(summary, target_schema=live, swapped_out=retired)
+        return summary
+    finally:
+        await target_engine.dispose()
+        await live_engine.dispose()
