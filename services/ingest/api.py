@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import store
 from services.ingest.domain import ColumnMap, FileProblem, Source, Status, no_email_column
-from services.ingest.json_intake import accept_json_request, is_json_request
+from services.ingest.json_intake import JSON_UPLOAD_CONTENT, accept_json_request, is_json_request
 from services.ingest.mapping import column_map, propose_for_file
 from services.ingest.mapping_views import (
     MAPPING_FIELD,
@@ -129,7 +129,8 @@ _UPLOAD_BODY = {
                         },
                     },
                 }
-            }
+            },
+            **JSON_UPLOAD_CONTENT,
         },
     }
 }

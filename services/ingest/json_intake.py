@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import store
 from services.ingest.domain import RejectedRow, Source, Status, map_columns
-from services.ingest.json_import import Converted, JsonRefused, check_contacts, fingerprint, parse_body, to_csv
+from services.ingest.json_import import (
+    JSON_KEYS,
+    Converted,
+    JsonRefused,
+    check_contacts,
+    fingerprint,
+    parse_body,
+    to_csv,
+)
 from services.ingest.processing import Importer
 from services.ingest.reading import FileLimits, Inspection, inspect_file
 
@@ -32,6 +40,30 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SOURCE_HEADER = "X-Contacts-Source"
 """Optional: ``mcp`` when the request comes from the ``contacts mcp`` stdio server (default ``json``)."""
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+JSON_UPLOAD_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Contacts to import at once (no mapping step). Send an Idempotency-Key header to retry "
+            "safely. An element that is not an object or has no valid email becomes an error row.",
+            "items": {
+                "type": "object",
+                "required": ["email"],
+                "properties": {
+                    key: {"type": ["string", "number", "null"]}
+                    for key in JSON_KEYS
+                    if key != "email_permission"
+                }
+                | {"email_permission": {"enum": ["subscribed", "unsubscribed", "unknown", None]}},
+            },
+        },
+        "example": [{"email": "ada@example.com", "first_name": "Ada", "phone": 4930123456}],
+    }
+}
+"""The JSON body of ``POST /v1/imports`` for the OpenAPI document (the handler reads the body itself)."""
 
 
 class IdempotencyConflict(Exception):
