@@ -113,7 +113,8 @@ async def run_pipeline(isolation: Isolation, csv_path: Path, people: int, logs: 
             started = time.perf_counter()
             with csv_path.open("rb") as upload:
                 response = await client.post(f"{processes['ingest'].base_url}/v1/imports", headers=headers,
-                                             files={"file": ("bench.csv", upload, "text/csv")})
+                                             files={"file": ("bench.csv", upload, "text/csv")},
+                                             params={"auto_start": "true"})
             response.raise_for_status()
             uploaded = time.perf_counter() - started
             import_id = response.json()["import_id"]

@@ -37,7 +37,12 @@ async def _import(client: httpx.AsyncClient, base: str, headers: dict[str, str],
         f"{base}/v1/imports", headers=headers, files={"file": ("contacts.csv", body.encode(), "text/csv")}
     )
     assert response.status_code == 202, response.text
+    assert response.json()["status"] == "uploaded"  # waits for its mapping to be checked
     import_id = response.json()["import_id"]
+    mapping = (await client.get(f"{base}/v1/imports/{import_id}/mapping", headers=headers)).json()
+    assert [c["field"] for c in mapping["columns"] if c["field"]][:1] == ["email"]
+    started = await client.post(f"{base}/v1/imports/{import_id}/start", headers=headers)
+    assert started.status_code == 202, started.text
 
     async def finished() -> dict[str, Any] | None:
         status = (await client.get(f"{base}/v1/imports/{import_id}", headers=headers)).json()

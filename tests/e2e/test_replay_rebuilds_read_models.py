@@ -96,7 +96,8 @@ async def test_a_second_enrichment_replaying_the_log_rebuilds_its_table_and_leav
 
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
-            f"{ingest}/v1/imports", headers=headers, files={"file": ("contacts.csv", ROWS.encode(), "text/csv")}
+            f"{ingest}/v1/imports", headers=headers, files={"file": ("contacts.csv", ROWS.encode(), "text/csv")},
+            params={"auto_start": "true"},
         )
         assert response.status_code == 202, response.text
         import_id = response.json()["import_id"]

@@ -1,16 +1,25 @@
-"""ingest's import rules, given/when/then, without I/O: header mapping, row checks, status transitions."""
+"""ingest's import rules, given/when/then, without I/O: header mapping, row checks (email syntax, lengths,
+consent), status transitions."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from hypothesis import given
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.ingest.domain import (
     COLUMN_COUNT_MISMATCH,
     FINISHED,
+    INVALID_EMAIL,
+    MAX_EMAIL_LENGTH,
+    MAX_FIELD_LENGTH,
     MISSING_EMAIL,
     NUL_CHARACTER,
+    PARSABLE,
+    VALUE_TOO_LONG,
     ColumnMap,
     FileProblem,
     RejectedRow,
@@ -18,6 +27,8 @@ from services.ingest.domain import (
     ValidRow,
     advance,
     check_row,
+    email_permission,
+    email_problem,
     is_blank,
     map_columns,
     matching_key,
@@ -124,7 +135,7 @@ def test_every_row_is_judged_on_its_own_without_raising(row: list[str], row_numb
         assert result.key == row[0].strip().lower()
     else:
         assert result.cells == row
-        assert result.code in {MISSING_EMAIL, COLUMN_COUNT_MISMATCH, NUL_CHARACTER}
+        assert result.code in {MISSING_EMAIL, INVALID_EMAIL, VALUE_TOO_LONG, COLUMN_COUNT_MISMATCH, NUL_CHARACTER}
 
 
 @given(email=st.emails())
@@ -141,6 +152,154 @@ def test_blank_records_are_not_rows(row: list[str], blank: bool) -> None:
 
 def test_a_column_map_is_a_plain_value() -> None:
     assert map_columns(["Email"]) == ColumnMap(positions={"email": 0}, width=1)
+
+
+def test_a_column_map_survives_its_json_form() -> None:
+    columns = map_columns(["external_id", "email", "x", "marketing_contact_status", "phone"])
+
+    assert ColumnMap.from_json(columns.to_json()) == columns
+    assert columns.positions == {"external_id": 0, "email": 1, "marketing_contact_status": 3, "phone": 4}
+
+
+# --- email syntax, lengths ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["jane", "jane@", "@example.com", "jane@@example.com", "jane doe@example.com", "jane..doe@example.com",
+     ".jane@example.com", "jane@example", "jane@-example.com", "jane@example..com", "jane@localhost",
+     "jane@exa_mple.com", "jane@example.com.", "j\"ane@example.com"],
+)
+def test_a_row_with_a_malformed_email_is_refused_in_the_validators_words(email: str) -> None:
+    row = check_row(5, [email, "Jane", "", "", "", ""], COLUMNS)
+
+    assert isinstance(row, RejectedRow)
+    assert (row.code, row.cells) == (INVALID_EMAIL, [email, "Jane", "", "", "", ""])
+    assert row.message.startswith(f"{email!r} is not a valid email address: ")
+    with pytest.raises(EmailNotValidError) as raised:
+        validate_email(email, check_deliverability=False)
+    assert row.message.endswith(str(raised.value))
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["jane@example.com", " Jane.Doe+tag@Example.co.uk ", "o'brien@example.ie", "jürgen@beispiel.de",
+     "jane@bücher.example", "user_1%x@sub-domain.example.org"],
+)
+def test_well_formed_emails_pass(email: str) -> None:
+    assert isinstance(check_row(1, [email, "", "", "", "", ""], COLUMNS), ValidRow)
+
+
+local_parts = st.text(alphabet="abcXYZ019._%+-'!#&é", min_size=0, max_size=70)
+domains = st.text(alphabet="abcz09.-_é", min_size=0, max_size=20).map(lambda d: d + ".com")
+
+
+@given(local=local_parts, domain=st.one_of(domains, st.sampled_from(["example.com", "localhost", "a.b", "x.invalid"])))
+@example(local="a" * 64, domain="example.com")
+@example(local="a" * 65, domain="example.com")
+@example(local="a.", domain="example.com")
+def test_the_fast_path_reaches_the_validators_verdict(local: str, domain: str) -> None:
+    email = f"{local}@{domain}"
+    try:
+        validate_email(email, check_deliverability=False)
+        valid = True
+    except EmailNotValidError:
+        valid = False
+
+    assert (email_problem(email) is None) == valid
+
+
+def test_an_email_longer_than_the_limit_is_too_long() -> None:
+    email = "a" * 60 + "@" + ".".join(["b" * 60] * 4) + ".com"
+    assert len(email) > MAX_EMAIL_LENGTH
+
+    row = check_row(1, [email, "", "", "", "", ""], COLUMNS)
+
+    assert isinstance(row, RejectedRow)
+    assert row.code == VALUE_TOO_LONG
+    assert row.message == f"email is {len(email)} characters long; the limit is {MAX_EMAIL_LENGTH}"
+
+
+@pytest.mark.parametrize("position", [1, 2, 3, 4, 5])
+def test_a_value_longer_than_the_limit_is_refused_naming_the_field_and_the_limit(position: int) -> None:
+    cells_read = ["jane@example.com", "", "", "", "", ""]
+    cells_read[position] = "x" * (MAX_FIELD_LENGTH + 1)
+
+    row = check_row(1, cells_read, COLUMNS)
+
+    assert isinstance(row, RejectedRow)
+    assert row.code == VALUE_TOO_LONG
+    assert row.message == f"{STANDARD_HEADER[position]} is 256 characters long; the limit is {MAX_FIELD_LENGTH}"
+
+
+def test_a_value_at_the_limit_is_kept_whole() -> None:
+    row = check_row(1, ["jane@example.com", "x" * MAX_FIELD_LENGTH, "", "", "", ""], COLUMNS)
+
+    assert isinstance(row, ValidRow)
+    assert row.fields["first_name"] == "x" * MAX_FIELD_LENGTH
+
+
+def test_checking_a_valid_row_takes_well_under_20_microseconds() -> None:
+    rows = [[f"person{n}@example{n % 50}.com", "Jane", "Doe", "Acme", "CTO", "+1 555"] for n in range(50_000)]
+    for row in rows[:100]:
+        check_row(1, row, COLUMNS)
+
+    began = time.perf_counter()
+    for number, row in enumerate(rows, 1):
+        check_row(number, row, COLUMNS)
+    per_row = (time.perf_counter() - began) / len(rows)
+
+    assert per_row < 20e-6, f"{per_row * 1e6:.1f} µs per row"
+
+
+# --- external id and email permission -----------------------------------------------------------------------
+
+
+HUBSPOT_LIKE = map_columns(["email", "external_id", "marketing_contact_status", "unsubscribed_from_all_email"])
+
+
+def test_the_external_id_travels_with_the_row_trimmed() -> None:
+    row = check_row(1, ["jane@example.com", " 1234 ", "", ""], HUBSPOT_LIKE)
+
+    assert isinstance(row, ValidRow)
+    assert (row.external_id, row.email_permission) == ("1234", None)
+
+
+@pytest.mark.parametrize(
+    ("marketing", "unsubscribed", "permission"),
+    [
+        ("Marketing contact", "", "subscribed"),
+        ("Marketing contact", "false", "subscribed"),
+        ("Marketing contact", "true", "unsubscribed"),
+        ("Non-marketing contact", "Yes", "unsubscribed"),
+        ("Non-marketing contact", "", "unknown"),
+        ("", "TRUE", "unsubscribed"),
+        ("", "false", None),
+        ("", "", None),
+        ("something else", "", None),
+        ("true", "", "subscribed"),
+        ("false", "No", "unknown"),
+    ],
+)
+def test_the_consent_columns_become_the_rows_email_permission(
+    marketing: str, unsubscribed: str, permission: str | None
+) -> None:
+    row = check_row(1, ["jane@example.com", "", marketing, unsubscribed], HUBSPOT_LIKE)
+
+    assert isinstance(row, ValidRow)
+    assert row.email_permission == permission == email_permission(marketing, unsubscribed)
+
+
+@given(marketing=st.one_of(st.none(), st.text(max_size=30)))
+def test_an_unsubscribe_from_all_email_always_wins(marketing: str | None) -> None:
+    assert email_permission(marketing, " true ") == "unsubscribed"
+
+
+def test_without_consent_columns_a_row_states_no_permission() -> None:
+    row = check_row(1, ["jane@example.com", "", "", "", "", ""], COLUMNS)
+
+    assert isinstance(row, ValidRow)
+    assert (row.external_id, row.email_permission) == (None, None)
 
 
 # --- status -------------------------------------------------------------------------------------------------
@@ -174,6 +333,10 @@ def test_an_import_finishes_exactly_when_every_row_has_an_outcome(
     assert (status in FINISHED) == (processed >= total)
     if status in FINISHED:
         assert status == ("processed" if errors == 0 else "error")
+
+
+def test_only_started_imports_are_read() -> None:
+    assert PARSABLE == {"parsing"}
 
 
 @pytest.mark.parametrize("current", ["uploaded", "processed", "error"])
