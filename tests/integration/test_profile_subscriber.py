@@ -1,0 +1,91 @@
+"""The example subscriber (``examples/profile_subscriber.py``) against the real broker, fed by profiles: it
+receives each contact's snapshots in version order, keeps the newest, and drops stale ones."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from shared import topics
+from shared.events import DisplayNameResolvedV1, Event
+from tests.integration.test_profiles_service import created, matched, message, new_id, profiles_api, rows, updated
+from tests.support.isolation import Isolation
+from tests.support.kafka import publish
+from tests.support.processes import CHECKOUT
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = CHECKOUT / "examples" / "profile_subscriber.py"
+
+
+def example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("profile_subscriber", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def run_subscriber(isolation: Isolation, group: str) -> list[dict[str, Any]]:
+    """The example as a process, as a subscribing team would run it; its output lines, parsed."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONTACTS_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--bootstrap", isolation.kafka_bootstrap,
+        "--topic", isolation.topic(topics.PROFILE_UPDATES), "--group", group, "--exit-when-idle", "4",
+        "--print-snapshots", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode == 0, err.decode()
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_the_example_subscriber_receives_snapshots_in_version_order_and_drops_stale_ones(
+    isolation: Isolation,
+) -> None:
+    ann, bob = new_id(), new_id()
+    history: list[list[Event]] = [
+        [created(ann, "ann@example.com", "org-a"), created(bob, "bob@example.com", "org-b")],
+        [DisplayNameResolvedV1(contact_id=ann, display_name="ann", contact_version=1)],
+        [updated(ann, 2, "org-a", first_name="Ann", company="Acme"), matched(bob, 2, "org-a")],
+        [DisplayNameResolvedV1(contact_id=ann, display_name="Ann", contact_version=2),
+         DisplayNameResolvedV1(contact_id=bob, display_name="bob", contact_version=1)],
+        [updated(bob, 3, "org-b", title="CTO")],
+    ]
+    async with profiles_api(isolation):
+        published = 0
+        for batch in history:  # each its own batch, so each contact gets several snapshots
+            await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in batch])
+            published += len(batch)
+            await wait_until(
+                lambda n=published: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                timeout=30,
+            )
+        lines = await run_subscriber(isolation, f"{isolation.consumer_group('example')}.1")
+        final = {
+            contact_id: version
+            for contact_id, version in rows(isolation, "SELECT contact_id, profile_version FROM contact_profiles")
+        }
+
+    received = {contact: [line for line in lines if line["contact_id"] == contact] for contact in (ann, bob)}
+    assert [s["profile_version"] for s in received[ann]] == [1, 2, 3, 4]
+    assert [s["profile_version"] for s in received[bob]] == [1, 3, 4]  # bob's match (version 2) was not a change
+    assert all(line["applied"] for line in lines)
+    assert [s["display_name"] for s in received[ann]] == [None, "ann", "ann", "Ann"]
+    assert received[ann][-1]["company"] == "Acme" and received[bob][-1]["title"] == "CTO"
+    assert final == {ann: 4, bob: 4}
+    assert all("organizer" not in json.dumps(line) and "imp-" not in json.dumps(line) for line in lines)
+
+    # delivered again, in any order (a replay, a restart from an older offset): only newer versions apply
+    subscriber = example()
+    profiles: dict[str, dict[str, Any]] = {}
+    outcomes = [subscriber.apply(profiles, line) for line in lines + lines[::-1]]
+    assert outcomes == [True] * len(lines) + [False] * len(lines)
+    assert profiles == {ann: received[ann][-1], bob: received[bob][-1]}
