@@ -4,6 +4,7 @@ unsubscribe survives a later import, and search, filters, engagement order and c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -398,3 +399,22 @@ async def test_replaying_the_change_log_reproduces_the_relationships(isolation: 
 
     assert replayed == relationships.Replayed(applied=5)
     assert rows(isolation, everything) == before
+
+
+async def test_concurrent_patches_to_one_relationship_all_apply_in_some_order(isolation: Isolation) -> None:
+    ann = new_id()
+    org_a = auth(isolation, "org-a")
+    async with profiles_api(isolation) as api:
+        await publish_contact_events(isolation, [created(ann, "ann@example.com", imported("org-a"))])
+        await visible(api, org_a, ann)
+
+        async def tag(n: int) -> int:
+            response = await api.patch(f"/v1/contacts/{ann}", json={"tags": {"add": [f"t{n}"]}}, headers=org_a)
+            return response.status_code
+
+        assert await asyncio.gather(*(tag(n) for n in range(12))) == [200] * 12
+        final = (await api.get(f"/v1/contacts/{ann}", headers=org_a)).json()["relationship"]
+
+    assert sorted(final["tags"]) == sorted(f"t{n}" for n in range(12))
+    assert final["version"] == 12
+    assert rows(isolation, "SELECT count(*) FROM organizer_contact_changes")[0][0] == 12
