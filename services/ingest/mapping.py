@@ -101,7 +101,8 @@ TRAILING_WORDS: dict[Target, frozenset[str]] = {
 NEGATIVE_WORDS = frozenset({
     "domain", "domains", "size", "type", "count", "opt", "optin", "optout", "opted", "consent", "date", "time",
     "status", "employees", "revenue", "industry", "verified", "verification", "bounce", "bounced", "bounces",
-    "opened", "open", "clicked", "click", "sent", "delivered", "replied", "reply", "unsubscribed", "unsubscribe",
+    "opened", "open", "buying", "clicked", "click", "sent", "delivered", "replied", "reply", "unsubscribed",
+    "unsubscribe",
     "subscription", "subscriptions", "marketing", "preference", "preferences", "quarantined", "owner", "score",
     "created", "modified", "updated", "url", "website", "timezone", "stage", "code", "sequence", "campaign",
     "confirmation", "format", "valid", "invalid", "hard", "soft", "extension", "ext", "country", "prefix",
