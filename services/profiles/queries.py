@@ -124,7 +124,9 @@ async def find_contacts(
     sql = f"SELECT {_COLUMNS}{_FROM}{_where(filters, params)}"
     if sort == "id":
         if after is not None:
-            sql += " AND o.contact_id > :after_id"
+            # also on p: the planner does not carry it across the join, and a merge join would read the
+            # profiles from the first one
+            sql += " AND o.contact_id > :after_id AND p.contact_id > :after_id"
             params["after_id"] = after.contact_id
         sql += " ORDER BY o.contact_id"
     else:
