@@ -1,0 +1,153 @@
+"""How the calling organizer sees a contact: the canonical profile, its own relationship and insights, and of
+each field's source only what is its own. Built from a row of ``queries``, which holds only the caller's
+relationship row; the stored field sources name any organizer, so ``field_sources`` keeps the ids only for the
+caller's own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from services.profiles.relationship import Preferences
+from shared.events import EmailPermission
+
+
+class FieldSource(BaseModel):
+    """Where a field's current value came from. The organizer and the import or interaction are shown only
+    when they are the caller's own (``yours``); otherwise only the kind and the time."""
+
+    kind: str
+    at: datetime | None = None
+    yours: bool
+    organizer_id: str | None = None
+    import_id: str | None = None
+    interaction_id: str | None = None
+
+
+class PermissionView(BaseModel):
+    """The caller's email permission for the contact: who stated it (``import``: the import id; ``api``: the
+    user or organizer that set it) and when. ``source`` is null while nobody has said anything."""
+
+    status: EmailPermission
+    source: Literal["import", "api"] | None = None
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+
+
+class RelationshipView(BaseModel):
+    """The caller's private relationship with the contact. ``version`` counts the API changes to it (the
+    ``ETag``; send it back in ``If-Match`` to change only what you saw)."""
+
+    email_permission: PermissionView
+    tags: list[str]
+    preferences: Preferences
+    notes: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    version: int
+
+
+class InsightsView(BaseModel):
+    """The contact's history with the caller's events only."""
+
+    events_attended: int
+    registrations: int
+    tickets_purchased: int
+    orders: int
+    first_seen_at: datetime
+    last_active_at: datetime | None
+
+
+class Contact(BaseModel):
+    """A contact as the calling organizer sees it: the canonical profile (shared by every organizer related to
+    the contact), the caller's own relationship and insights (never another organizer's), and the caller's
+    email permission status at the top level for convenience."""
+
+    contact_id: str
+    email: str
+    email_original: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    phone: str | None
+    display_name: str | None
+    bio: str | None
+    social_links: dict[str, str]
+    user_account_id: str | None
+    email_permission: EmailPermission
+    profile_version: int
+    created_at: datetime
+    updated_at: datetime
+    relationship: RelationshipView
+    insights: InsightsView
+
+
+class ContactDetail(Contact):
+    field_sources: dict[str, FieldSource]
+
+
+class ContactPage(BaseModel):
+    items: list[Contact]
+    next_cursor: str | None = None
+
+
+class ContactList(BaseModel):
+    items: list[Contact]
+
+
+def field_sources(raw: Any, organizer_id: str) -> dict[str, FieldSource]:
+    sources: dict[str, FieldSource] = {}
+    for name, source in (raw or {}).items():
+        if not isinstance(source, dict):
+            continue
+        yours = source.get("organizer_id") == organizer_id
+        sources[name] = FieldSource(
+            kind=str(source.get("kind", "unknown")),
+            at=source.get("at"),
+            yours=yours,
+            organizer_id=organizer_id if yours else None,
+            import_id=source.get("import_id") if yours else None,
+            interaction_id=source.get("interaction_id") if yours else None,
+        )
+    return sources
+
+
+def contact_fields(row: Any) -> dict[str, Any]:
+    values = row._mapping
+    return {
+        **{name: values[name] for name in (
+            "contact_id", "email", "email_original", "first_name", "last_name", "company", "title", "phone",
+            "display_name", "bio", "user_account_id", "email_permission", "profile_version", "created_at",
+            "updated_at",
+        )},
+        "social_links": values["social_links"] or {},
+        "relationship": RelationshipView(
+            email_permission=PermissionView(
+                status=values["email_permission"],
+                source=values["permission_source"],
+                changed_at=values["permission_changed_at"],
+                changed_by=values["permission_changed_by"],
+            ),
+            tags=values["tags"],
+            preferences=Preferences.model_validate(values["preferences"] or {}),
+            notes=values["notes"],
+            first_seen_at=values["first_seen_at"],
+            last_seen_at=values["last_seen_at"],
+            version=values["relationship_version"],
+        ),
+        "insights": InsightsView(
+            events_attended=values["events_attended"],
+            registrations=values["registrations"],
+            tickets_purchased=values["tickets_purchased"],
+            orders=values["orders"],
+            first_seen_at=values["first_seen_at"],
+            last_active_at=values["last_active_at"],
+        ),
+    }
+
+
+def detail(row: Any, organizer_id: str) -> ContactDetail:
+    return ContactDetail(**contact_fields(row), field_sources=field_sources(row.field_sources, organizer_id))
