@@ -314,7 +314,7 @@ def import_routes(*, engine: AsyncEngine, importer: Importer, max_upload_bytes: 
             columns = column_map(propose_for_file(setup.filename, inspection.header).columns)
             if "email" not in columns.positions:
                 raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_ENTITY,
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
                     f"{no_email_column(inspection.header)}; map it with PUT /v1/imports/{import_id}/mapping",
                 )
         async with engine.begin() as conn:

@@ -84,7 +84,7 @@ def confirmed(choices: MappingChoices, header: list[str]) -> ColumnMap:
     try:
         return confirmed_map([(c.index, c.field) for c in choices.columns], header=header)
     except MappingRefused as refused:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(refused)) from refused
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
 
 
 def parse_mapping_field(raw: str, header: list[str]) -> ColumnMap:
@@ -93,7 +93,7 @@ def parse_mapping_field(raw: str, header: list[str]) -> ColumnMap:
         choices = MappingChoices.model_validate_json(raw)
     except ValidationError as error:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the {MAPPING_FIELD!r} field must be JSON like "
             '{"columns": [{"index": 0, "field": "email"}]}: ' + str(error.errors(include_url=False)),
         ) from error

@@ -4,6 +4,7 @@ groups them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -184,11 +185,29 @@ def shared_isolation(database_url: str, kafka_bootstrap: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_ingest(settings: IngestSettings, isolation: Isolation) -> AsyncIterator[Ingest]:
+    """The app between its start-up and shut-down. The lifespan runs in a task of its own, as under a server:
+    a module-scoped fixture is torn down in another task than it was set up in, and the MCP session manager's
+    task group must be left in the task that entered it."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
-        yield Ingest(client=client, settings=settings, isolation=isolation)
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            started.set()
+            await stopping.wait()
+
+    server = asyncio.create_task(serve(), name="ingest-lifespan")
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait({server, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.is_set():
+        waiting.cancel()
+        await server  # start-up failed: raise its error
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+            yield Ingest(client=client, settings=settings, isolation=isolation)
+    finally:
+        stopping.set()
+        await server
 
 
 @pytest.fixture(scope="module")
