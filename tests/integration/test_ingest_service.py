@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -567,3 +568,33 @@ async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
         assert (done["status"], done["processed_rows"], done["created"], done["matched"], done["errors"]) == (
             "error", 4, 2, 1, 1
         )
+
+
+async def test_at_start_up_only_started_imports_are_read_and_with_their_stored_mapping(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    """An import started before a restart is read with the mapping it was started with (here the second email
+    column); an import still waiting for its mapping stays ``uploaded``."""
+    isolation.migrate(("ingest",))
+    org, started_id, waiting_id = organizer(), str(uuid.uuid4()), str(uuid.uuid4())
+    content = "Email,Work email,Name\njane@home.example,jane@work.example,Jane\n"
+    inspection = {"encoding": "utf-8", "delimiter": ",", "quotechar": '"', "header": ["Email", "Work email", "Name"],
+                  "samples": [["jane@home.example", "jane@work.example", "Jane"]]}
+    mapping = {"fields": {"email": 1, "first_name": 2}, "width": 3}
+    for import_id in (started_id, waiting_id):
+        (tmp_path / f"{import_id}.csv").write_text(content)
+    with psycopg.connect(libpq_url(isolation.database_url)) as conn:
+        for import_id, status, stored in ((started_id, "parsing", mapping), (waiting_id, "uploaded", None)):
+            conn.execute(
+                f'INSERT INTO "{isolation.schema("ingest")}".imports '
+                "(import_id, organizer_id, source, filename, status, inspection, mapping) "
+                "VALUES (%s, %s, 'csv', 'x.csv', %s, %s, %s)",
+                (import_id, org, status, json.dumps(inspection), json.dumps(stored) if stored else None),
+            )
+
+    async with running_ingest(ingest_settings(isolation, tmp_path), isolation) as ingest:
+        (row,) = await ingest.published_rows(started_id, 1)
+        assert isinstance(row.event, ImportRowReceivedV1)
+        assert (row.event.email, row.event.first_name) == ("jane@work.example", "Jane")
+        await ingest.wait_for(org, started_id, "processing")
+        assert (await ingest.get(org, waiting_id))["status"] == "uploaded"
