@@ -25,7 +25,16 @@ from services.profiles.relationship import (
     normalize_label,
     problems,
 )
-from services.profiles.views import Contact, ContactDetail, ContactList, ContactPage, contact_fields, detail
+from services.profiles.views import (
+    Change,
+    ChangePage,
+    Contact,
+    ContactDetail,
+    ContactList,
+    ContactPage,
+    contact_fields,
+    detail,
+)
 from shared.auth import CurrentCaller, OrganizerId
 from shared.events import EmailPermission
 
@@ -68,6 +77,21 @@ def _decode_cursor(cursor: str, sort: Sort) -> Position:
     if position.sort != sort:
         raise _invalid("query", "cursor", f"this cursor continues sort={position.sort}, not sort={sort}", cursor)
     return position
+
+
+def _encode_change_cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["changes", sequence]).encode()).decode().rstrip("=")
+
+
+def _decode_change_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, sequence = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True).decode())
+        if kind != "changes" or not isinstance(sequence, int):
+            raise ValueError("not a change cursor")
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise _invalid("query", "cursor", "not a cursor returned by this API", cursor) from error
+    return sequence
 
 
 def _aware(parameter: str, value: datetime | None) -> datetime | None:
@@ -254,5 +278,28 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
         response.headers["ETag"] = _etag(after.version)
         return detail(row, organizer_id)
+
+    @router.get(
+        "/v1/contacts/{contact_id}/changes",
+        response_model=ChangePage,
+        summary="The caller's changes to its relationship with a contact, newest first",
+        responses=not_found,
+    )
+    async def list_changes(
+        organizer_id: OrganizerId,
+        contact_id: str,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+    ) -> ChangePage:
+        before = _decode_change_cursor(cursor) if cursor is not None else None
+        async with engine.connect() as conn:
+            if await queries.get_contact(conn, organizer_id=organizer_id, contact_id=contact_id) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+            rows = await queries.find_changes(
+                conn, organizer_id=organizer_id, contact_id=contact_id, before=before, limit=limit + 1
+            )
+        items = [Change.model_validate(row._mapping) for row in rows[:limit]]
+        next_cursor = _encode_change_cursor(rows[limit - 1].sequence) if len(rows) > limit else None
+        return ChangePage(items=items, next_cursor=next_cursor)
 
     return router

@@ -153,3 +153,19 @@ async def get_contact(conn: AsyncConnection, *, organizer_id: str, contact_id: s
         {"organizer_id": organizer_id, "contact_id": contact_id},
     )
     return result.first()
+
+
+async def find_changes(
+    conn: AsyncConnection, *, organizer_id: str, contact_id: str, before: int | None, limit: int
+) -> Sequence[Row[Any]]:
+    """The organizer's own changes to its relationship with the contact, newest first, before the change log
+    position ``before``."""
+    sql = (
+        "SELECT sequence, change_id, changed_by, changed_at, changes FROM organizer_contact_changes "
+        "WHERE organizer_id = :organizer_id AND contact_id = :contact_id"
+    )
+    params: dict[str, Any] = {"organizer_id": organizer_id, "contact_id": contact_id, "limit": limit}
+    if before is not None:
+        sql += " AND sequence < :before"
+        params["before"] = before
+    return (await conn.execute(text(sql + " ORDER BY sequence DESC LIMIT :limit"), params)).all()

@@ -98,10 +98,11 @@ class PreferencesPatch(BaseModel):
 
 
 class Preferences(BaseModel):
-    """The stored communication preferences, as the API shows them."""
+    """The stored communication preferences, as the API shows them. Typed loosely on purpose: values stored
+    under older rules are still shown, never a failed response."""
 
-    channels: dict[Channel, bool] = Field(default_factory=dict)
-    frequency: Frequency | None = None
+    channels: dict[str, bool] = Field(default_factory=dict, description="channel (email, sms) -> wanted")
+    frequency: str | None = Field(default=None, description="immediately, daily, weekly or monthly")
     topics: list[str] = Field(default_factory=list)
     language: str | None = None
 

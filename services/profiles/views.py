@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.profiles.relationship import Preferences
 from shared.events import EmailPermission
@@ -94,6 +94,21 @@ class ContactPage(BaseModel):
     next_cursor: str | None = None
 
 
+class Change(BaseModel):
+    """One of the caller's own changes to its relationship with the contact: who, when and what (the normalized
+    PATCH body)."""
+
+    change_id: str
+    changed_by: str
+    changed_at: datetime
+    changes: dict[str, Any]
+
+
+class ChangePage(BaseModel):
+    items: list[Change]
+    next_cursor: str | None = None
+
+
 class ContactList(BaseModel):
     items: list[Contact]
 
@@ -104,15 +119,19 @@ def field_sources(raw: Any, organizer_id: str) -> dict[str, FieldSource]:
         if not isinstance(source, dict):
             continue
         yours = source.get("organizer_id") == organizer_id
-        sources[name] = FieldSource(
-            kind=str(source.get("kind", "unknown")),
-            at=source.get("at"),
-            yours=yours,
-            organizer_id=organizer_id if yours else None,
-            import_id=source.get("import_id") if yours else None,
-            interaction_id=source.get("interaction_id") if yours else None,
-        )
+        shown = {
+            "kind": str(source.get("kind", "unknown")),
+            "yours": yours,
+            "organizer_id": organizer_id if yours else None,
+            "import_id": source.get("import_id") if yours else None,
+            "interaction_id": source.get("interaction_id") if yours else None,
+        }
+        try:
+            sources[name] = FieldSource.model_validate({**shown, "at": source.get("at")})
+        except ValidationError:  # a malformed stored source costs its details, never the response
+            sources[name] = FieldSource(kind=shown["kind"], yours=yours)
     return sources
+
 
 
 def contact_fields(row: Any) -> dict[str, Any]:

@@ -212,6 +212,13 @@ async def test_a_patch_is_recorded_with_who_and_when_and_applied(isolation: Isol
         without_user = await api.patch(f"/v1/contacts/{ann}", json={"notes": "n"}, headers=auth(isolation, "org-a"))
         assert without_user.status_code == 200
 
+        history = (await api.get(f"/v1/contacts/{ann}/changes", params={"limit": 2}, headers=alice)).json()
+        older = (await api.get(f"/v1/contacts/{ann}/changes", params={"cursor": history["next_cursor"]},
+                               headers=alice)).json()
+        assert [c["changed_by"] for c in history["items"] + older["items"]] == ["org-a", "bob@org-a", "alice@org-a"]
+        assert older["next_cursor"] is None
+        assert history["items"][0]["changes"] == {"notes": "n"}
+
     log = rows(
         isolation,
         "SELECT organizer_id, contact_id, changed_by, changed_at, changes FROM organizer_contact_changes "

@@ -103,10 +103,18 @@ async def test_two_organizers_sharing_a_contact_see_only_their_own_data(isolatio
             await api.patch(f"/v1/contacts/{bob}", json={"notes": "x"}, headers=org_a),
             await api.patch(f"/v1/contacts/{bob}", json={"tags": {"set": []}}, headers={**org_a, "If-Match": '"1"'}),
             await api.patch(f"/v1/contacts/{missing}", json={"notes": "x"}, headers=org_a),
+            await api.get(f"/v1/contacts/{bob}/changes", headers=org_a),
+            await api.get(f"/v1/contacts/{missing}/changes", headers=org_a),
         ]
         assert {(r.status_code, r.text, r.headers.get("ETag")) for r in answers} == {
             (404, '{"detail":"contact not found"}', None)
         }
+
+        # each organizer's change history of the shared contact holds only its own changes
+        for headers, secrets, expected in ((org_a, B_SECRETS, "a secret note"), (org_b, A_SECRETS, "b secret note")):
+            history = await api.get(f"/v1/contacts/{ann}/changes", headers=headers)
+            assert leaks(history, secrets) == []
+            assert [c["changes"]["notes"] for c in history.json()["items"]] == [expected]
 
         # every list, search and filter as org-a: only ann, only org-a's data
         async def listed(headers: dict[str, str], path: str = "/v1/contacts", **params: Any) -> list[str]:

@@ -37,7 +37,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/v1/contacts?email=a@x.io"), ("GET", "/v1/contacts/c1"), ("PATCH", "/v1/contacts/c1"),
-     ("GET", "/v1/insights/most-engaged")],
+     ("GET", "/v1/insights/most-engaged"), ("GET", "/v1/contacts/c1/changes")],
 )
 async def test_a_request_without_a_valid_token_is_unauthorized(
     client: httpx.AsyncClient, method: str, path: str
@@ -74,6 +74,14 @@ async def test_bad_parameters_are_a_422_naming_the_parameter(
 
     assert response.status_code == 422, response.text
     assert [error["loc"] for error in response.json()["detail"]] == [["query", parameter]]
+
+
+@pytest.mark.parametrize("query", ["cursor=%%%", f"cursor={ID_CURSOR}", "limit=0", "limit=201"])
+async def test_bad_change_history_parameters_are_a_422(client: httpx.AsyncClient, query: str) -> None:
+    response = await client.get(f"/v1/contacts/c1/changes?{query}")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "query"
 
 
 async def test_too_many_tag_filters_is_a_422(client: httpx.AsyncClient) -> None:
