@@ -3,6 +3,7 @@ status an import's counters imply."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ CONSENT_FIELDS: tuple[ConsentField, ...] = ("marketing_contact_status", "unsubsc
 Target = Literal[StandardField, "external_id", ConsentField]
 TARGETS: tuple[Target, ...] = (*STANDARD_FIELDS, "external_id", *CONSENT_FIELDS)
 """Every field a column can be mapped to; a column mapped to none of them is skipped."""
+_EXTRA_TARGETS: tuple[Target, ...] = ("external_id", *CONSENT_FIELDS)
 
 MISSING_EMAIL = "MISSING_EMAIL"
 INVALID_EMAIL = "INVALID_EMAIL"
@@ -56,13 +58,26 @@ class ColumnMap:
 
     positions: dict[Target, int]
     width: int
+    contact_positions: tuple[tuple[ContactField, int], ...] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    """The mapped contact fields and their columns, worked out once: ``check_row`` runs for every row."""
+
+    extra_positions: tuple[tuple[Target, int], ...] = dataclasses.field(init=False, repr=False, compare=False)
+    """The mapped external id and consent columns."""
+
+    def __post_init__(self) -> None:
+        mapped = tuple((name, self.positions[name]) for name in CONTACT_FIELDS if name in self.positions)
+        object.__setattr__(self, "contact_positions", mapped)
+        extras = tuple((name, self.positions[name]) for name in _EXTRA_TARGETS if name in self.positions)
+        object.__setattr__(self, "extra_positions", extras)
 
     def to_json(self) -> dict[str, Any]:
         return {"fields": dict(self.positions), "width": self.width}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ColumnMap:
-        return cls(positions={field: int(index) for field, index in data["fields"].items()}, width=data["width"])
+        return cls(positions={name: int(index) for name, index in data["fields"].items()}, width=data["width"])
 
 
 def describe_columns(header: Sequence[str]) -> str:
@@ -171,7 +186,7 @@ def email_permission(marketing_status: str | None, unsubscribed_from_all: str | 
     return None
 
 
-_EXTRA_TARGETS: tuple[Target, ...] = ("external_id", *CONSENT_FIELDS)
+_NO_FIELDS: dict[ContactField, str | None] = dict.fromkeys(CONTACT_FIELDS)
 
 
 def _too_long(row_number: int, cells: list[str], field: str, value: str, limit: int) -> RejectedRow:
@@ -190,7 +205,7 @@ def check_row(row_number: int, cells: list[str], columns: ColumnMap) -> ValidRow
             f"expected {columns.width} cells as in the header row, found {len(cells)}",
             cells,
         )
-    if any("\x00" in cell for cell in cells):
+    if "\x00" in "".join(cells):
         return RejectedRow(row_number, NUL_CHARACTER, "the row contains a NUL character", cells)
     positions = columns.positions
     email = cells[positions["email"]]
@@ -202,20 +217,21 @@ def check_row(row_number: int, cells: list[str], columns: ColumnMap) -> ValidRow
     problem = email_problem(trimmed)
     if problem is not None:
         return RejectedRow(row_number, INVALID_EMAIL, f"{trimmed!r} is not a valid email address: {problem}", cells)
-    fields: dict[ContactField, str | None] = {}
-    for field in CONTACT_FIELDS:
-        position = positions.get(field)
-        value = (cells[position] or None) if position is not None else None
-        if value is not None and len(value) > MAX_FIELD_LENGTH:
-            return _too_long(row_number, cells, field, value, MAX_FIELD_LENGTH)
-        fields[field] = value
-    extras: dict[Target, str | None] = {}
-    for target in _EXTRA_TARGETS:
-        position = positions.get(target)
-        value = (cells[position].strip() or None) if position is not None else None
-        if value is not None and len(value) > MAX_FIELD_LENGTH:
-            return _too_long(row_number, cells, target, value, MAX_FIELD_LENGTH)
-        extras[target] = value
+    fields = dict(_NO_FIELDS)
+    for name, position in columns.contact_positions:
+        value = cells[position]
+        if value:
+            if len(value) > MAX_FIELD_LENGTH:
+                return _too_long(row_number, cells, name, value, MAX_FIELD_LENGTH)
+            fields[name] = value
+    if not columns.extra_positions:
+        return ValidRow(row_number=row_number, email=email, key=matching_key(email), fields=fields)
+    extras: dict[Target, str | None] = dict.fromkeys(_EXTRA_TARGETS)
+    for target, column in columns.extra_positions:
+        extra = cells[column].strip()
+        if len(extra) > MAX_FIELD_LENGTH:
+            return _too_long(row_number, cells, target, extra, MAX_FIELD_LENGTH)
+        extras[target] = extra or None
     permission = (
         email_permission(extras["marketing_contact_status"], extras["unsubscribed_from_all_email"])
         if "marketing_contact_status" in positions or "unsubscribed_from_all_email" in positions

@@ -295,6 +295,13 @@ def test_an_unsubscribe_from_all_email_always_wins(marketing: str | None) -> Non
     assert email_permission(marketing, " true ") == "unsubscribed"
 
 
+def test_an_external_id_longer_than_the_limit_is_refused() -> None:
+    row = check_row(1, ["jane@example.com", "9" * (MAX_FIELD_LENGTH + 1), "", ""], HUBSPOT_LIKE)
+
+    assert isinstance(row, RejectedRow)
+    assert (row.code, row.message) == (VALUE_TOO_LONG, "external_id is 256 characters long; the limit is 255")
+
+
 def test_without_consent_columns_a_row_states_no_permission() -> None:
     row = check_row(1, ["jane@example.com", "", "", "", "", ""], COLUMNS)
 
