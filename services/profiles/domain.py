@@ -103,26 +103,45 @@ def _settle(before: Profile, after: Profile, at: datetime) -> Profile:
     return replace(after, updated_at=updated_at)
 
 
-def _values(profile: Profile) -> dict[str, object]:
-    """The profile's sourced values, by the names ``sources`` uses."""
-    links = {f"social_links.{network}": value for network, value in profile.social_links.items()}
-    fields: dict[str, object] = {name: value for name, value in profile.fields.items()}
-    return {"email": profile.email, **fields, "bio": profile.bio,
-            "user_account_id": profile.user_account_id, **links}
+def _stated(event: ContactCreatedV1 | ContactUpdatedV1) -> dict[str, str]:
+    """What ``event`` states, by the names ``sources`` uses (blanks state nothing)."""
+    fields: dict[str, str] = {**event.fields} if isinstance(event, ContactCreatedV1) else {**event.changes}  # type: ignore[dict-item]
+    stated = {"email": event.email, **fields} if isinstance(event, ContactCreatedV1) else fields
+    if event.bio:
+        stated["bio"] = event.bio
+    if event.user_account_id:
+        stated["user_account_id"] = event.user_account_id
+    for network, value in event.social_links.items():
+        stated[f"social_links.{network}"] = value
+    return stated
 
 
-def _with_details(before: Profile, after: Profile, event: ContactCreatedV1 | ContactUpdatedV1) -> Profile:
-    """``after`` with the bio, social links and user account ``event`` set (a blank erases nothing), and
-    ``event`` as the source of every value that changed."""
-    after = replace(
-        after,
-        bio=event.bio or before.bio,
-        social_links={**before.social_links, **event.social_links},
-        user_account_id=event.user_account_id or before.user_account_id,
+def _value(profile: Profile, name: str) -> object:
+    if name.startswith("social_links."):
+        return profile.social_links.get(name.removeprefix("social_links."))
+    if name in ("email", "bio", "user_account_id"):
+        return getattr(profile, name)
+    return profile.fields.get(name)  # type: ignore[call-overload]
+
+
+def _contact_changed(profile: Profile, event: ContactCreatedV1 | ContactUpdatedV1) -> Profile:
+    """``profile`` with what ``event`` states (a blank erases nothing), and ``event`` as the source of every
+    value that changed."""
+    changed = [name for name, value in _stated(event).items() if _value(profile, name) != value]
+    sources = {**profile.sources, **dict.fromkeys(changed, FieldSource.of(event))} if changed else profile.sources
+    creation = isinstance(event, ContactCreatedV1)
+    return replace(
+        profile,
+        contact_version=event.version,
+        email=event.email if isinstance(event, ContactCreatedV1) else profile.email,
+        email_original=event.email_original if isinstance(event, ContactCreatedV1) else profile.email_original,
+        created_at=event.occurred_at if creation else profile.created_at,
+        fields={**profile.fields, **(event.fields if isinstance(event, ContactCreatedV1) else event.changes)},
+        bio=event.bio or profile.bio,
+        social_links={**profile.social_links, **event.social_links} if event.social_links else profile.social_links,
+        user_account_id=event.user_account_id or profile.user_account_id,
+        sources=sources,
     )
-    old, new = _values(before), _values(after)
-    changed = [name for name, value in new.items() if value is not None and old.get(name) != value]
-    return replace(after, sources={**before.sources, **dict.fromkeys(changed, FieldSource.of(event))})
 
 
 def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
@@ -134,19 +153,8 @@ def apply(profile: Profile, update: Update, *, at: datetime) -> Profile:
         after = replace(
             profile, display_name=update.display_name, display_name_version=update.contact_version
         )
-    elif isinstance(update, ContactCreatedV1):
-        created = replace(
-            profile,
-            contact_version=update.version,
-            email=update.email,
-            email_original=update.email_original,
-            fields={**profile.fields, **update.fields},
-            created_at=update.occurred_at,
-        )
-        after = _with_details(profile, created, update)
-    elif isinstance(update, ContactUpdatedV1):
-        changed = replace(profile, contact_version=update.version, fields={**profile.fields, **update.changes})
-        after = _with_details(profile, changed, update)
+    elif isinstance(update, ContactCreatedV1 | ContactUpdatedV1):
+        after = _contact_changed(profile, update)
     elif isinstance(update, ContactMatchedV1 | InteractionRecordedV1):
         after = replace(profile, contact_version=update.version)
     else:

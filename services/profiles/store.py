@@ -5,11 +5,11 @@ statement. The reads are in ``queries.py``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -79,8 +79,8 @@ def _profile_row(profile: Profile) -> tuple[Any, ...]:
         profile.contact_id, profile.email, profile.email_original,
         *(profile.fields.get(name) for name in CONTACT_FIELDS),
         profile.display_name, profile.display_name_version, profile.contact_version, profile.profile_version,
-        profile.created_at, profile.updated_at, profile.bio, Jsonb(profile.social_links), profile.user_account_id,
-        Jsonb({name: source_json(source) for name, source in profile.sources.items()}),
+        profile.created_at, profile.updated_at, profile.bio, json.dumps(profile.social_links), profile.user_account_id,
+        json.dumps({name: source_json(source) for name, source in profile.sources.items()}),
     )
 
 
