@@ -132,7 +132,7 @@ def register(
         applied = await count_outcomes(engine, records, topics=topics, consumer=group)
         if applied.dead_lettered:
             messaging.wake_relay()
-            log.warning("row_outcomes.dead_lettered", count=applied.dead_lettered, **describe_batch(records))
+            log.warning("row_outcomes.dead_lettered", dead_lettered=applied.dead_lettered, **describe_batch(records))
         for item in applied.finished:
             log.info("import.finished", import_id=item.import_id, correlation_id=item.import_id,
                      status=item.status, total_rows=item.total_rows, errors=item.errors)
