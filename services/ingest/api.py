@@ -214,6 +214,8 @@ def import_routes(*, engine: AsyncEngine, importer: Importer, max_upload_bytes: 
             raise
         if state == "parsing":
             importer.start(import_id)
+        elif state == "error":
+            await importer.discard_file(import_id)
         return ImportAccepted(import_id=import_id, status=state)
 
     @router.get("")

@@ -48,6 +48,11 @@ class Importer:
     def file_path(self, import_id: str) -> Path:
         return self.data_dir / f"{import_id}.csv"
 
+    async def discard_file(self, import_id: str) -> None:
+        """The uploaded file is kept only while it may still be read: once every row has been handed on (or the
+        file was refused) it is deleted, so organizers' contact lists do not pile up on disk."""
+        await asyncio.to_thread(self.file_path(import_id).unlink, missing_ok=True)
+
     def start(self, import_id: str) -> None:
         """Read the import's file in the background, once ``store.start_import`` has committed its mapping."""
         if import_id in self._tasks:
@@ -137,10 +142,12 @@ class Importer:
         except FileProblem as problem:
             async with conn.begin():
                 await store.fail_import(conn, import_id=import_id, message=str(problem))
+            await self.discard_file(import_id)
             bound.warning("import.file_refused", reason=str(problem), published=published)
             return
         async with conn.begin():
             status = await store.finish_parsing(conn, import_id=import_id, total_rows=reader.total_rows)
+        await self.discard_file(import_id)
         seconds = time.monotonic() - began
         bound.info(
             "import.file_read", status=status, total_rows=reader.total_rows, published=published,

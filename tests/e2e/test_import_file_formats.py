@@ -47,6 +47,9 @@ class Stack:
         self.client = client
         self.ingest = isolation.base_url("ingest")
 
+    def uploaded_file(self, import_id: str) -> Path:
+        return self.isolation.data_dir / "uploads" / f"{import_id}.csv"
+
     def auth(self, organizer: str) -> dict[str, str]:
         token = mint_token(secret=self.isolation.auth_secret, organizer_id=organizer, ttl_seconds=600)
         return {"Authorization": f"Bearer {token}"}
@@ -128,6 +131,7 @@ async def test_every_encoding_and_delimiter_arrives_intact(stack: Stack, encodin
         "processed", 3, 3, 0
     ), status
     assert [(e.email, e.first_name, e.last_name, e.company) for e in events] == PEOPLE
+    assert not stack.uploaded_file(import_id).exists(), "the file is deleted once every row was handed on"
 
 
 async def test_a_latin_1_file_is_read_as_windows_1252(stack: Stack) -> None:
@@ -162,6 +166,7 @@ async def test_an_unreadable_file_ends_in_error_with_the_reason(stack: Stack, da
     assert status["status"] == "error"
     assert reason in (status["error"] or ""), status
     assert status["processed_rows"] == 0
+    assert not stack.uploaded_file(import_id).exists(), "a refused file is not kept"
 
 
 async def test_broken_quoting_deep_in_a_file_hands_on_no_row_at_all(stack: Stack, tmp_path: Path) -> None:

@@ -10,13 +10,11 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from services.enrichment.app import create_app
 from services.enrichment.config import EnrichmentSettings
 from services.local_postgres import libpq_url
 from shared import topics
-from shared.config import PlatformSettings
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
@@ -77,13 +75,7 @@ async def enrichment_running(isolation: Isolation) -> AsyncIterator[None]:
     settings = EnrichmentSettings(
         db_schema=isolation.schema("enrichment"),
         consumer_group=isolation.consumer_group("enrichment"),
-        platform=PlatformSettings(
-            kafka_bootstrap_servers=isolation.kafka_bootstrap,
-            topic_prefix=isolation.topic_prefix,
-            database_url=isolation.database_url,
-            auth_secret=SecretStr(isolation.auth_secret),
-            log_level="WARNING",
-        ),
+        platform=isolation.platform_settings(log_level="WARNING"),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
@@ -24,7 +23,6 @@ from services.ingest.reading import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
 from shared.auth import mint_token
-from shared.config import PlatformSettings
 from shared.envelope import Envelope
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow, RowOutcome
 from shared.kafka import OutgoingMessage, encode
@@ -158,14 +156,7 @@ class Ingest:
 
 
 def ingest_settings(isolation: Isolation, data_dir: Path, **overrides: Any) -> IngestSettings:
-    platform = PlatformSettings(
-        kafka_bootstrap_servers=isolation.kafka_bootstrap,
-        database_url=isolation.database_url,
-        topic_prefix=isolation.topic_prefix,
-        auth_secret=SecretStr(isolation.auth_secret),
-        environment="development",
-        log_format="json",
-    )
+    platform = isolation.platform_settings(environment="development", log_format="json")
     return IngestSettings(
         db_schema=isolation.schema("ingest"),
         consumer_group=isolation.consumer_group("ingest"),

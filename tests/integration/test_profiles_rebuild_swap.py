@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from services.local_postgres import libpq_url
 from services.profiles.config import ProfilesSettings
 from services.profiles.rebuild import RebuildError, rebuild
 from shared import topics
-from shared.config import PlatformSettings
 from shared.events import DisplayNameResolvedV1
 from tests.integration.test_profiles_service import created, matched, message, new_id, profiles_api, rows, updated
 from tests.support.isolation import Isolation
@@ -25,12 +23,7 @@ def settings(isolation: Isolation) -> ProfilesSettings:
     return ProfilesSettings(
         db_schema=isolation.schema("profiles"),
         consumer_group=isolation.consumer_group("profiles"),
-        platform=PlatformSettings(
-            kafka_bootstrap_servers=isolation.kafka_bootstrap,
-            topic_prefix=isolation.topic_prefix,
-            database_url=isolation.database_url,
-            auth_secret=SecretStr(isolation.auth_secret),
-        ),
+        platform=isolation.platform_settings(),
     )
 
 

@@ -12,14 +12,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from services.local_postgres import libpq_url
 from services.profiles.app import create_app
 from services.profiles.config import ProfilesSettings
 from shared import topics
 from shared.auth import mint_token
-from shared.config import PlatformSettings
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
@@ -120,13 +118,7 @@ async def profiles_api(isolation: Isolation) -> AsyncIterator[httpx.AsyncClient]
     settings = ProfilesSettings(
         db_schema=isolation.schema("profiles"),
         consumer_group=isolation.consumer_group("profiles"),
-        platform=PlatformSettings(
-            kafka_bootstrap_servers=isolation.kafka_bootstrap,
-            topic_prefix=isolation.topic_prefix,
-            database_url=isolation.database_url,
-            auth_secret=SecretStr(isolation.auth_secret),
-            log_level="WARNING",
-        ),
+        platform=isolation.platform_settings(log_level="WARNING"),
     )
     app = create_app(settings)
     async with (

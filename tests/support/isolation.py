@@ -7,12 +7,15 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from pydantic import SecretStr
 
 from services.catalog import SERVICES, migrations_dir, settings_class
 from services.local_broker import LOOPBACK, free_port
 from services.local_postgres import libpq_url
+from shared.config import PlatformSettings
 from shared.migrations import upgrade
 from shared.topics import Topic
 
@@ -78,6 +81,17 @@ class Isolation:
             if _has_setting(service, "consumer_group"):
                 env[f"{prefix}CONSUMER_GROUP"] = self.consumer_group(service)
         return env
+
+    def platform_settings(self, **overrides: Any) -> PlatformSettings:
+        """Settings for a service running inside this test's process, within this isolation."""
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": self.kafka_bootstrap,
+            "topic_prefix": self.topic_prefix,
+            "database_url": self.database_url,
+            "auth_secret": SecretStr(self.auth_secret),
+            **overrides,
+        }
+        return PlatformSettings(**values)
 
     def migrate(self, services: tuple[str, ...] = SERVICES) -> None:
         """Apply each service's migrations into its isolated schema."""
