@@ -4,8 +4,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.install-stamp
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test
+.PHONY: install run test browser
 
 install: $(STAMP)
 
@@ -17,6 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/contacts dev
 
+# The browser tests drive Debian's chromium (Playwright cannot download a browser here): installed with apt when
+# missing, as root or through sudo; the package lists are refreshed only if the first attempt fails.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
+	}
+
 # Extra pytest arguments: make test ARGS="-k compose -x"
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest $(ARGS)

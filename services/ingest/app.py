@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from services.ingest.api import import_routes
 from services.ingest.config import IngestSettings
@@ -19,6 +22,8 @@ from shared.http import operations_router
 from shared.runtime import build_plumbing, running
 
 SERVICE = "ingest"
+WEB_DIR = Path(__file__).parent / "web"
+"""The column-mapping screen: static files, no build step; they call the API below with the user's token."""
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
@@ -65,6 +70,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.state.importer = importer
     app.state.json_imports = json_imports
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
+    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/app/")
+
     app.include_router(
         import_routes(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
     )

@@ -1,0 +1,308 @@
+// The column-mapping screen: upload a CSV, confirm its mapping, follow the import, list the rows it refused.
+// Talks only to this ingest service's /v1/imports API. Everything that comes from a file (headers, cells,
+// messages) is written with textContent, never parsed as HTML.
+"use strict";
+
+const TOKEN_KEY = "kagibag-contacts-token";
+const POLL_MILLISECONDS = 1000;
+const FINISHED = new Set(["processed", "error"]);
+const MAX_ERROR_ROWS = 1000;
+
+const FIELD_LABELS = {
+  email: "Email",
+  first_name: "First name",
+  last_name: "Last name",
+  company: "Company",
+  title: "Job title",
+  phone: "Phone",
+  external_id: "External id (e.g. HubSpot Record ID)",
+  marketing_contact_status: "Marketing contact status",
+  unsubscribed_from_all_email: "Unsubscribed from all email",
+};
+const REASONS = {
+  exact_name: "exact name",
+  known_alias: "known alias",
+  hubspot_profile: "HubSpot column",
+  fuzzy_match: "similar name (please check)",
+};
+const DELIMITERS = { ",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)" };
+
+const state = { importId: null, columns: [], polling: null };
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function element(tag, text) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// --- the token: from #token=… or ?token=… once (then removed from the address bar), else sessionStorage
+
+function takeTokenFromAddress() {
+  const url = new URL(window.location.href);
+  const fromHash = new URLSearchParams(url.hash.slice(1)).get("token");
+  const token = fromHash || url.searchParams.get("token");
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  url.hash = "";
+  url.searchParams.delete("token");
+  window.history.replaceState(null, "", url.pathname + url.search);
+}
+
+function token() {
+  const typed = $("token").value.trim(); // pasted but not yet saved with the button: use and keep it
+  if (typed) sessionStorage.setItem(TOKEN_KEY, typed);
+  return typed || sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function showTokenState() {
+  const saved = sessionStorage.getItem(TOKEN_KEY) || "";
+  $("token").value = saved;
+  $("token-state").textContent = saved ? "Token set." : "No token yet.";
+}
+
+// --- the API
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function describe(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((item) => [(item.loc || []).join("."), item.msg].filter(Boolean).join(": ")).join("\n");
+  }
+  return JSON.stringify(detail);
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token()}` };
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (error) {
+    throw new ApiError(0, `The service cannot be reached (${error.message}).`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    let message = body && body.detail !== undefined ? describe(body.detail) : `HTTP ${response.status}`;
+    if (response.status === 401) message = `The token was refused (${message}): paste a valid one above.`;
+    throw new ApiError(response.status, message);
+  }
+  return body;
+}
+
+// --- step 2: upload
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $("file").files[0];
+  $("upload-error").textContent = "";
+  if (!file) {
+    $("upload-error").textContent = "Choose a CSV file first.";
+    return;
+  }
+  stopPolling();
+  $("mapping-section").hidden = true;
+  $("summary-section").hidden = true;
+  $("errors-section").hidden = true;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  $("upload-button").disabled = true;
+  try {
+    const accepted = await api("/v1/imports", { method: "POST", body: form });
+    state.importId = accepted.import_id;
+    if (accepted.status === "error") {
+      // refused as a whole: the reason is on the import
+      await follow();
+      return;
+    }
+    showMapping(await api(`/v1/imports/${accepted.import_id}/mapping`), file.name);
+  } catch (error) {
+    $("upload-error").textContent = error.message;
+  } finally {
+    $("upload-button").disabled = false;
+  }
+}
+
+// --- step 3: the mapping screen
+
+function fieldSelect(column, fields) {
+  const select = element("select");
+  select.id = `field-${column.index}`;
+  select.dataset.index = String(column.index);
+  select.append(new Option("Skip this column", ""));
+  for (const field of fields) select.append(new Option(FIELD_LABELS[field] || field, field));
+  select.value = column.field || "";
+  return select;
+}
+
+function showMapping(view, filename) {
+  $("fact-file").textContent = filename;
+  $("fact-encoding").textContent = view.encoding;
+  $("fact-delimiter").textContent = DELIMITERS[view.delimiter] || view.delimiter;
+  $("fact-hubspot").textContent = view.hubspot ? "yes: HubSpot's columns are mapped for you" : "no";
+  const body = $("mapping-table").tBodies[0];
+  body.replaceChildren();
+  state.columns = view.columns;
+  for (const column of view.columns) {
+    const row = element("tr");
+    const header = element("th", column.header || `(column ${column.index + 1} has no header)`);
+    header.scope = "row";
+    header.id = `header-${column.index}`;
+    const samples = element("td");
+    if (column.samples.length) {
+      const list = element("ul");
+      for (const sample of column.samples) list.append(element("li", sample));
+      samples.append(list);
+    } else {
+      samples.textContent = "(no values)";
+    }
+    const choice = element("td");
+    const select = fieldSelect(column, view.fields);
+    const label = element("label", `Field for column ${column.header || column.index + 1}`);
+    label.htmlFor = select.id;
+    label.className = "visually-hidden";
+    choice.append(label, select);
+    const reason = element("td");
+    reason.id = `reason-${column.index}`;
+    if (column.field && column.reason) {
+      const confidence = Math.round(column.confidence * 100);
+      reason.textContent = `${REASONS[column.reason] || column.reason}, ${confidence}% sure`;
+      if (column.reason === "fuzzy_match") reason.className = "guess";
+    } else {
+      reason.textContent = "not recognized: skipped unless you choose a field";
+    }
+    row.append(header, samples, choice, reason);
+    body.append(row);
+  }
+  $("mapping-error").textContent = "";
+  $("import-button").disabled = false;
+  $("mapping-section").hidden = false;
+}
+
+function chosenColumns() {
+  const selects = $("mapping-table").querySelectorAll("select[data-index]");
+  return Array.from(selects, (select) => ({ index: Number(select.dataset.index), field: select.value || null }));
+}
+
+async function startImport() {
+  $("mapping-error").textContent = "";
+  $("import-button").disabled = true;
+  try {
+    await api(`/v1/imports/${state.importId}/mapping`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ columns: chosenColumns() }),
+    });
+    await api(`/v1/imports/${state.importId}/start`, { method: "POST" });
+  } catch (error) {
+    $("mapping-error").textContent = error.message;
+    $("import-button").disabled = false;
+    return;
+  }
+  for (const select of $("mapping-table").querySelectorAll("select")) select.disabled = true;
+  await follow();
+}
+
+// --- step 4: the live summary and the refused rows
+
+function stopPolling() {
+  if (state.polling !== null) window.clearTimeout(state.polling);
+  state.polling = null;
+}
+
+function showSummary(summary) {
+  $("summary-status").textContent = summary.status;
+  $("summary-total").textContent = summary.total_rows === null ? "counting…" : String(summary.total_rows);
+  $("summary-processed").textContent = String(summary.processed_rows);
+  $("summary-created").textContent = String(summary.created);
+  $("summary-matched").textContent = String(summary.matched);
+  $("summary-errors").textContent = String(summary.errors);
+  $("summary-error").textContent = summary.error || "";
+  $("summary-section").hidden = false;
+}
+
+async function follow() {
+  stopPolling();
+  const importId = state.importId;
+  let summary;
+  try {
+    summary = await api(`/v1/imports/${importId}`);
+  } catch (error) {
+    $("summary-error").textContent = error.message;
+    $("summary-section").hidden = false;
+    return;
+  }
+  if (importId !== state.importId) return; // another file was uploaded meanwhile
+  showSummary(summary);
+  if (!FINISHED.has(summary.status)) {
+    state.polling = window.setTimeout(follow, POLL_MILLISECONDS);
+    return;
+  }
+  if (summary.errors > 0) await showErrorRows(importId);
+}
+
+async function showErrorRows(importId) {
+  const body = $("errors-table").tBodies[0];
+  body.replaceChildren();
+  let after = 0;
+  let shown = 0;
+  try {
+    while (after !== null && shown < MAX_ERROR_ROWS) {
+      const page = await api(`/v1/imports/${importId}/rows?outcome=error&limit=200&after=${after}`);
+      for (const item of page.items) {
+        const row = element("tr");
+        row.append(
+          element("td", String(item.row_number)),
+          element("td", item.error_code || ""),
+          element("td", item.error_message || ""),
+          cellsOf(item.cells),
+        );
+        body.append(row);
+        shown += 1;
+      }
+      after = page.next_after;
+    }
+  } catch (error) {
+    $("summary-error").textContent = error.message;
+  }
+  if (after !== null) $("errors-caption").textContent += ` (the first ${shown} shown)`;
+  $("errors-section").hidden = false;
+}
+
+function cellsOf(cells) {
+  const cell = element("td");
+  if (!cells) return cell;
+  const list = element("ol");
+  for (const value of cells) list.append(element("li", value));
+  cell.append(list);
+  return cell;
+}
+
+// --- wiring
+
+function saveToken(event) {
+  event.preventDefault();
+  const value = $("token").value.trim();
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  showTokenState();
+}
+
+takeTokenFromAddress();
+showTokenState();
+$("token-form").addEventListener("submit", saveToken);
+$("upload-form").addEventListener("submit", upload);
+$("import-button").addEventListener("click", startImport);
