@@ -90,6 +90,7 @@ def _banner(*, platform: PlatformSettings, ports: dict[str, int], token: str, da
         *(f"  {name:<10} {url}/docs   ready: {url}/health/ready" for name, url in urls.items()),
         "", f"Development token for organizer {DEMO_ORGANIZER!r} ({platform.token_ttl_seconds // 3600} h):",
         f"  export TOKEN={token}",
+        f"In the browser (the token travels in the fragment, never to the server): {urls['ingest']}/app/#token={token}",
         "", "Try: import a CSV, follow the import, read the profile:",
         "  printf 'email,first_name,last_name\\nada@example.com,Ada,Lovelace\\n' > /tmp/contacts.csv",
         f"  curl -s {auth} -F file=@/tmp/contacts.csv {urls['ingest']}/v1/imports",
