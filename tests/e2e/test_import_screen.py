@@ -231,3 +231,21 @@ async def test_a_file_refused_as_a_whole_shows_why(screen: Screen, page: Page) -
         assert refused["error"]
         await expect(page.locator("#summary-error")).to_have_text(refused["error"])
         await expect(page.locator("#mapping-section")).to_be_hidden()
+
+
+async def test_a_hubspot_export_is_recognized_and_mapped(screen: Screen, page: Page) -> None:
+    org = organizer()
+    content = (
+        "Record ID,First Name,Last Name,Email,Company size,Marketing contact status\n"
+        f"101,Ada,Lovelace,ada@{org}.example,10,Marketing contact\n"
+    ).encode()
+    async with screenshot_on_failure(page, "hubspot"):
+        await page.goto(f"{screen.ingest}/app/#token={screen.token(org)}")
+        await upload(page, "hubspot-crm-exports-all-contacts-2026-11-23.csv", content)
+
+        await expect(page.locator("#fact-hubspot")).to_contain_text("yes")
+        for column, field in enumerate(
+            ["external_id", "first_name", "last_name", "email", "", "marketing_contact_status"]
+        ):
+            await expect(field_of(page, column)).to_have_value(field)
+        await expect(page.locator("#reason-3")).to_have_text("HubSpot column, 99% sure")
