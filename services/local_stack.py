@@ -80,7 +80,9 @@ def _service_ports(platform: PlatformSettings) -> dict[str, int]:
     return dict(sorted(ports.items(), key=lambda item: item[1]))
 
 
-def _banner(*, platform: PlatformSettings, ports: dict[str, int], token: str, database: str) -> str:
+def _banner(
+    *, platform: PlatformSettings, ports: dict[str, int], token: str, database: str, cli_env: dict[str, str]
+) -> str:
     urls = {service: f"http://{LOOPBACK}:{port}" for service, port in ports.items()}
     auth = '-H "Authorization: Bearer $TOKEN"'
     lines = [
@@ -93,10 +95,12 @@ def _banner(*, platform: PlatformSettings, ports: dict[str, int], token: str, da
         f"In the browser (the token travels in the fragment, never to the server): {urls['ingest']}/app/#token={token}",
         "", "Try: import a CSV, follow the import, read the profile:",
         "  printf 'email,first_name,last_name\\nada@example.com,Ada,Lovelace\\n' > /tmp/contacts.csv",
-        f"  curl -s {auth} -F file=@/tmp/contacts.csv {urls['ingest']}/v1/imports",
+        f"  curl -s {auth} -F file=@/tmp/contacts.csv '{urls['ingest']}/v1/imports?auto_start=true'",
         f"  curl -s {auth} {urls['ingest']}/v1/imports/IMPORT_ID",
         f"  curl -s {auth} '{urls['profiles']}/v1/contacts?email=ada@example.com'",
         "  (another organizer's token: contacts token --organizer ORGANIZER_ID)",
+        "", "For contacts commands in another terminal (e.g. contacts rebuild profiles):",
+        *(f"  export {name}={value}" for name, value in cli_env.items()),
         "", "Ctrl-C stops everything.", "",
     ]
     return "\n".join(lines)
@@ -150,7 +154,10 @@ def run(settings: DevSettings) -> int:
         secret = platform.auth_secret.get_secret_value()
         token = mint_token(secret=secret, organizer_id=DEMO_ORGANIZER, ttl_seconds=platform.token_ttl_seconds)
         database = "CONTACTS_DATABASE_URL" if external_database else f"{database_url} (embedded)"
-        print(_banner(platform=platform, ports=ports, token=token, database=database), flush=True)
+        cli_env = {"CONTACTS_KAFKA_BOOTSTRAP_SERVERS": platform.kafka_bootstrap_servers}
+        if not external_database:  # an external URL is already in the caller's environment (with its password)
+            cli_env["CONTACTS_DATABASE_URL"] = database_url
+        print(_banner(platform=platform, ports=ports, token=token, database=database, cli_env=cli_env), flush=True)
         env = {
             **os.environ,
             "CONTACTS_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,

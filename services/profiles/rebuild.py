@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.catalog import migrations_dir
@@ -71,6 +71,10 @@ def profiles_topics(settings: ProfilesSettings) -> ProfilesTopics:
         profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
         dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
     )
+
+
+def _without_password(database_url: str) -> str:
+    return make_url(database_url).render_as_string(hide_password=True)
 
 
 async def _schema_exists(engine: AsyncEngine, schema: str) -> bool:
@@ -176,6 +180,12 @@ async def rebuild(
     live_engine = create_engine(database_url, schema=live)
     target_engine = create_engine(database_url, schema=target)
     try:
+        if not await _schema_exists(live_engine, live):
+            raise RebuildError(
+                f"the live schema {live!r} is not in the database {_without_password(database_url)}: set "
+                "CONTACTS_DATABASE_URL (and CONTACTS_PROFILES_DB_SCHEMA) to the profiles service's own "
+                "(`make run` prints them)"
+            )
         await _prepare_target(live_engine, settings=settings, target=target, replace=replace)
         started = time.monotonic()
         read, applied = await replay_topics(

@@ -80,3 +80,16 @@ async def test_a_rebuild_publishes_nothing_refuses_an_existing_schema_and_swaps_
         assert snapshots_before and len(snapshots_after) == len(snapshots_before)
     finally:
         drop(isolation, target, *([retired] if retired else []))
+
+
+async def test_a_rebuild_against_a_database_without_the_live_schema_says_so_and_creates_nothing(
+    isolation: Isolation,
+) -> None:
+    """The usual mistake: running the command without the service's database settings."""
+    target = f"{isolation.schema('profiles')}_rebuild"
+
+    with pytest.raises(RebuildError, match=r"live schema .* is not in the database .*CONTACTS_DATABASE_URL"):
+        await rebuild(settings(isolation))
+
+    assert not schema_exists(isolation, isolation.schema("profiles"))
+    assert not schema_exists(isolation, target)
