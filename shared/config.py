@@ -20,6 +20,9 @@ class PlatformSettings(BaseSettings):
     CONTACTS_ENVIRONMENT              ``development`` or ``production``
     CONTACTS_LOG_FORMAT               ``auto`` (JSON unless on a terminal), ``json`` or ``console``
     CONTACTS_LOG_LEVEL                standard level name
+    CONTACTS_TRACKING_RETENTION_HOURS tracking records (ids of applied messages) older than this are deleted;
+                                      keep it longer than any redelivery or replay you may do (default 7 days)
+    CONTACTS_TRACKING_PRUNE_INTERVAL_SECONDS  how often each service deletes them (default hourly)
     """
 
     model_config = SettingsConfigDict(env_prefix="CONTACTS_", extra="ignore")
@@ -32,6 +35,8 @@ class PlatformSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+    tracking_retention_hours: float = Field(default=7 * 24, gt=0)
+    tracking_prune_interval_seconds: float = Field(default=3600, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_in_production(self) -> PlatformSettings:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -19,6 +20,7 @@ from shared.kafka import create_broker, create_producer, ensure_topics
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.topics import ALL_TOPICS
+from shared.tracking import TrackingPruner
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +35,7 @@ class Messaging:
     relay_lock: str
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
+    pruner: TrackingPruner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_relay(self) -> None:
@@ -50,6 +53,8 @@ async def running(messaging: Messaging, broker: KafkaBroker, *, service: str) ->
     await messaging.producer.start()
     messaging.relay = OutboxRelay(messaging.engine, messaging.producer, lock_name=messaging.relay_lock)
     messaging._tasks.append(asyncio.create_task(messaging.relay.run(), name=f"{service}-outbox-relay"))
+    if messaging.pruner is not None:
+        messaging._tasks.append(asyncio.create_task(messaging.pruner.run(), name=f"{service}-tracking-pruner"))
     await broker.start()
     log.info("service.started")
     try:
@@ -84,6 +89,11 @@ def build_plumbing(*, service: str, platform: PlatformSettings, db_schema: str, 
         topic_prefix=platform.topic_prefix,
         engine=engine,
         relay_lock=f"{db_schema}.outbox",
+        pruner=TrackingPruner(
+            engine,
+            retention=timedelta(hours=platform.tracking_retention_hours),
+            interval=platform.tracking_prune_interval_seconds,
+        ),
     )
     broker = create_broker(platform.kafka_bootstrap_servers, description=description)
     return Plumbing(engine=engine, messaging=messaging, broker=broker)
