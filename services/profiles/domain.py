@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from services.profiles.insights import RecordedInteraction
-from services.profiles.permission import Permission, Statement, effective, latest
+from services.profiles.permission import Permission, Statement, effective, latest_imported
 from shared.events import (
     ContactCreatedV1,
     ContactEvent,
@@ -189,7 +189,7 @@ def _sighted(previous: Sighting | None, event: ContactEvent) -> Sighting:
         previous,
         first_seen_at=min(previous.first_seen_at, at),
         last_seen_at=max(previous.last_seen_at, at),
-        import_permission=latest(previous.import_permission, statement),
+        import_permission=latest_imported(previous.import_permission, statement),
     )
 
 
@@ -259,14 +259,15 @@ class PermissionChange:
 def settle_permissions(
     sightings: Sequence[Sighting], stored: dict[tuple[str, str], StoredPermission]
 ) -> list[PermissionChange]:
-    """Fold each sighting's import statement into the stored one (the latest stands) and recompute the
+    """Fold each sighting's import statement into the stored one (``latest_imported``: an unsubscribe, else the
+    latest, stands) and recompute the
     effective permission; sightings without a statement change nothing."""
     changes = []
     for sighting in sightings:
         if sighting.import_permission is None:
             continue
         current = stored.get((sighting.organizer_id, sighting.contact_id), StoredPermission(None, None))
-        imported = latest(current.imported, sighting.import_permission)
+        imported = latest_imported(current.imported, sighting.import_permission)
         assert imported is not None
         changes.append(
             PermissionChange(sighting.organizer_id, sighting.contact_id, imported,

@@ -3,8 +3,10 @@ and what the organizer set explicitly through the API. Pure, and independent of 
 so replaying the logs in any interleaving rebuilds the same permission.
 
 Rules:
-- Of each kind, the latest statement wins (by time, then by who made it and what it
-  says, so ties are broken the same way always).
+- Of the organizer's explicit statements, the latest wins (by time, then by who made it and what it says, so
+  ties are broken the same way always): the organizer may re-subscribe someone it unsubscribed.
+- Of what imports stated, an unsubscribe stands against any later import's other statement (the person opted out;
+  an older list saying "subscribed" must not opt them back in); otherwise the latest wins.
 - An explicit unsubscribe is never overwritten by an import, however much later the import is.
 - Otherwise the later of the two kinds wins; with neither, the permission is ``unknown``.
 """
@@ -50,6 +52,20 @@ def latest(current: Statement | None, incoming: Statement | None) -> Statement |
     if incoming is None:
         return current
     return incoming if incoming.order() > current.order() else current
+
+
+def latest_imported(current: Statement | None, incoming: Statement | None) -> Statement | None:
+    """The import statement that stands: unsubscribes first, then the latest. A maximum over one total order,
+    so it does not depend on the order imports are applied in either."""
+    if current is None:
+        return incoming
+    if incoming is None:
+        return current
+
+    def rank(statement: Statement) -> tuple[bool, datetime, str, str]:
+        return (statement.status == "unsubscribed", *statement.order())
+
+    return incoming if rank(incoming) > rank(current) else current
 
 
 def effective(imported: Statement | None, explicit: Statement | None) -> Permission:

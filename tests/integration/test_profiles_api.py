@@ -268,6 +268,40 @@ async def test_an_explicit_unsubscribe_survives_a_later_import_and_a_later_impor
     assert sorted(c["contact_id"] for c in listed["items"]) == sorted([stays, follows])
 
 
+async def test_an_unsubscribe_from_an_import_survives_a_reimport_until_the_organizer_opts_the_person_back_in(
+    isolation: Isolation,
+) -> None:
+    person = new_id()
+    org_a = auth(isolation, "org-a", user="alice")
+
+    def contact_version() -> int:
+        found = rows(isolation, "SELECT contact_version FROM contact_profiles WHERE contact_id = %s", person)
+        return int(found[0][0]) if found else 0
+
+    async def permission() -> dict[str, Any]:
+        contact = (await api.get(f"/v1/contacts/{person}", headers=org_a)).json()
+        return dict(contact["relationship"]["email_permission"])
+
+    async with profiles_api(isolation) as api:
+        await publish_contact_events(isolation, [
+            created(person, "opted-out@example.com", imported("org-a", "unsubscribed", import_id="imp-1")),
+            matched(person, 2, imported("org-a", "subscribed", import_id="imp-2"), at=T0 + timedelta(days=1)),
+        ])
+        await wait_until(lambda: contact_version() == 2, timeout=45)
+        after_reimport = await permission()
+
+        response = await api.patch(f"/v1/contacts/{person}", json={"email_permission": "subscribed"}, headers=org_a)
+        assert response.status_code == 200, response.text
+        opted_back_in = await permission()
+
+    assert (after_reimport["status"], after_reimport["source"], after_reimport["changed_by"]) == (
+        "unsubscribed", "import", "imp-1"
+    )
+    assert (opted_back_in["status"], opted_back_in["source"], opted_back_in["changed_by"]) == (
+        "subscribed", "api", "alice"
+    )
+
+
 async def test_search_filters_engagement_order_and_cursors(isolation: Isolation) -> None:
     ids = sorted(new_id() for _ in range(6))
     ann, bea, cid, dan, eve, fay = ids

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.profiles.permission import UNKNOWN, Statement, effective, latest
+from services.profiles.permission import UNKNOWN, Statement, effective, latest, latest_imported
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -55,3 +55,39 @@ def test_the_latest_statement_does_not_depend_on_arrival_order(items: list[State
     for item in shuffled:
         refolded = latest(refolded, item)
     assert folded == refolded
+
+
+def test_an_imported_unsubscribe_stands_against_a_later_import_saying_subscribed() -> None:
+    opted_out = Statement("unsubscribed", at(1), "import-1")
+    old_list = Statement("subscribed", at(60), "import-2")
+
+    imported = latest_imported(latest_imported(None, opted_out), old_list)
+
+    assert imported == opted_out
+    assert effective(imported, None).status == "unsubscribed"
+
+
+def test_after_an_imported_unsubscribe_only_a_later_explicit_subscribe_opts_back_in() -> None:
+    imported = latest_imported(Statement("unsubscribed", at(1), "import-1"), Statement("subscribed", at(5), "import-2"))
+    assert effective(imported, Statement("subscribed", at(3), "api:alice")).status == "subscribed"
+    assert effective(imported, Statement("subscribed", at(0), "api:alice")).status == "unsubscribed"
+    later_opt_out = latest_imported(imported, Statement("unsubscribed", at(9), "import-3"))
+    assert effective(later_opt_out, Statement("subscribed", at(3), "api:alice")).status == "unsubscribed"
+
+
+def test_without_an_unsubscribe_the_latest_import_wins() -> None:
+    assert latest_imported(Statement("subscribed", at(1), "i1"), Statement("unknown", at(2), "i2")).status == "unknown"
+
+
+@given(st.lists(statements, max_size=6), st.randoms())
+def test_the_standing_import_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd) -> None:  # type: ignore[no-untyped-def]
+    shuffled = list(items)
+    rnd.shuffle(shuffled)
+    folded = refolded = None
+    for item in items:
+        folded = latest_imported(folded, item)
+    for item in shuffled:
+        refolded = latest_imported(refolded, item)
+    assert folded == refolded
+    if any(item.status == "unsubscribed" for item in items):
+        assert folded is not None and folded.status == "unsubscribed"
