@@ -26,7 +26,7 @@ from shared import topics
 from shared.auth import mint_token
 from shared.events import ImportRowReceivedV1
 from tests.support.isolation import Isolation
-from tests.support.kafka import Consumed, consume_until
+from tests.support.kafka import import_row_events
 from tests.support.processes import CHECKOUT, ServiceProcess
 from tests.support.waiting import wait_until
 
@@ -77,14 +77,8 @@ class Stack:
         return list(response.json()["items"])
 
     async def row_events(self, import_id: str, count: int) -> list[ImportRowReceivedV1]:
-        def mine(seen: list[Consumed]) -> list[ImportRowReceivedV1]:
-            events = [c.event for c in seen if isinstance(c.event, ImportRowReceivedV1)]
-            return [event for event in events if event.import_id == import_id]
-
-        seen = await consume_until(
-            self.isolation.kafka_bootstrap, self.isolation.topic(topics.IMPORT_ROWS), lambda s: len(mine(s)) >= count
-        )
-        return sorted(mine(seen), key=lambda event: event.row_number)
+        topic = self.isolation.topic(topics.IMPORT_ROWS)
+        return await import_row_events(self.isolation.kafka_bootstrap, topic, import_id, count)
 
 
 @pytest.fixture(scope="module")

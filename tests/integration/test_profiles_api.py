@@ -5,9 +5,8 @@ unsubscribe survives a later import, and search, filters, engagement order and c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,6 @@ import pytest
 
 from services.local_postgres import libpq_url
 from services.profiles import relationships
-from services.profiles.app import create_app
-from services.profiles.config import ProfilesSettings
 from shared import topics
 from shared.auth import mint_token
 from shared.db import create_engine
@@ -34,6 +31,7 @@ from shared.events import (
     InteractionRecordedV1,
 )
 from shared.kafka import OutgoingMessage, encode
+from tests.integration.test_profiles_service import profiles_api
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
@@ -96,23 +94,6 @@ def message(isolation: Isolation, event: ContactEvent) -> OutgoingMessage:
 
 async def publish_contact_events(isolation: Isolation, events: Sequence[ContactEvent]) -> None:
     await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in events])
-
-
-@contextlib.asynccontextmanager
-async def profiles_api(isolation: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """profiles running in this process (subscribers, relay and API) inside ``isolation``."""
-    isolation.migrate(("profiles",))
-    settings = ProfilesSettings(
-        db_schema=isolation.schema("profiles"),
-        consumer_group=isolation.consumer_group("profiles"),
-        platform=isolation.platform_settings(log_level="WARNING"),
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://profiles") as client,
-    ):
-        yield client
 
 
 def auth(isolation: Isolation, organizer: str, user: str | None = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.envelope import Envelope
-from shared.events import ALL_EVENTS, Event
+from shared.events import ALL_EVENTS, Event, ImportRowReceivedV1
 from shared.kafka import OutgoingMessage, UndecodableMessage, create_producer, decode, encode, publish_all
 
 TEST_SOURCE = "kagibag-contacts/tests"
@@ -120,3 +120,16 @@ async def consume_quiet(bootstrap_servers: str, topic: str, *, quiet_seconds: fl
         return time.monotonic() - since >= quiet_seconds
 
     return await consume_until(bootstrap_servers, topic, settled, timeout=quiet_seconds * 10 + 30)
+
+
+async def import_row_events(
+    bootstrap_servers: str, topic: str, import_id: str, count: int
+) -> list[ImportRowReceivedV1]:
+    """The row events of ``import_id`` on the import-rows ``topic``, in row order, once ``count`` are there."""
+
+    def mine(seen: list[Consumed]) -> list[ImportRowReceivedV1]:
+        events = [c.event for c in seen if isinstance(c.event, ImportRowReceivedV1)]
+        return [event for event in events if event.import_id == import_id]
+
+    seen = await consume_until(bootstrap_servers, topic, lambda s: len(mine(s)) >= count)
+    return sorted(mine(seen), key=lambda event: event.row_number)
