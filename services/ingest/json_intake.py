@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from fastapi import HTTPException, Request, Response
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -162,15 +161,9 @@ class JsonImports:
 
     async def _previous(self, organizer_id: str, idempotency_key: str) -> Previous | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT import_id, status, request_fingerprint FROM imports "
-                        "WHERE organizer_id = :organizer AND idempotency_key = :key"
-                    ),
-                    {"organizer": organizer_id, "key": idempotency_key},
-                )
-            ).one_or_none()
+            row = await store.find_by_idempotency_key(
+                conn, organizer_id=organizer_id, idempotency_key=idempotency_key
+            )
         return None if row is None else Previous(str(row.import_id), row.status, row.request_fingerprint)
 
 

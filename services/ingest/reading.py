@@ -187,7 +187,7 @@ class RowReader:
         self._topic = topic
         self._skip_through = skip_through
         fmt = (inspection or inspect_file(path, limits=limits)).format
-        self.expected_rows = survey(path, fmt, limits)
+        survey(path, fmt, limits)  # refuses the file before any row is handed on
         self._records = Records(path.open(encoding=fmt.encoding, errors=STRAY_BYTES, newline=""), fmt)
         self._row_number = 0
         self._id_header = 0
@@ -198,9 +198,6 @@ class RowReader:
         except BaseException:
             self.close()
             raise
-
-    def _next(self) -> list[str] | None:
-        return next(self._records, None)
 
     def _message(self, row: ValidRow, headers: Headers) -> OutgoingMessage:
         """The row's event in the batch's envelope, under the row's own id."""
@@ -235,7 +232,7 @@ class RowReader:
         headers = self._batch_headers()
         handled = 0
         while handled < size:
-            cells = self._next()
+            cells = next(self._records, None)
             if cells is None:
                 batch.done = True
                 break

@@ -112,6 +112,18 @@ async def find_setup(conn: AsyncConnection, *, organizer_id: str, import_id: str
     return result.one_or_none()
 
 
+async def find_by_idempotency_key(conn: AsyncConnection, *, organizer_id: str, idempotency_key: str) -> Any | None:
+    """The organizer's import created by a request with ``idempotency_key``: its id, status and body fingerprint."""
+    result = await conn.execute(
+        text(
+            "SELECT import_id, status, request_fingerprint FROM imports "
+            "WHERE organizer_id = :organizer AND idempotency_key = :key"
+        ),
+        {"organizer": organizer_id, "key": idempotency_key},
+    )
+    return result.one_or_none()
+
+
 async def find_import(conn: AsyncConnection, *, organizer_id: str, import_id: str) -> Any | None:
     """The import if it belongs to ``organizer_id``; someone else's import is as absent as a missing one."""
     result = await conn.execute(

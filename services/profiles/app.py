@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
-from shared import topics
 from shared.http import operations_router
 from shared.runtime import build_plumbing, running
 
@@ -23,13 +22,7 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
         service=SERVICE, platform=platform, db_schema=settings.db_schema, description="contact profile read models"
     )
     engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
-    prefix = platform.topic_prefix
-    profiles_topics = ProfilesTopics(
-        contact_events=topics.CONTACT_EVENTS.qualified(prefix),
-        enrichments=topics.ENRICHMENTS.qualified(prefix),
-        profile_updates=topics.PROFILE_UPDATES.qualified(prefix),
-        dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
-    )
+    profiles_topics = ProfilesTopics.qualified(platform.topic_prefix)
     register(
         broker,
         engine=engine,

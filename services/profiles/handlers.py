@@ -47,6 +47,16 @@ class ProfilesTopics:
     profile_updates: str
     dead_letters: str
 
+    @classmethod
+    def qualified(cls, prefix: str) -> ProfilesTopics:
+        """The names profiles reads and writes on a broker whose topics carry ``prefix``."""
+        return cls(
+            contact_events=registry.CONTACT_EVENTS.qualified(prefix),
+            enrichments=registry.ENRICHMENTS.qualified(prefix),
+            profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
+            dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
+        )
+
 
 def _happened_at(envelope: Envelope, update: Update) -> datetime:
     """Contact events say when they occurred; a display name changed when enrichment resolved it."""

@@ -63,16 +63,6 @@ def default_target(schema: str) -> str:
     return f"{schema}_rebuild"
 
 
-def profiles_topics(settings: ProfilesSettings) -> ProfilesTopics:
-    prefix = settings.platform.topic_prefix
-    return ProfilesTopics(
-        contact_events=registry.CONTACT_EVENTS.qualified(prefix),
-        enrichments=registry.ENRICHMENTS.qualified(prefix),
-        profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
-        dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
-    )
-
-
 def _without_password(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
@@ -98,7 +88,7 @@ async def replay_topics(
     """Project both topics from the beginning into ``engine``'s schema; returns (records read, applied).
     Tracking records are claimed under the live consumer group's name, so a swapped-in schema lets the
     service resume from its committed offsets without applying anything twice."""
-    topics = profiles_topics(settings)
+    topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
     accepted = {
         topics.contact_events: registry.CONTACT_EVENTS.events,
         topics.enrichments: registry.ENRICHMENTS.events,
