@@ -163,7 +163,9 @@ MAX_ROWS_PER_OUTCOME_MESSAGE = 1000
 
 
 class ContactSource(BaseModel):
-    """Where a contact change came from. ``organizer_id`` is the organizer whose action caused it."""
+    """Where a contact change came from, which says whose values it carries. ``import``: values an organizer
+    brought (``organizer_id``'s own, shown to that organizer only); ``interaction``: values the person stated
+    through an interaction with ``organizer_id``'s event (canonical, shown to every organizer who knows them)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -174,6 +176,12 @@ class ContactSource(BaseModel):
     external_id: str | None = None
     email_permission: EmailPermission | None = None
     interaction_id: str | None = Field(default=None, description="The interaction message's id (``ce_id``).")
+
+
+EMAIL_ORIGINAL = (
+    "The address as the source of this event wrote it (surrounding whitespace removed). An organizer's first "
+    "spelling belongs to that organizer's view; the person's own first spelling is the canonical one."
+)
 
 
 class ContactEvent(Event):
@@ -199,7 +207,8 @@ class ContactCreatedV1(ContactEvent):
 class ContactUpdatedV1(ContactEvent):
     """Only what changed, with its new value: ``changes`` for the standard fields, ``bio``,
     ``social_links`` (the links added or changed) and ``user_account_id`` when they changed. A blank never
-    erases anything."""
+    erases anything. Changed against the layer the source writes: an import's values against that organizer's
+    own earlier values, a person's statement against the canonical profile."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.contact.updated.v1"
 
@@ -207,12 +216,15 @@ class ContactUpdatedV1(ContactEvent):
     bio: str | None = None
     social_links: dict[str, str] = Field(default_factory=dict)
     user_account_id: str | None = None
+    email_original: str | None = Field(default=None, description=EMAIL_ORIGINAL)
 
 
 class ContactMatchedV1(ContactEvent):
-    """An incoming record matched this contact and brought nothing new."""
+    """An incoming record matched this contact and brought nothing new to its layer."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.contact.matched.v1"
+
+    email_original: str | None = Field(default=None, description=EMAIL_ORIGINAL)
 
 
 class InteractionRecordedV1(ContactEvent):
@@ -228,6 +240,7 @@ class InteractionRecordedV1(ContactEvent):
     order_id: str | None = None
     ticket_count: int | None = None
     user_account_id: str | None = None
+    email_original: str | None = Field(default=None, description=EMAIL_ORIGINAL)
 
 
 # --- enrichment -> profiles: contacts.enrichments.v1 ------------------------------------------------------------

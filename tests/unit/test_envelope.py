@@ -58,3 +58,15 @@ def test_a_caused_event_keeps_the_correlation_and_points_at_its_cause() -> None:
     assert second.correlation_id == request.id
     assert second.causation_id == first.id
     assert second.id == "fixed-id"
+
+
+def test_cloud_event_headers_are_those_of_the_envelope() -> None:
+    from shared.envelope import cloud_event_headers
+
+    envelope = Envelope(id="e-1", type="t", source="s", subject="sub", correlation_id="c", causation_id="k")
+
+    headers = cloud_event_headers(id="e-1", type="t", source="s", time=envelope.time.isoformat(), subject="sub",
+                                  correlation_id="c", causation_id="k")
+
+    assert headers == envelope.to_headers()
+    assert Envelope.from_headers(headers) == envelope
