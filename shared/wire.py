@@ -233,3 +233,6 @@ def to_model(struct: Wire) -> events.Event:
     """The pydantic event of a wire struct, validated (for tests and code that needs the model)."""
     model = events.EVENTS_BY_TYPE[TYPE_OF_STRUCT[type(struct)]]
     return model.model_validate_json(encode(struct))
+KIND_OF_STRUCT: dict[type[Wire], events.InteractionKind] = {
+    STRUCT_OF_MODEL[model]: model.KIND for model in events.INTERACTION_EVENTS
+}

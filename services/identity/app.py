@@ -8,49 +8,50 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.identity.config import IdentitySettings
-from services.identity.handlers import IdentityTopics, register
+from services.identity.handlers import register
+from services.identity.publishing import relay_sources
+from services.identity.service import IdentityTopics
 from shared import topics
+from shared.db import create_engine
 from shared.http import operations_router
-from shared.runtime import build_plumbing, running
+from shared.kafka import create_broker
+from shared.lifecycle import Running, relay_channel, running
+from shared.logging import configure_logging
 
 SERVICE = "identity"
 
 
 def create_app(settings: IdentitySettings) -> FastAPI:
     platform = settings.platform
-    plumbing = build_plumbing(
-        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="identity resolution"
-    )
-    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    broker = create_broker(platform.kafka_bootstrap_servers, description="identity resolution")
     prefix = platform.topic_prefix
     identity_topics = IdentityTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        interactions=topics.INTERACTIONS.qualified(prefix),
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
-        interactions=topics.INTERACTIONS.qualified(prefix),
     )
-    register(
-        broker,
-        engine=engine,
-        messaging=messaging,
-        topics=identity_topics,
-        group=settings.consumer_group,
-        batch_size=settings.batch_size,
-    )
+    register(broker, engine=engine, topics=identity_topics, group=settings.consumer_group,
+             batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(messaging, broker, service=SERVICE):
-            yield
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
+        async with running(
+            service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
+            engine=engine, broker=broker, relay_sources=relay_sources(identity_topics), db_schema=settings.db_schema,
+        ) as started:
+            yield {"running": started}
 
     app = FastAPI(title="Kagibag Contacts: identity", lifespan=lifespan)
     app.include_router(
         operations_router(
             service=SERVICE,
             engine=engine,
-            messaging=messaging,
             group=settings.consumer_group,
+            bootstrap_servers=platform.kafka_bootstrap_servers,
             consumed_topics=[identity_topics.import_rows, identity_topics.interactions],
         )
     )

@@ -1,123 +1,186 @@
-"""identity's reads and writes: lock the contacts a batch touches, then write new state, the contact event
-store and the outbox in the caller's transaction."""
+"""identity's reads and writes, in the caller's transaction: lock the contacts a batch touches with the organizer
+layers it needs, then write contacts, layers, the event store and the row answers with COPY and one statement
+per table; rows are read as plain tuples."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.identity.domain import Contact, FieldOrigin
-from shared.db import copy_rows
-from shared.events import CONTACT_FIELDS, ContactEvent
+from services.identity import db
+from services.identity.domain import Contact, Layer
+from shared.db import copy_rows, fetch_tuples, stage
+from shared.events import CONTACT_FIELDS
 
-CONTACT_COLUMNS = [
-    "contact_id", "email", "email_original", *CONTACT_FIELDS, "origins", "version", "created_at", "updated_at",
-    "bio", "social_links", "user_account_id",
-]
+CONTACT_COLUMNS = [c.name for c in db.contacts.columns]
+VALUE_COLUMNS = ["email_original", *CONTACT_FIELDS]  # what a layer holds
+LAYER_COLUMNS = [c.name for c in db.contact_layers.columns]
+EVENT_COLUMNS = ["contact_id", "version", "type", "payload", "occurred_at", "correlation_id", "causation_id"]
+ANSWER_COLUMNS = ["import_id", "partition", "first_row", "last_row", "payload", "causation_id"]
+STREAM_LOCK = "identity.relayed-streams"
 
 
 class ConcurrentCreation(Exception):
-    """Another transaction created a contact for the same email first; the batch must be retried."""
+    """Another transaction created a contact (or layer) for the same key first; the batch must be retried."""
 
 
-def _origins_json(origins: dict[str, FieldOrigin]) -> str:
-    return json.dumps(
-        {
-            name: {"kind": o.kind, "organizer_id": o.organizer_id, "reference": o.reference, "at": o.at.isoformat()}
-            for name, o in origins.items()
-        }
+def _layer(values: Sequence[Any]) -> Layer:
+    email_original, *fields = values
+    return Layer(email_original=email_original,
+                 fields={name: value for name, value in zip(CONTACT_FIELDS, fields, strict=True) if value is not None})
+
+
+async def lock_contacts(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[str, Contact]:
+    """The contacts of the emails in ``keys`` ((email, organizer id) pairs), row-locked in email order (a stable
+    order: no deadlock between instances), each with the layers of the organizers ``keys`` names for it."""
+    organizers_of: dict[str, set[str]] = {}
+    for email, organizer_id in keys:
+        organizers_of.setdefault(email, set()).add(organizer_id)
+    if not organizers_of:
+        return {}
+    rows = await fetch_tuples(
+        conn,
+        "SELECT contact_id::text, email, email_original, first_name, last_name, company, title, phone, version, "
+        "created_at, updated_at, bio, social_links, user_account_id FROM contacts "
+        "WHERE email = ANY(%s) ORDER BY email FOR UPDATE",
+        (sorted(organizers_of),),
     )
-
-
-def _contact_from_row(row: Any) -> Contact:
-    return Contact(
-        contact_id=str(row.contact_id),
-        email=row.email,
-        email_original=row.email_original,
-        version=row.version,
-        fields={name: getattr(row, name) for name in CONTACT_FIELDS if getattr(row, name) is not None},
-        origins={
-            name: FieldOrigin(
-                kind=o["kind"], organizer_id=o["organizer_id"], reference=o["reference"],
-                at=datetime.fromisoformat(o["at"]),
-            )
-            for name, o in (row.origins or {}).items()
-        },
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        bio=row.bio,
-        social_links=dict(row.social_links or {}),
-        user_account_id=row.user_account_id,
+    if not rows:
+        return {}
+    pairs = [(row[0], organizer_id) for row in rows for organizer_id in organizers_of[row[1]]]
+    layer_rows = await fetch_tuples(
+        conn,
+        "SELECT l.contact_id::text, l.organizer_id, l.email_original, l.first_name, l.last_name, l.company, "
+        "l.title, l.phone FROM contact_layers l JOIN unnest(%s::uuid[], %s::text[]) AS k(c, o) "
+        "ON l.contact_id = k.c AND l.organizer_id = k.o",
+        ([c for c, _ in pairs], [o for _, o in pairs]),
     )
+    layers: dict[str, dict[str, Layer]] = {}
+    for contact_id, organizer_id, *values in layer_rows:
+        layers.setdefault(contact_id, {})[organizer_id] = _layer(values)
+    contacts = {}
+    for (contact_id, email, email_original, *fields, version, created_at, updated_at, bio, links, account) in rows:
+        person = Layer(
+            email_original=email_original,
+            fields={name: value for name, value in zip(CONTACT_FIELDS, fields, strict=True) if value is not None},
+            bio=bio, social_links=links or {}, user_account_id=account,
+        )
+        contacts[email] = Contact(contact_id=contact_id, email=email, version=version, created_at=created_at,
+                                  updated_at=updated_at, person=person, organizers=layers.get(contact_id, {}))
+    return contacts
 
 
 def _contact_row(contact: Contact) -> tuple[Any, ...]:
+    person = contact.person
     return (
-        contact.contact_id, contact.email, contact.email_original,
-        *(contact.fields.get(name) for name in CONTACT_FIELDS),
-        _origins_json(contact.origins), contact.version, contact.created_at, contact.updated_at,
-        contact.bio, json.dumps(contact.social_links), contact.user_account_id,
+        contact.contact_id, contact.email, person.email_original,
+        *(person.fields.get(name) for name in CONTACT_FIELDS),
+        contact.version, contact.created_at, contact.updated_at, person.bio,
+        orjson.dumps(person.social_links).decode(), person.user_account_id,
     )
 
 
-async def lock_contacts(conn: AsyncConnection, emails: Sequence[str]) -> dict[str, Contact]:
-    """The existing contacts for ``emails``, row-locked in email order (a stable order avoids deadlocks
-    between instances)."""
-    if not emails:
-        return {}
-    result = await conn.execute(
-        text("SELECT * FROM contacts WHERE email = ANY(:emails) ORDER BY email FOR UPDATE"),
-        {"emails": sorted(set(emails))},
-    )
-    return {row.email: _contact_from_row(row) for row in result}
-
-
-async def _stage(conn: AsyncConnection, contacts: Iterable[Contact]) -> None:
-    await conn.execute(
-        text("CREATE TEMP TABLE IF NOT EXISTS contacts_stage (LIKE contacts) ON COMMIT DELETE ROWS")
-    )
-    await copy_rows(conn, table="contacts_stage", columns=CONTACT_COLUMNS, rows=map(_contact_row, contacts))
-
-
-async def insert_contacts(conn: AsyncConnection, contacts: Sequence[Contact]) -> None:
-    if not contacts:
-        return
-    await _stage(conn, contacts)
-    result = await conn.execute(
-        text(
-            f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) SELECT {', '.join(CONTACT_COLUMNS)} "
-            "FROM contacts_stage ON CONFLICT (email) DO NOTHING"
-        )
-    )
-    if result.rowcount != len(contacts):
-        raise ConcurrentCreation(f"{len(contacts) - result.rowcount} contacts were created concurrently")
-    await conn.execute(text("TRUNCATE contacts_stage"))
+async def insert_contacts(conn: AsyncConnection, contacts: Iterable[Contact]) -> None:
+    """New contacts, straight into the table: a concurrent creation of the same email fails the transaction
+    (``ConcurrentCreation`` from the caller's retry)."""
+    await copy_rows(conn, table="contacts", columns=CONTACT_COLUMNS, rows=map(_contact_row, contacts))
 
 
 async def update_contacts(conn: AsyncConnection, contacts: Sequence[Contact]) -> None:
     if not contacts:
         return
-    await _stage(conn, contacts)
-    assignments = ", ".join(f"{c} = s.{c}" for c in CONTACT_COLUMNS if c not in ("contact_id", "email", "created_at"))
+    await stage(conn, name="contacts_stage", like="contacts", columns=CONTACT_COLUMNS,
+                rows=map(_contact_row, contacts))
+    keep = ("contact_id", "email", "created_at")
+    assignments = ", ".join(f"{c} = s.{c}" for c in CONTACT_COLUMNS if c not in keep)
     await conn.execute(
         text(f"UPDATE contacts c SET {assignments} FROM contacts_stage s WHERE c.contact_id = s.contact_id")
     )
-    await conn.execute(text("TRUNCATE contacts_stage"))
 
 
-async def append_events(conn: AsyncConnection, events: Sequence[tuple[str, ContactEvent]]) -> None:
-    """Append to the event store; the (contact_id, version) key rejects a second writer of the same version."""
-    await copy_rows(
-        conn,
-        table="contact_events",
-        columns=["contact_id", "version", "event_id", "type", "payload", "occurred_at"],
-        rows=(
-            (event.contact_id, event.version, event_id, event.TYPE, event.model_dump_json(), event.occurred_at)
-            for event_id, event in events
-        ),
+def _layer_rows(layers: Mapping[tuple[str, str], Layer]) -> Iterable[tuple[Any, ...]]:
+    for (contact_id, organizer_id), layer in layers.items():
+        yield (contact_id, organizer_id, layer.email_original, *(layer.fields.get(name) for name in CONTACT_FIELDS))
+
+
+async def insert_layers(conn: AsyncConnection, layers: Mapping[tuple[str, str], Layer]) -> None:
+    await copy_rows(conn, table="contact_layers", columns=LAYER_COLUMNS, rows=_layer_rows(layers))
+
+
+async def update_layers(conn: AsyncConnection, layers: Mapping[tuple[str, str], Layer]) -> None:
+    if not layers:
+        return
+    await stage(conn, name="layers_stage", like="contact_layers", columns=LAYER_COLUMNS, rows=_layer_rows(layers))
+    assignments = ", ".join(f"{c} = s.{c}" for c in VALUE_COLUMNS)
+    await conn.execute(
+        text(
+            f"UPDATE contact_layers l SET {assignments} FROM layers_stage s "
+            "WHERE l.contact_id = s.contact_id AND l.organizer_id = s.organizer_id"
+        )
     )
+
+
+async def lock_streams(conn: AsyncConnection) -> None:
+    """Taken before appending to the relayed stores (events, answers) and held until commit: positions then
+    commit in the order they are taken, so the relay's cursor never passes a position that a slower transaction
+    is still about to commit."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": STREAM_LOCK})
+
+
+async def append_events(conn: AsyncConnection, rows: Iterable[Sequence[Any]]) -> None:
+    """Append to the event store (``EVENT_COLUMNS`` per row), after ``lock_streams``; the (contact id, version)
+    key rejects a second writer of a version."""
+    await copy_rows(conn, table="contact_events", columns=EVENT_COLUMNS, rows=rows)
+
+
+async def answered_through(conn: AsyncConnection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """(import id, rows partition) -> the highest row number answered. Rows of an import reach a partition in
+    increasing row order, so a row at or below it on that partition was answered before (a re-publish)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = await fetch_tuples(
+        conn,
+        "SELECT k.i, k.p, (SELECT max(a.last_row) FROM row_answers a WHERE a.import_id = k.i AND a.partition = k.p) "
+        "FROM unnest(%s::text[], %s::int[]) AS k(i, p)",
+        ([i for i, _ in keys], [p for _, p in keys]),
+    )
+    return {(import_id, partition): last for import_id, partition, last in rows if last is not None}
+
+
+async def record_answers(conn: AsyncConnection, rows: Iterable[Sequence[Any]]) -> None:
+    await copy_rows(conn, table="row_answers", columns=ANSWER_COLUMNS, rows=rows)
+
+
+async def answers_covering(conn: AsyncConnection, import_id: str, partition: int, low: int, high: int) -> list[bytes]:
+    """The answers (as published) of ``import_id``'s rows ``low``..``high`` from ``partition``."""
+    rows = await fetch_tuples(
+        conn,
+        "SELECT payload::text FROM row_answers WHERE import_id = %s AND partition = %s AND last_row >= %s "
+        "AND first_row <= %s ORDER BY position",
+        (import_id, partition, low, high),
+    )
+    return [row[0].encode() for row in rows]
+
+
+async def claim_interactions(conn: AsyncConnection, ids: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record (ce_source, ce_id) of interactions as applied; returns those not recorded before."""
+    if not ids:
+        return set()
+    rows = await fetch_tuples(
+        conn,
+        "INSERT INTO applied_interactions (source, id) SELECT * FROM unnest(%s::text[], %s::text[]) "
+        "ON CONFLICT DO NOTHING RETURNING source, id",
+        ([s for s, _ in ids], [i for _, i in ids]),
+    )
+    return {(source, id_) for source, id_ in rows}
+
+
+def event_row(*, contact_id: str, version: int, type: str, payload: bytes, occurred_at: datetime,
+              correlation_id: str | None, causation_id: str | None) -> tuple[Any, ...]:
+    return (contact_id, version, type, payload.decode(), occurred_at, correlation_id, causation_id)

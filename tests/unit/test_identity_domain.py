@@ -1,8 +1,11 @@
-"""identity's resolution rules, given/when/then, without I/O."""
+"""identity's resolution rules, given/when/then, without I/O: one contact per person, whose value is whose (the
+person's own statements are canonical, an organizer's imports are that organizer's layer), outcomes in the
+organizer's own terms, and the fold that rebuilds the state."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,26 +15,48 @@ from hypothesis import strategies as st
 from services.identity.domain import (
     Contact,
     IncomingRecord,
+    Interaction,
     InvalidEmail,
+    Layer,
     decide,
     evolve,
     normalize_email,
     rebuild,
     resolve_batch,
 )
-from shared.events import ContactCreatedV1, ContactMatchedV1, ContactSource, ContactUpdatedV1
+from shared import events, wire
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-SOURCE = ContactSource(kind="import", organizer_id="org-1", import_id="imp-1", row_number=1)
 
 
-def record(email: str, at: datetime = T0, **fields: str | None) -> IncomingRecord:
-    return IncomingRecord(email=email, fields=fields, source=SOURCE, occurred_at=at)  # type: ignore[arg-type]
+def source(organizer: str = "org-a", row: int = 1) -> wire.ContactSource:
+    return wire.ContactSource(kind="import", organizer_id=organizer, import_id=f"imp-{organizer}", row_number=row)
 
 
-def sequential_ids():  # type: ignore[no-untyped-def]
+def record(email: str, at: datetime = T0, *, organizer: str = "org-a", **fields: str | None) -> IncomingRecord:
+    return IncomingRecord(email=email, fields=fields, source=source(organizer), occurred_at=at)  # type: ignore[arg-type]
+
+
+def ticket(email: str, at: datetime = T0, *, organizer: str = "org-b", id: str = "ce-1",
+           **fields: str | None) -> IncomingRecord:
+    return IncomingRecord(
+        email=email, fields=fields, occurred_at=at,  # type: ignore[arg-type]
+        source=wire.ContactSource(kind="interaction", organizer_id=organizer, interaction_id=id),
+        interaction=Interaction(kind="ticket_purchased", interaction_id=id, kagibag_event_id="ev", order_id="o",
+                                ticket_count=1),
+    )
+
+
+def sequential_ids() -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: f"contact-{next(counter)}"
+
+
+def applied(contact: Contact | None, rec: IncomingRecord, new_id: str = "c1") -> Contact:
+    for event in decide(contact, rec, new_contact_id=new_id):
+        contact = evolve(contact, event)
+    assert contact is not None
+    return contact
 
 
 @pytest.mark.parametrize(
@@ -43,62 +68,73 @@ def test_normalization_strips_whitespace_and_lowercases(raw: str, normalized: st
     assert normalize_email(raw) == normalized
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "no-at-sign", "@example.com", "jane@", "ja ne@example.com"])
+@pytest.mark.parametrize("raw", ["", "   ", "no-at-sign", "@example.com", "jane@", "ja ne@example.com",
+                                 "ja\u00a0ne@example.com", "jane@exa\tmple.com"])
 def test_addresses_that_cannot_identify_anyone_are_refused(raw: str) -> None:
     with pytest.raises(InvalidEmail):
         normalize_email(raw)
 
 
-def test_an_unknown_email_creates_a_contact_keeping_the_address_as_received() -> None:
-    event = decide(None, record("  Jane@Example.com ", first_name="Jane", company=" "), new_contact_id="c1")
+def test_an_import_of_an_unknown_email_creates_the_contact_with_the_values_in_its_organizers_layer() -> None:
+    [event] = decide(None, record("  Jane@Example.com ", first_name="Jane", company=" "), new_contact_id="c1")
 
-    assert isinstance(event, ContactCreatedV1)
+    assert isinstance(event, wire.ContactCreated)
     assert (event.contact_id, event.version, event.email) == ("c1", 1, "jane@example.com")
-    assert event.email_original == "Jane@Example.com"
-    assert event.fields == {"first_name": "Jane"}  # the blank company is not a value
+    assert event.email_original == "Jane@Example.com" and event.fields == {"first_name": "Jane"}
+    contact = evolve(None, event)
+    assert contact.person == Layer()  # nothing the person stated themself
+    assert contact.organizers == {"org-a": Layer(email_original="Jane@Example.com", fields={"first_name": "Jane"})}
 
 
-def test_a_known_email_with_new_information_updates_only_what_changed() -> None:
-    contact = evolve(None, decide(None, record("jane@example.com", first_name="Jane"), new_contact_id="c1"))
+def test_an_import_is_compared_with_its_own_organizers_earlier_values_only() -> None:
+    contact = applied(None, record("jane@example.com", organizer="org-b", first_name="Jane", company="B Corp"))
 
-    event = decide(contact, record("JANE@example.com", first_name="Jane", title="CTO"), new_contact_id="unused")
+    [event] = decide(contact, record("JANE@example.com", organizer="org-a", first_name="Jane"), new_contact_id="-")
 
-    assert isinstance(event, ContactUpdatedV1)
-    assert event.changes == {"title": "CTO"}
-    assert (event.contact_id, event.version) == ("c1", 2)
-
-
-def test_a_blank_never_erases_a_known_field() -> None:
-    contact = evolve(None, decide(None, record("jane@example.com", company="Acme"), new_contact_id="c1"))
-
-    event = decide(contact, record("jane@example.com", company="   ", phone=None), new_contact_id="unused")
-
-    assert isinstance(event, ContactMatchedV1)
-    assert evolve(contact, event).fields == {"company": "Acme"}
+    assert isinstance(event, wire.ContactUpdated)  # new to org-a's layer, although org-b stated the same
+    assert event.changes == {"first_name": "Jane"} and event.email_original == "JANE@example.com"
+    after = evolve(contact, event)
+    assert after.organizers["org-a"] == Layer(email_original="JANE@example.com", fields={"first_name": "Jane"})
+    assert after.organizers["org-b"] == contact.organizers["org-b"]
+    assert after.person == Layer()
 
 
-def test_a_record_that_brings_nothing_new_is_a_match_and_still_advances_the_stream() -> None:
-    contact = evolve(None, decide(None, record("jane@example.com", first_name="Jane"), new_contact_id="c1"))
+def test_a_blank_never_erases_and_nothing_new_is_a_match_that_still_advances_the_stream() -> None:
+    contact = applied(None, record("jane@example.com", company="Acme"))
 
-    event = decide(contact, record("jane@example.com", first_name="Jane"), new_contact_id="unused")
+    [event] = decide(contact, record("jane@example.com", company="   ", phone=None), new_contact_id="-")
 
-    assert isinstance(event, ContactMatchedV1)
-    assert evolve(contact, event).version == 2
+    assert isinstance(event, wire.ContactMatched)
+    after = evolve(contact, event)
+    assert after.version == 2 and after.organizers["org-a"].fields == {"company": "Acme"}
 
 
-def test_each_field_remembers_its_source_and_time() -> None:
-    later = T0 + timedelta(days=1)
-    contact = evolve(None, decide(None, record("j@x.io", first_name="Jane"), new_contact_id="c1"))
-    contact = evolve(contact, decide(contact, record("j@x.io", later, title="CTO"), new_contact_id="-"))
+def test_an_organizer_bringing_a_known_person_with_nothing_new_still_gets_a_layer_with_its_spelling() -> None:
+    contact = applied(None, record("jane@example.com", company="Acme"))
 
-    assert contact.origins["first_name"].at == T0
-    assert contact.origins["title"].at == later
-    assert contact.origins["title"].reference == "imp-1#1"
+    [event] = decide(contact, record(" Jane@EXAMPLE.com", organizer="org-b"), new_contact_id="-")
+
+    assert isinstance(event, wire.ContactMatched)
+    assert evolve(contact, event).organizers["org-b"] == Layer(email_original="Jane@EXAMPLE.com")
+
+
+def test_the_persons_own_statement_is_canonical_and_compared_with_the_canonical_values() -> None:
+    contact = applied(None, record("ada@x.io", first_name="Countess"))
+
+    events_ = decide(contact, ticket("ADA@x.io", first_name="Ada", last_name="Lovelace"), new_contact_id="-")
+
+    assert [type(e) for e in events_] == [wire.ContactUpdated, wire.InteractionRecorded]
+    assert events_[0].changes == {"first_name": "Ada", "last_name": "Lovelace"}  # type: ignore[union-attr]
+    after = rebuild([*decide(None, record("ada@x.io", first_name="Countess"), new_contact_id="c1"), *events_])
+    assert after is not None
+    assert after.person == Layer(email_original="ADA@x.io", fields={"first_name": "Ada", "last_name": "Lovelace"})
+    assert after.organizers["org-a"].fields == {"first_name": "Countess"}  # org-a's own value stays its own
+    assert set(after.organizers) == {"org-a", "org-b"}  # the ticket made org-b know the person
 
 
 def test_events_out_of_order_are_refused() -> None:
-    contact = evolve(None, decide(None, record("j@x.io"), new_contact_id="c1"))
-    stale = ContactMatchedV1(contact_id="c1", version=1, occurred_at=T0, source=SOURCE)
+    contact = applied(None, record("j@x.io"))
+    stale = wire.ContactMatched(contact_id="c1", version=1, occurred_at=T0, source=source())
 
     with pytest.raises(ValueError, match="version"):
         evolve(contact, stale)
@@ -110,51 +146,96 @@ def test_a_batch_with_the_same_person_in_several_spellings_creates_one_contact()
 
     plan = resolve_batch({}, records, new_contact_id=sequential_ids())
 
-    assert [type(r.event).__name__ for r in plan.resolutions] == [
-        "ContactCreatedV1", "ContactMatchedV1", "ContactUpdatedV1", "ContactCreatedV1"]
-    assert set(plan.created) == {"ann@x.io", "bob@x.io"}
-    assert plan.created["ann@x.io"].fields == {"first_name": "Ann", "last_name": "Lee"}
-    assert plan.created["ann@x.io"].version == 3
-    assert plan.changed == {}
+    assert [type(r.events[0]).__name__ for r in plan.resolutions] == [
+        "ContactCreated", "ContactMatched", "ContactUpdated", "ContactCreated"]
+    assert [r.outcome for r in plan.resolutions] == ["created", "matched", "matched", "created"]
+    assert set(plan.created) == {"ann@x.io", "bob@x.io"} and plan.changed == {}
+    ann = plan.created["ann@x.io"]
+    assert ann.version == 3 and ann.organizers["org-a"].fields == {"first_name": "Ann", "last_name": "Lee"}
+    assert plan.new_layers[(ann.contact_id, "org-a")] == ann.organizers["org-a"] and plan.changed_layers == {}
 
 
-def test_a_batch_updates_known_contacts_and_reports_invalid_rows_without_blocking_the_rest() -> None:
-    known = evolve(None, decide(None, record("ann@x.io"), new_contact_id="c-ann"))
+def test_outcomes_are_in_the_organizers_own_terms() -> None:
+    known = applied(None, record("ann@x.io", organizer="org-b", company="B"), new_id="c-ann")
+
+    plan = resolve_batch({"ann@x.io": known}, [record("ann@x.io", organizer="org-a"), record("ann@x.io"),
+                                               record("ann@x.io", organizer="org-b")], new_contact_id=sequential_ids())
+
+    assert [r.outcome for r in plan.resolutions] == ["created", "matched", "matched"]
+    assert [r.contact_id for r in plan.resolutions] == ["c-ann"] * 3
+    assert set(plan.new_layers) == {("c-ann", "org-a")} and plan.changed_layers == {}
+
+
+def test_a_batch_reports_invalid_rows_without_blocking_the_rest() -> None:
+    known = applied(None, record("ann@x.io"), new_id="c-ann")
+
     plan = resolve_batch({"ann@x.io": known}, [record("not-an-email"), record("ann@x.io", company="Acme")],
                          new_contact_id=sequential_ids())
 
-    assert plan.resolutions[0].error_code == "INVALID_EMAIL"
-    assert plan.resolutions[1].event is not None and plan.resolutions[1].event.contact_id == "c-ann"
-    assert plan.changed["ann@x.io"].fields == {"company": "Acme"}
-    assert plan.created == {}
+    assert (plan.resolutions[0].error_code, plan.resolutions[0].outcome) == ("INVALID_EMAIL", "error")
+    assert plan.resolutions[1].contact_id == "c-ann" and plan.resolutions[1].outcome == "matched"
+    assert plan.changed_layers == {("c-ann", "org-a"): Layer(email_original="ann@x.io", fields={"company": "Acme"})}
+
+
+def test_the_fast_events_are_the_contract_models() -> None:
+    created, recorded = decide(None, ticket("a@x.io", first_name="A"), new_contact_id="c1")
+
+    assert isinstance(wire.to_model(created), events.ContactCreatedV1)
+    assert isinstance(wire.to_model(recorded), events.InteractionRecordedV1)
+    assert wire.to_model(recorded).version == 2  # type: ignore[attr-defined]
 
 
 emails = st.sampled_from(["ann@x.io", " Ann@x.io", "ANN@X.IO ", "bob@x.io", "\tBob@x.io", "cy@x.io"])
-fields = st.fixed_dictionaries(
+organizers = st.sampled_from(["org-a", "org-b", "org-c"])
+values = st.fixed_dictionaries(
     {"first_name": st.one_of(st.none(), st.sampled_from(["", " ", "A", "B"])),
      "company": st.one_of(st.none(), st.sampled_from(["", "Acme", "Beta"]))}
 )
+kinds = st.sampled_from(["import", "import", "ticket"])
 
 
-@given(st.lists(st.tuples(emails, fields), max_size=30), st.integers(min_value=1, max_value=7))
-def test_splitting_a_stream_into_batches_never_changes_the_outcome(rows, batch_size) -> None:  # type: ignore[no-untyped-def]
-    """Whatever the batch boundaries, each person ends as one contact whose state equals the fold of its
-    events, and every field holds the last non-blank value received."""
-    records = [record(email, **values) for email, values in rows]
+def _record(email: str, organizer: str, kind: str, fields: dict[str, str | None], n: int) -> IncomingRecord:
+    at = T0 + timedelta(minutes=n)
+    if kind == "ticket":
+        return ticket(email, at, organizer=organizer, id=f"ce-{n}", **fields)
+    return record(email, at, organizer=organizer, **fields)
+
+
+@given(st.lists(st.tuples(emails, organizers, kinds, values), max_size=30), st.integers(min_value=1, max_value=7))
+def test_whatever_the_batches_each_person_is_one_contact_whose_layers_hold_each_partys_latest_values(
+    rows: list[tuple[str, str, str, dict[str, str | None]]], batch_size: int
+) -> None:
+    """Whatever the batch boundaries: one contact per person equal to the fold of its events; each organizer's
+    layer holds the last non-blank value that organizer imported, the canonical layer the last one the person
+    stated; every import row's outcome is created exactly for the organizer's first record of the person."""
+    records = [_record(e, o, k, v, n) for n, (e, o, k, v) in enumerate(rows)]
     known: dict[str, Contact] = {}
-    streams: dict[str, list] = {}
+    streams: dict[str, list[wire.Wire]] = {}
+    outcomes: list[str] = []
     new_id = sequential_ids()
     for start in range(0, len(records), batch_size):
-        plan = resolve_batch(known, records[start : start + batch_size], new_contact_id=new_id)
+        batch = records[start:start + batch_size]
+        plan = resolve_batch(known, batch, new_contact_id=new_id)
         known.update(plan.created)
         known.update(plan.changed)
         for event in plan.events:
             streams.setdefault(event.contact_id, []).append(event)
+        outcomes += [r.outcome for r in plan.resolutions]
 
-    assert len(known) == len({email.strip().lower() for email, _ in rows})
+    assert len(known) == len({e.strip().lower() for e, *_ in rows})
+    seen: set[tuple[str, str]] = set()
+    for (email, organizer, _, _), outcome in zip(rows, outcomes, strict=True):
+        key = (email.strip().lower(), organizer)
+        assert outcome == ("matched" if key in seen else "created")
+        seen.add(key)
     for email, contact in known.items():
-        assert rebuild(streams[contact.contact_id]) == contact
-        for field in ("first_name", "company"):
-            last = [v[field].strip() for e, v in rows if e.strip().lower() == email
-                    and v[field] is not None and v[field].strip()]
-            assert contact.fields.get(field) == (last[-1] if last else None)
+        assert rebuild(streams[contact.contact_id]) == contact  # type: ignore[arg-type]
+        mine = [(o, k, v) for e, o, k, v in rows if e.strip().lower() == email]
+        for name in ("first_name", "company"):
+            stated = [v[name].strip() for o, k, v in mine if k == "ticket" and v[name] and v[name].strip()]
+            assert contact.person.fields.get(name) == (stated[-1] if stated else None)  # type: ignore[call-overload]
+            for organizer in {o for o, _, _ in mine}:
+                imported = [v[name].strip() for o, k, v in mine
+                            if o == organizer and k == "import" and v[name] and v[name].strip()]
+                layer = contact.organizers[organizer]
+                assert layer.fields.get(name) == (imported[-1] if imported else None)  # type: ignore[call-overload]

@@ -12,19 +12,13 @@ from services.identity.domain import (
     Contact,
     IncomingRecord,
     Interaction,
-    decide_all,
+    decide,
     evolve,
     rebuild,
     resolve_batch,
 )
-from shared.events import (
-    CONTACT_FIELDS,
-    ContactCreatedV1,
-    ContactMatchedV1,
-    ContactSource,
-    ContactUpdatedV1,
-    InteractionRecordedV1,
-)
+from shared.events import CONTACT_FIELDS
+from shared.wire import ContactCreated, ContactMatched, ContactSource, ContactUpdated, InteractionRecorded
 from tests.unit.test_identity_domain import record, sequential_ids
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,16 +41,16 @@ def interaction(email: str, kind: str = "event_checked_in", at: datetime = T0, *
 
 
 def known(email: str = "ada@x.io", **fields: str) -> Contact:
-    return evolve(None, decide_all(None, record(email, T0, **fields), new_contact_id="c1")[0])
+    return evolve(None, decide(None, record(email, T0, **fields), new_contact_id="c1")[0])  # an organizer's import
 
 
 def test_an_interaction_from_a_new_person_creates_the_contact_then_records_the_interaction() -> None:
-    events = decide_all(None, interaction(" Ada@X.io", "ticket_purchased", kagibag_event_id="ev-1", order_id="o-1",
+    events = decide(None, interaction(" Ada@X.io", "ticket_purchased", kagibag_event_id="ev-1", order_id="o-1",
                                           ticket_count=2, first_name="Ada"), new_contact_id="c1")
 
     created, recorded = events
-    assert isinstance(created, ContactCreatedV1) and created.fields == {"first_name": "Ada"}
-    assert isinstance(recorded, InteractionRecordedV1)
+    assert isinstance(created, ContactCreated) and created.fields == {"first_name": "Ada"}
+    assert isinstance(recorded, InteractionRecorded)
     assert (recorded.contact_id, recorded.version, recorded.kind) == ("c1", 2, "ticket_purchased")
     assert (recorded.kagibag_event_id, recorded.order_id, recorded.ticket_count) == ("ev-1", "o-1", 2)
     assert recorded.source.organizer_id == "org-2" and recorded.occurred_at == T0
@@ -65,58 +59,59 @@ def test_an_interaction_from_a_new_person_creates_the_contact_then_records_the_i
 def test_an_interaction_that_brings_nothing_new_is_only_recorded() -> None:
     contact = known(first_name="Ada")
 
-    events = decide_all(contact, interaction("ADA@x.io", first_name="  ", kagibag_event_id="ev-1"),
+    events = decide(contact, interaction("ADA@x.io", first_name="  ", kagibag_event_id="ev-1"),
                         new_contact_id="-")
 
-    assert [type(e) for e in events] == [InteractionRecordedV1]
-    assert events[0].version == 2 and evolve(contact, events[0]).fields == {"first_name": "Ada"}
+    assert [type(e) for e in events] == [InteractionRecorded]
+    assert events[0].version == 2 and evolve(contact, events[0]).organizers["org-a"].fields == {"first_name": "Ada"}
 
 
 def test_a_completed_profile_fills_fields_bio_and_social_links_and_each_remembers_its_source() -> None:
     contact = known(company="Analytical Engines")
 
-    events = decide_all(contact, interaction("ada@x.io", "attendee_profile_completed", company="Babbage & Co",
+    events = decide(contact, interaction("ada@x.io", "attendee_profile_completed", company="Babbage & Co",
                                              title="", bio=" Mathematician ",
                                              social_links={"github": "@ada", "x": " "}), new_contact_id="-")
 
     updated, recorded = events
-    assert isinstance(updated, ContactUpdatedV1) and isinstance(recorded, InteractionRecordedV1)
+    assert isinstance(updated, ContactUpdated) and isinstance(recorded, InteractionRecorded)
     assert updated.changes == {"company": "Babbage & Co"}
     assert (updated.bio, updated.social_links) == ("Mathematician", {"github": "@ada"})
     after = evolve(evolve(contact, updated), recorded)
-    assert (after.version, after.bio, after.social_links) == (3, "Mathematician", {"github": "@ada"})
-    assert after.origins["company"].reference == "msg-1" and after.origins["company"].kind == "interaction"
-    assert after.origins["social_links.github"].at == T0
+    person = after.person
+    assert (after.version, person.bio, person.social_links) == (3, "Mathematician", {"github": "@ada"})
+    assert person.fields == {"company": "Babbage & Co"} and person.email_original == "ada@x.io"
+    assert after.organizers["org-a"].fields == {"company": "Analytical Engines"}  # the organizer's own stays
 
 
 def test_a_blank_never_erases_bio_links_or_account() -> None:
     contact = known()
-    for event in decide_all(contact, interaction("ada@x.io", "attendee_profile_completed", bio="B",
+    for event in decide(contact, interaction("ada@x.io", "attendee_profile_completed", bio="B",
                                                  social_links={"x": "@a"}, user_account_id="u1"),
                             new_contact_id="-"):
         contact = evolve(contact, event)
 
-    events = decide_all(contact, interaction("ada@x.io", "attendee_profile_completed", bio=" ",
+    events = decide(contact, interaction("ada@x.io", "attendee_profile_completed", bio=" ",
                                              social_links={"x": ""}), new_contact_id="-")
 
-    assert [type(e) for e in events] == [InteractionRecordedV1]
+    assert [type(e) for e in events] == [InteractionRecorded]
     after = evolve(contact, events[0])
-    assert (after.bio, after.social_links, after.user_account_id) == ("B", {"x": "@a"}, "u1")
+    assert (after.person.bio, after.person.social_links, after.person.user_account_id) == ("B", {"x": "@a"}, "u1")
 
 
 def test_a_user_account_links_to_the_contact_and_a_new_one_replaces_it() -> None:
     contact = known()
 
-    linked = decide_all(contact, interaction("ada@x.io", "user_account_linked", user_account_id="u-1"),
+    linked = decide(contact, interaction("ada@x.io", "user_account_linked", user_account_id="u-1"),
                         new_contact_id="-")
     contact = evolve(evolve(contact, linked[0]), linked[1])
-    relinked = decide_all(contact, interaction("ada@x.io", "user_account_linked", user_account_id="u-2"),
+    relinked = decide(contact, interaction("ada@x.io", "user_account_linked", user_account_id="u-2"),
                           new_contact_id="-")
 
-    assert isinstance(linked[0], ContactUpdatedV1) and linked[0].user_account_id == "u-1"
-    assert isinstance(linked[1], InteractionRecordedV1) and linked[1].user_account_id == "u-1"
-    assert contact.user_account_id == "u-1"
-    assert isinstance(relinked[0], ContactUpdatedV1) and relinked[0].user_account_id == "u-2"
+    assert isinstance(linked[0], ContactUpdated) and linked[0].user_account_id == "u-1"
+    assert isinstance(linked[1], InteractionRecorded) and linked[1].user_account_id == "u-1"
+    assert contact.person.user_account_id == "u-1"
+    assert isinstance(relinked[0], ContactUpdated) and relinked[0].user_account_id == "u-2"
 
 
 def test_import_rows_still_produce_exactly_one_event_each() -> None:
@@ -124,7 +119,7 @@ def test_import_rows_still_produce_exactly_one_event_each() -> None:
                          new_contact_id=sequential_ids())
 
     assert [len(r.events) for r in plan.resolutions] == [1, 1, 1]
-    assert [type(r.event) for r in plan.resolutions] == [ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1]
+    assert [type(r.events[0]) for r in plan.resolutions] == [ContactCreated, ContactMatched, ContactUpdated]
 
 
 def test_rows_and_interactions_for_one_person_in_a_batch_make_one_contact_with_a_gapless_stream() -> None:
@@ -135,9 +130,9 @@ def test_rows_and_interactions_for_one_person_in_a_batch_make_one_contact_with_a
 
     assert list(plan.created) == ["ada@x.io"]
     assert [(type(e).__name__, e.version) for e in plan.events] == [
-        ("ContactCreatedV1", 1), ("ContactUpdatedV1", 2), ("InteractionRecordedV1", 3),
-        ("InteractionRecordedV1", 4)]
-    assert rebuild(plan.events) == plan.created["ada@x.io"]
+        ("ContactCreated", 1), ("ContactUpdated", 2), ("InteractionRecorded", 3),
+        ("InteractionRecorded", 4)]
+    assert rebuild(plan.events) == plan.created["ada@x.io"]  # type: ignore[arg-type]
 
 
 kinds = st.sampled_from(["event_checked_in", "waitlist_registered", "attendee_profile_completed"])
@@ -167,8 +162,8 @@ def test_whatever_the_batches_the_state_is_the_fold_and_every_interaction_is_rec
         stream += plan.events
 
     assert [e.version for e in stream] == list(range(1, len(stream) + 1))
-    assert sum(isinstance(e, InteractionRecordedV1) for e in stream) == sum(i for i, _, _ in items)
+    assert sum(isinstance(e, InteractionRecorded) for e in stream) == sum(i for i, _, _ in items)
     if records:
         assert rebuild(stream) == state["ada@x.io"]
         bios = [v["bio"] for i, _, v in items if i and v["bio"]]
-        assert state["ada@x.io"].bio == (bios[-1] if bios else None)
+        assert state["ada@x.io"].person.bio == (bios[-1] if bios else None)

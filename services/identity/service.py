@@ -1,0 +1,178 @@
+"""identity's use case: resolve a batch of import rows and interactions in one transaction, exactly once in effect.
+
+In one transaction: the group's positions advance past the batch (a redelivered batch is skipped by offset); an
+import row already answered is answered again from the stored answer instead of being applied twice (ingest
+re-publishes rows under the same ids after a crash or a deadline); an interaction already applied by its
+(ce_source, ce_id) is skipped; the rest is resolved in arrival order, and the contacts, the organizers' layers,
+the event store and the row answers are written; dead letters and repeated answers go to the outbox. The relay
+publishes the new events and answers from their tables once the transaction commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import ConsumerRecord
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.identity import store
+from services.identity.domain import BatchPlan, Resolution, matching_keys, resolve_batch
+from services.identity.intake import InteractionIntake, RowIntake, take_in
+from shared import wire
+from shared.envelope import cloud_event_headers
+from shared.events import MAX_ROWS_PER_OUTCOME_MESSAGE
+from shared.inbox import derived_id
+from shared.kafka import OutgoingMessage
+from shared.outbox_batches import enqueue, notify
+from shared.positions import claim_positions
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "kagibag-contacts/identity"
+ANSWER_TYPE = wire.TYPE_OF_STRUCT[wire.ImportRowsProcessed]
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class IdentityTopics:
+    import_rows: str
+    interactions: str
+    contact_events: str
+    row_outcomes: str
+    dead_letters: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    rows: int
+    interactions: int
+    repeated_rows: int
+    dead_lettered: int
+
+
+def _new_contact_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _event_rows(plan: BatchPlan, causes: Sequence[RowIntake | InteractionIntake]) -> list[tuple[object, ...]]:
+    rows = []
+    for resolution, cause in zip(plan.resolutions, causes, strict=True):
+        correlation = cause.import_id if isinstance(cause, RowIntake) else cause.correlation_id or cause.message_id
+        for event in resolution.events:
+            rows.append(store.event_row(
+                contact_id=event.contact_id, version=event.version, type=wire.TYPE_OF_STRUCT[type(event)],
+                payload=wire.encode(event), occurred_at=event.occurred_at, correlation_id=correlation,
+                causation_id=cause.message_id,
+            ))
+    return rows
+
+
+def _answer_rows(answered: list[tuple[Resolution, RowIntake]]) -> list[tuple[object, ...]]:
+    """One answer per import and rows partition, at most ``MAX_ROWS_PER_OUTCOME_MESSAGE`` rows each."""
+    by_key: dict[tuple[str, int], list[tuple[Resolution, RowIntake]]] = {}
+    for item in answered:
+        by_key.setdefault((item[1].import_id, item[1].partition), []).append(item)
+    rows: list[tuple[object, ...]] = []
+    for (import_id, partition), items in by_key.items():
+        organizer_id = items[0][1].record.source.organizer_id
+        for start in range(0, len(items), MAX_ROWS_PER_OUTCOME_MESSAGE):
+            chunk = items[start:start + MAX_ROWS_PER_OUTCOME_MESSAGE]
+            answer = wire.ImportRowsProcessed(import_id=import_id, organizer_id=organizer_id, rows=[
+                wire.ProcessedRow(row_number=row.row_number, outcome=resolution.outcome,  # type: ignore[arg-type]
+                                  contact_id=resolution.contact_id, error_code=resolution.error_code,
+                                  error_message=resolution.error_message)
+                for resolution, row in chunk
+            ])
+            numbers = [row.row_number for _, row in chunk]
+            rows.append((import_id, partition, min(numbers), max(numbers), wire.encode(answer).decode(),
+                         chunk[0][1].message_id))
+    return rows
+
+
+async def _repeated_answers(conn: AsyncConnection, repeats: list[RowIntake], topic: str) -> list[OutgoingMessage]:
+    """The stored answers covering rows that arrived again, re-sent as they were (ingest keeps a row's first)."""
+    spans: dict[tuple[str, int], tuple[int, int, str]] = {}
+    for row in repeats:
+        low, high, cause = spans.get((row.import_id, row.partition), (row.row_number, row.row_number, row.message_id))
+        spans[(row.import_id, row.partition)] = (min(low, row.row_number), max(high, row.row_number), cause)
+    messages = []
+    for (import_id, partition), (low, high, cause) in spans.items():
+        for index, payload in enumerate(await store.answers_covering(conn, import_id, partition, low, high)):
+            headers = cloud_event_headers(
+                id=derived_id("row-answer-again", cause, index), type=ANSWER_TYPE, source=SOURCE,
+                time=datetime.now(UTC).isoformat(), subject=import_id, correlation_id=import_id, causation_id=cause,
+            )
+            messages.append(OutgoingMessage(topic, import_id.encode(), payload, headers))
+    return messages
+
+
+async def resolve(
+    conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, group: str, channel: str
+) -> Resolved:
+    """Apply ``records`` in the caller's transaction (see the module docstring)."""
+    fresh = await claim_positions(conn, group=group, records=records)
+    intake = take_in(fresh, rows_topic=topics.import_rows, dead_letter_topic=topics.dead_letters)
+    rows = [item for item in intake.items if isinstance(item, RowIntake)]
+    answered_through = await store.answered_through(conn, ((r.import_id, r.partition) for r in rows))
+    interactions = [item for item in intake.items if isinstance(item, InteractionIntake)]
+    unseen = await store.claim_interactions(conn, list({(i.source, i.message_id) for i in interactions}))
+
+    todo: list[RowIntake | InteractionIntake] = []
+    repeats: list[RowIntake] = []
+    for item in intake.items:
+        if isinstance(item, RowIntake):
+            key = (item.import_id, item.partition)
+            if item.row_number <= answered_through.get(key, 0):
+                repeats.append(item)
+                continue
+            answered_through[key] = item.row_number  # a copy later in this batch is a repeat too
+        else:
+            key_ = (item.source, item.message_id)
+            if key_ not in unseen:
+                continue
+            unseen.discard(key_)
+        todo.append(item)
+
+    incoming = [item.record for item in todo]
+    known = await store.lock_contacts(conn, matching_keys(incoming))
+    plan = resolve_batch(known, incoming, new_contact_id=_new_contact_id)
+    await store.insert_contacts(conn, plan.created.values())
+    await store.update_contacts(conn, list(plan.changed.values()))
+    await store.insert_layers(conn, plan.new_layers)
+    await store.update_layers(conn, plan.changed_layers)
+    await store.lock_streams(conn)
+    await store.append_events(conn, _event_rows(plan, todo))
+    answered = [(r, item) for r, item in zip(plan.resolutions, todo, strict=True) if isinstance(item, RowIntake)]
+    await store.record_answers(conn, _answer_rows(answered))
+    outgoing = intake.dead_letters + await _repeated_answers(conn, repeats, topics.row_outcomes)
+    await enqueue(conn, outgoing, channel=channel)
+    if plan.resolutions:
+        await notify(conn, channel)
+    return Resolved(rows=len(answered), interactions=len(todo) - len(answered), repeated_rows=len(repeats),
+                    dead_lettered=len(intake.dead_letters))
+
+
+def _retryable(error: Exception) -> bool:
+    cause = getattr(error, "orig", None)
+    return isinstance(cause, pg_errors.DeadlockDetected | pg_errors.UniqueViolation | pg_errors.SerializationFailure)
+
+
+async def resolve_with_retries(
+    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, group: str, channel: str
+) -> Resolved:
+    """``resolve`` in its own transaction, retried when another instance created one of the batch's contacts
+    first (a unique violation) or a deadlock broke it."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as conn:
+                return await resolve(conn, records, topics=topics, group=group, channel=channel)
+        except DBAPIError as error:
+            if not _retryable(error) or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("identity.batch_retry", attempt=attempt, reason=type(error.orig).__name__)
+    raise AssertionError("unreachable")

@@ -1,0 +1,144 @@
+"""The consuming side every service shares: a FastStream batch subscriber that hands the handler raw records
+without decoding anything per record, seeks each assigned partition to the position stored in PostgreSQL, and
+logs a failed batch with its topics, partitions and offsets before its ack policy (always explicit) applies."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.positions import stored_positions
+
+log = structlog.get_logger(__name__)
+
+
+async def _keep_raw(_: Any) -> None:
+    """Decoder that leaves decoding to the handler, which needs each record's headers, offset and bytes."""
+    return None
+
+
+async def _parse_lazily(records: tuple[ConsumerRecord, ...], original: Any) -> Any:
+    """FastStream's batch parser decodes every header of every record into a dict (microseconds per record, and
+    a strict UTF-8 decode that fails a whole batch on one bad header). The handlers read only the headers they
+    need from the raw records, so the message is built without touching them."""
+    parser = getattr(original, "__self__", None) or original.func.__self__
+    first, last = records[0], records[-1]
+    return parser.msg_class(
+        body=(),
+        raw_message=records,
+        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
+        consumer=parser._consumer,
+    )
+
+
+class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, each partition resumes at the position its consumer group stored in PostgreSQL with the
+    last applied batch (Kafka's committed offset may lag it after a crash between the two commits)."""
+
+    def __init__(self, engine: AsyncEngine, *, group: str) -> None:
+        self._engine = engine
+        self._group = group
+        self.subscriber: Any = None
+        self.assigned: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned |= set(assigned)
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None or not assigned:
+            return
+        async with self._engine.connect() as conn:
+            stored = await stored_positions(
+                conn, group=self._group, partitions=sorted((tp.topic, tp.partition) for tp in assigned)
+            )
+        for (topic, partition), offset in stored.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+        if stored:
+            log.info("consumer.resumed_at_stored_positions", group=self._group,
+                     positions={f"{t}[{p}]": o for (t, p), o in sorted(stored.items())})
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    *,
+    topics: Sequence[str],
+    group_id: str,
+    ack_policy: AckPolicy,
+    description: str,
+    engine: AsyncEngine,
+    max_records: int = 5000,
+    batch_timeout_ms: int = 100,
+) -> Callable[[Callable[..., Awaitable[None]]], Any]:
+    """A batch subscriber whose handler takes the raw records (``raw_records(msg)``) and applies them in one
+    transaction that also stores the group's positions (``shared.positions.claim_positions``)."""
+    listener = SeekToStoredPositions(engine, group=group_id)
+    subscriber = broker.subscriber(
+        *topics,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=ack_policy,
+        description=description,
+        decoder=_keep_raw,
+        parser=_parse_lazily,
+        listener=listener,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    listener.subscriber = subscriber
+
+    def register(handler: Callable[..., Awaitable[None]]) -> Any:
+        @functools.wraps(handler)
+        async def logged(*args: Any, **kwargs: Any) -> None:
+            try:
+                await handler(*args, **kwargs)
+            except Exception:
+                message = kwargs.get("msg") or next((a for a in args if hasattr(a, "raw_message")), None)
+                where = describe_batch(raw_records(message)) if message is not None else {}
+                log.exception("batch.failed", handler=handler.__name__, ack_policy=ack_policy.value, **where)
+                raise
+
+        return subscriber(logged)
+
+    return register
+
+
+def raw_records(message: Any) -> tuple[ConsumerRecord, ...]:
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+def describe_batch(records: Sequence[ConsumerRecord]) -> dict[str, Any]:
+    """Topics, partitions and offset ranges of a batch, for log lines."""
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for record in records:
+        low_high = ranges.setdefault((record.topic, record.partition), [record.offset, record.offset])
+        low_high[0] = min(low_high[0], record.offset)
+        low_high[1] = max(low_high[1], record.offset)
+    topics = sorted({topic for topic, _ in ranges})
+    return {
+        "topic": ",".join(topics) if topics else None,
+        "offsets": {
+            (str(partition) if len(topics) == 1 else f"{topic}[{partition}]"): f"{low}-{high}"
+            for (topic, partition), (low, high) in sorted(ranges.items())
+        },
+        "count": len(records),
+    }
+
+
+def header(record: ConsumerRecord, name: str) -> bytes | None:
+    """One header's value (the first with that name), without building a dict of all of them."""
+    for key, value in record.headers or ():
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
