@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import profiling  # noqa: E402
 from bench.import_pipeline import cpu_seconds, peak_rss_mib  # noqa: E402
 from services.local_broker import free_port, start_broker  # noqa: E402
 from services.local_postgres import libpq_url  # noqa: E402
@@ -83,7 +85,8 @@ async def count_outcomes(bootstrap: str, topic: str, expected: int, deadline: fl
         await consumer.stop()
 
 
-async def run(isolation: Isolation, count: int, duplicates: float, logs: Path) -> dict[str, float]:
+async def run(isolation: Isolation, count: int, duplicates: float, logs: Path, *, profile: bool = False
+              ) -> dict[str, float]:
     events, people = rows(count, duplicates)
     await ensure_topics(isolation.kafka_bootstrap, prefix=isolation.topic_prefix, topics=ALL_TOPICS)
     published = await publish_rows(isolation.kafka_bootstrap, isolation.topic(IMPORT_ROWS), events)
@@ -92,6 +95,7 @@ async def run(isolation: Isolation, count: int, duplicates: float, logs: Path) -
                               log_path=logs / "identity.log")
     started = time.perf_counter()
     await identity.start()
+    sampler = profiling.attach(identity.pid or 0, logs / "identity.pyspy") if profile else None
     try:
         await count_outcomes(isolation.kafka_bootstrap, isolation.topic(IMPORT_ROW_OUTCOMES), count,
                              deadline=started + 3600)
@@ -99,7 +103,12 @@ async def run(isolation: Isolation, count: int, duplicates: float, logs: Path) -
         stats = {"identity_cpu_seconds": cpu_seconds(identity.pid or 0),
                  "identity_peak_rss_mib": peak_rss_mib(identity.pid or 0)}
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait()
         await identity.stop()
+    if sampler is not None:
+        print(profiling.summarize(logs / "identity.pyspy"))
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
         contacts = conn.execute(f'SELECT count(*) FROM "{isolation.schema("identity")}".contacts').fetchone()[0]
     return {"rows": count, "people": people, "contacts": contacts, "publish_seconds": published,
@@ -111,13 +120,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--profile", action="store_true", help="sample identity with py-spy and print a summary")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="contacts-identity-bench-"))
     broker = start_broker(port=free_port(), log_path=work / "tansu.log")
     isolation = Isolation(database_url=args.database_url, kafka_bootstrap=broker.bootstrap_servers)
     try:
         isolation.migrate(("identity",))
-        result = asyncio.run(run(isolation, args.rows, args.duplicates, work))
+        result = asyncio.run(run(isolation, args.rows, args.duplicates, work, profile=args.profile))
     finally:
         isolation.drop_schemas()
         broker.stop()

@@ -107,3 +107,33 @@ def cloud_event_headers(
     if causation_id is not None:
         headers.append(("ce_causationid", causation_id.encode()))
     return headers
+
+
+class HeaderTemplate:
+    """CloudEvents headers for many messages of one type and source (a relay's batch): the constant headers are
+    encoded once; per message only its id, time, subject, correlation and causation are."""
+
+    def __init__(self, *, type: str, source: str) -> None:
+        self._head = [("ce_specversion", b"1.0")]
+        self._type = ("ce_type", type.encode())
+        self._tail = [("ce_source", source.encode()), ("content-type", CONTENT_TYPE.encode())]
+        self._times: dict[datetime, tuple[str, bytes]] = {}
+
+    def time(self, at: datetime) -> tuple[str, bytes]:
+        header = self._times.get(at)
+        if header is None:
+            if len(self._times) > 1000:
+                self._times.clear()
+            header = self._times[at] = ("ce_time", at.isoformat().encode())
+        return header
+
+    def build(self, *, id: str, time: datetime, subject: str | None = None, correlation_id: str | None = None,
+              causation_id: str | None = None) -> Headers:
+        headers = [*self._head, ("ce_id", id.encode()), self._type, *self._tail, self.time(time)]
+        if subject is not None:
+            headers.append(("ce_subject", subject.encode()))
+        if correlation_id is not None:
+            headers.append(("ce_correlationid", correlation_id.encode()))
+        if causation_id is not None:
+            headers.append(("ce_causationid", causation_id.encode()))
+        return headers

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import BigInteger, Column, MetaData, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.db import fetch_tuples
 from shared.kafka import OutgoingMessage, publish_all
 from shared.outbox_batches import unpack
 
@@ -75,14 +76,15 @@ class OutboxSource:
 
 class CursorSource:
     """A kept store (``table``, with a ``position`` column) read in position order after the stream's cursor.
-    ``query`` selects ``position`` and takes ``:after`` and ``:n``; ``to_message`` turns a row into a message."""
+    ``query`` selects ``position`` first and takes ``%(after)s`` and ``%(n)s``; ``to_message`` turns a row (a plain
+    tuple) into a message."""
 
     def __init__(
         self, stream: str, *, table: str, query: str, to_message: Callable[[Any], OutgoingMessage]
     ) -> None:
         self.stream = stream
         self._table = table
-        self._query = text(query)
+        self._query = query
         self._to_message = to_message
 
     async def cursor(self, conn: AsyncConnection) -> int:
@@ -91,10 +93,10 @@ class CursorSource:
 
     async def take(self, conn: AsyncConnection, limit: int) -> Taken | None:
         after = await self.cursor(conn)
-        rows = (await conn.execute(self._query, {"after": after, "n": limit})).all()
+        rows = await fetch_tuples(conn, self._query, {"after": after, "n": limit})
         if not rows:
             return None
-        last = rows[-1].position
+        last = rows[-1][0]
 
         async def advance(conn: AsyncConnection) -> None:
             await conn.execute(
@@ -105,7 +107,7 @@ class CursorSource:
                 {"s": self.stream, "p": last},
             )
 
-        return Taken([self._to_message(row) for row in rows], advance)
+        return Taken(list(map(self._to_message, rows)), advance)
 
     async def pending(self, conn: AsyncConnection) -> int:
         after = await self.cursor(conn)

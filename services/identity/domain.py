@@ -14,8 +14,11 @@ models in ``shared.events`` are the contract they are tested against."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
+from msgspec.structs import replace
 
 from shared.events import CONTACT_FIELDS, ContactField, InteractionKind
 from shared.wire import ContactCreated, ContactMatched, ContactSource, ContactUpdated, InteractionRecorded
@@ -54,24 +57,27 @@ def clean_fields(values: Mapping[ContactField, str | None]) -> dict[ContactField
     return cleaned
 
 
-@dataclass(frozen=True, slots=True)
-class Layer:
+class Value(msgspec.Struct, frozen=True, gc=False):
+    """Base of the domain's values: immutable and cheap to build (a few are built per record on the bulk
+    path, where frozen dataclasses cost microseconds each); trees, never cycles, so the collector skips them."""
+
+
+class Layer(Value, frozen=True, gc=False):
     """What one party stated about the person: the person's own (canonical) layer, or one organizer's imported
     values. ``email_original`` is that party's first spelling of the address. Only the person states a bio,
     social links or a user account."""
 
     email_original: str | None = None
-    fields: Mapping[ContactField, str] = field(default_factory=dict)
+    fields: Mapping[ContactField, str] = {}
     bio: str | None = None
-    social_links: Mapping[str, str] = field(default_factory=dict)
+    social_links: Mapping[str, str] = {}
     user_account_id: str | None = None
 
 
 EMPTY = Layer()
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(Value, frozen=True, gc=False):
     """One person. ``person``: the canonical layer. ``organizers``: organizer id -> that organizer's layer; an
     organizer is present once it has any relationship with the person (an import, or an interaction with one of
     its events). A contact loaded for a batch may hold only the organizers that batch concerns."""
@@ -82,11 +88,10 @@ class Contact:
     created_at: datetime
     updated_at: datetime
     person: Layer = EMPTY
-    organizers: Mapping[str, Layer] = field(default_factory=dict)
+    organizers: Mapping[str, Layer] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Interaction:
+class Interaction(Value, frozen=True, gc=False):
     """What an interaction was, beyond what it says about the person: becomes an ``InteractionRecorded``."""
 
     kind: InteractionKind
@@ -97,8 +102,7 @@ class Interaction:
     user_account_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingRecord:
+class IncomingRecord(Value, frozen=True, gc=False):
     """A record from any source that speaks about a person identified by email. ``interaction`` is set when the
     record is an interaction (it is then recorded on the contact's stream after any change)."""
 
@@ -107,7 +111,7 @@ class IncomingRecord:
     source: ContactSource
     occurred_at: datetime
     bio: str | None = None
-    social_links: Mapping[str, str | None] = field(default_factory=dict)
+    social_links: Mapping[str, str | None] = {}
     user_account_id: str | None = None
     interaction: Interaction | None = None
 
@@ -116,8 +120,7 @@ class IncomingRecord:
         return self.source.kind in PERSON_STATED
 
 
-@dataclass(frozen=True, slots=True)
-class _Statement:
+class _Statement(Value, frozen=True, gc=False):
     """What a record states (blanks dropped)."""
 
     fields: dict[ContactField, str]
@@ -151,13 +154,17 @@ def _layer_of(contact: Contact, record: IncomingRecord) -> Layer:
     return contact.organizers.get(record.source.organizer_id, EMPTY)
 
 
-def decide(contact: Contact | None, record: IncomingRecord, *, new_contact_id: str) -> list[ContactEvent]:
+def decide(
+    contact: Contact | None, record: IncomingRecord, *, new_contact_id: str, email: str | None = None
+) -> list[ContactEvent]:
     """Every event a record produces, in stream order. An import row: exactly one (created, updated with what
     changed in its organizer's layer, or matched). An interaction: the change it causes to the canonical layer
     (created, or updated when something changed; never a bare match), then its ``InteractionRecorded``.
     ``new_contact_id`` is used only when the record creates the contact (ids are random, never derived from the
-    email, so they reveal nothing about it). Raises ``InvalidEmail``."""
-    email = normalize_email(record.email)
+    email, so they reveal nothing about it). ``email``: the record's normalized email, when the caller has it.
+    Raises ``InvalidEmail``."""
+    if email is None:
+        email = normalize_email(record.email)
     email_original = record.email.strip()
     stated = _stated(record)
     # only the person states a bio, links or an account; an organizer's import carries standard fields only
@@ -268,8 +275,7 @@ def rebuild(events: list[ContactEvent]) -> Contact | None:
     return contact
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(Value, frozen=True, gc=False):
     """What one record did: the events it produced (one for an import row) and whether the person was new to the
     record's organizer, or why it was refused."""
 
@@ -327,7 +333,7 @@ def resolve_batch(
         contact = state.get(email)
         organizer_id = record.source.organizer_id
         new_to_organizer = is_new_to_organizer(contact, organizer_id)
-        events = decide(contact, record, new_contact_id=new_contact_id() if contact is None else "")
+        events = decide(contact, record, new_contact_id=new_contact_id() if contact is None else "", email=email)
         for event in events:
             contact = evolve(contact, event)
         assert contact is not None  # decide returns at least one event

@@ -9,8 +9,8 @@ publishes the new events and answers from their tables once the transaction comm
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -55,8 +55,23 @@ class Resolved:
     dead_lettered: int
 
 
-def _new_contact_id() -> str:
-    return str(uuid.uuid4())
+def _random_ids() -> Callable[[], str]:
+    """Random (version 4) UUIDs for new contacts, from one read of the system's randomness per batch."""
+    pool = bytearray(os.urandom(16 * 256))
+    index = 0
+
+    def next_id() -> str:
+        nonlocal pool, index
+        if index == len(pool):
+            pool, index = bytearray(os.urandom(16 * 256)), 0
+        raw = pool[index:index + 16]
+        index += 16
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    return next_id
 
 
 def _event_rows(plan: BatchPlan, causes: Sequence[RowIntake | InteractionIntake]) -> list[tuple[object, ...]]:
@@ -140,7 +155,7 @@ async def resolve(
 
     incoming = [item.record for item in todo]
     known = await store.lock_contacts(conn, matching_keys(incoming))
-    plan = resolve_batch(known, incoming, new_contact_id=_new_contact_id)
+    plan = resolve_batch(known, incoming, new_contact_id=_random_ids())
     await store.insert_contacts(conn, plan.created.values())
     await store.update_contacts(conn, list(plan.changed.values()))
     await store.insert_layers(conn, plan.new_layers)

@@ -70,3 +70,15 @@ def test_cloud_event_headers_are_those_of_the_envelope() -> None:
 
     assert headers == envelope.to_headers()
     assert Envelope.from_headers(headers) == envelope
+
+
+def test_a_header_template_builds_the_envelopes_headers() -> None:
+    from shared.envelope import HeaderTemplate
+
+    envelope = Envelope(id="e-1", type="t", source="s", subject="sub", correlation_id="c", causation_id="k")
+    template = HeaderTemplate(type="t", source="s")
+
+    headers = template.build(id="e-1", time=envelope.time, subject="sub", correlation_id="c", causation_id="k")
+
+    assert Envelope.from_headers(headers) == envelope
+    assert sorted(headers) == sorted(envelope.to_headers())
