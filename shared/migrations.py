@@ -75,3 +75,29 @@ def drop_plumbing_tables() -> None:
 
     op.drop_table("processed_messages")
     op.drop_table("outbox")
+
+
+def move_to_positional_plumbing(*, relay_cursors: bool = False) -> None:
+    """A revision's helper: the delivery tables of the bulk plumbing (``consumer_positions``, ``outbox_batches``
+    and, for a service that relays a kept store, ``relay_cursors``), created from their one declaration in
+    ``shared/``; the legacy outbox's unpublished messages moved into one ``outbox_batches`` row; the legacy
+    ``outbox`` and ``processed_messages`` dropped."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    from shared.kafka import OutgoingMessage, headers_from_json
+    from shared.outbox_batches import enqueue_sync, outbox_batches_table
+    from shared.positions import consumer_positions_table
+    from shared.relay import relay_cursors_table
+
+    bind = op.get_bind()
+    metadata = sa.MetaData()
+    tables = [consumer_positions_table(metadata), outbox_batches_table(metadata)]
+    if relay_cursors:
+        tables.append(relay_cursors_table(metadata))
+    for table in tables:
+        table.create(bind)
+    legacy = bind.execute(sa.text("SELECT topic, key, value, headers FROM outbox ORDER BY position")).all()
+    enqueue_sync(bind, [OutgoingMessage(r.topic, r.key, r.value, headers_from_json(r.headers)) for r in legacy])
+    op.drop_table("outbox")
+    op.drop_table("processed_messages")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import msgspec
 from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary, MetaData, Table, func, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.kafka import OutgoingMessage
@@ -50,3 +51,10 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutgoingMessage], *,
         {"messages": pack(messages), "count": len(messages)},
     )
     await notify(conn, channel)
+
+
+def enqueue_sync(conn: Connection, messages: Sequence[OutgoingMessage]) -> None:
+    """``enqueue`` for synchronous code (migrations); the relay finds the row at its next wake-up."""
+    if messages:
+        conn.execute(text("INSERT INTO outbox_batches (messages, count) VALUES (:messages, :count)"),
+                     {"messages": pack(messages), "count": len(messages)})

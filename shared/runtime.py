@@ -19,6 +19,7 @@ from shared.db import create_engine
 from shared.kafka import create_broker, create_producer, ensure_topics
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
+from shared.retention import Pruner
 from shared.topics import ALL_TOPICS
 from shared.tracking import TrackingPruner
 
@@ -35,7 +36,7 @@ class Messaging:
     relay_lock: str
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
-    pruner: TrackingPruner | None = None
+    pruner: Pruner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_relay(self) -> None:

@@ -3,19 +3,14 @@ effect, so that at-least-once delivery has an exactly-once effect."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
-import structlog
 from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, func, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import copy_rows
-
-log = structlog.get_logger(__name__)
-
-PRUNE_CHUNK = 10_000
+from shared.retention import Pruner, Retained
 
 
 def processed_messages_table(metadata: MetaData) -> Table:
@@ -51,49 +46,9 @@ async def claim_new_messages(conn: AsyncConnection, *, consumer: str, message_id
     return {row[0] for row in result}
 
 
-async def prune_processed_messages(conn: AsyncConnection, *, older_than: timedelta, chunk: int = PRUNE_CHUNK) -> int:
-    """Delete up to ``chunk`` tracking records recorded more than ``older_than`` ago; returns how many. A message
-    redelivered after its record is gone is applied again, so the retention must outlast any redelivery or replay
-    (the read models' own version checks keep most replays harmless even then)."""
-    result = await conn.execute(
-        text(
-            "DELETE FROM processed_messages WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM processed_messages WHERE processed_at < now() - :age LIMIT :chunk))"
-        ),
-        {"age": older_than, "chunk": chunk},
-    )
-    return int(result.rowcount)
+TRACKING_RECORDS = Retained("processed_messages", "processed_at")
 
 
-class TrackingPruner:
-    """Deletes old tracking records every ``interval`` seconds, in chunks of short transactions so it never
-    holds locks for long; the table otherwise grows by one row per message consumed, forever."""
-
-    def __init__(self, engine: AsyncEngine, *, retention: timedelta, interval: float) -> None:
-        self._engine = engine
-        self._retention = retention
-        self._interval = interval
-        self.deleted = 0
-
-    async def prune_once(self) -> int:
-        deleted = 0
-        while True:
-            async with self._engine.begin() as conn:
-                chunk = await prune_processed_messages(conn, older_than=self._retention)
-            deleted += chunk
-            if chunk < PRUNE_CHUNK:
-                break
-        self.deleted += deleted
-        if deleted:
-            log.info("tracking.pruned", deleted=deleted, retention_hours=self._retention.total_seconds() / 3600)
-        return deleted
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tracking.prune_failed")
-            await asyncio.sleep(self._interval)
+def TrackingPruner(engine: AsyncEngine, *, retention: timedelta, interval: float) -> Pruner:  # noqa: N802
+    """The pruner of the legacy tracking records (services not yet on positional tracking)."""
+    return Pruner(engine, targets=[TRACKING_RECORDS], retention=retention, interval=interval)

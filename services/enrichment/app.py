@@ -8,47 +8,48 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.enrichment.config import EnrichmentSettings
-from services.enrichment.handlers import EnrichmentTopics, register
+from services.enrichment.handlers import register
+from services.enrichment.service import EnrichmentTopics
 from shared import topics
+from shared.db import create_engine
 from shared.http import operations_router
-from shared.runtime import build_plumbing, running
+from shared.kafka import create_broker
+from shared.lifecycle import Running, relay_channel, running
+from shared.logging import configure_logging
+from shared.relay import OutboxSource
 
 SERVICE = "enrichment"
 
 
 def create_app(settings: EnrichmentSettings) -> FastAPI:
     platform = settings.platform
-    plumbing = build_plumbing(
-        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="contact enrichment"
-    )
-    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    broker = create_broker(platform.kafka_bootstrap_servers, description="contact enrichment")
     prefix = platform.topic_prefix
     enrichment_topics = EnrichmentTopics(
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
         enrichments=topics.ENRICHMENTS.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    register(
-        broker,
-        engine=engine,
-        messaging=messaging,
-        topics=enrichment_topics,
-        group=settings.consumer_group,
-        batch_size=settings.batch_size,
-    )
+    register(broker, engine=engine, topics=enrichment_topics, group=settings.consumer_group,
+             batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(messaging, broker, service=SERVICE):
-            yield
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
+        async with running(
+            service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
+            engine=engine, broker=broker, relay_sources=[OutboxSource()], db_schema=settings.db_schema,
+        ) as started:
+            yield {"running": started}
 
     app = FastAPI(title="Kagibag Contacts: enrichment", lifespan=lifespan)
     app.include_router(
         operations_router(
             service=SERVICE,
             engine=engine,
-            messaging=messaging,
             group=settings.consumer_group,
+            bootstrap_servers=platform.kafka_bootstrap_servers,
             consumed_topics=[enrichment_topics.contact_events],
         )
     )

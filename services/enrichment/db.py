@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func
 
-from shared.outbox import outbox_table
-from shared.tracking import processed_messages_table
+from shared.outbox_batches import outbox_batches_table
+from shared.positions import consumer_positions_table
 
 metadata = MetaData()
 
@@ -21,5 +21,5 @@ contacts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-outbox = outbox_table(metadata)
-processed_messages = processed_messages_table(metadata)
+consumer_positions = consumer_positions_table(metadata)
+outbox_batches = outbox_batches_table(metadata)

@@ -7,13 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from shared.events import (
-    ContactCreatedV1,
-    ContactEvent,
-    ContactMatchedV1,
-    ContactUpdatedV1,
-    InteractionRecordedV1,
-)
+from shared.wire import ContactCreated, ContactMatched, ContactUpdated, InteractionRecorded
+
+ContactEvent = ContactCreated | ContactUpdated | ContactMatched | InteractionRecorded
 
 
 def _known(value: str | None) -> str | None:
@@ -66,7 +62,7 @@ def evolve(state: ContactNames | None, event: ContactEvent) -> ContactNames:
     current = replace(
         state or ContactNames(contact_id=event.contact_id, version=0), updated_at=event.occurred_at
     )
-    if isinstance(event, ContactCreatedV1):
+    if isinstance(event, ContactCreated):
         return replace(
             current,
             version=event.version,
@@ -74,14 +70,14 @@ def evolve(state: ContactNames | None, event: ContactEvent) -> ContactNames:
             first_name=event.fields.get("first_name", current.first_name),
             last_name=event.fields.get("last_name", current.last_name),
         )
-    if isinstance(event, ContactUpdatedV1):
+    if isinstance(event, ContactUpdated):
         return replace(
             current,
             version=event.version,
             first_name=event.changes.get("first_name", current.first_name),
             last_name=event.changes.get("last_name", current.last_name),
         )
-    if isinstance(event, ContactMatchedV1 | InteractionRecordedV1):
+    if isinstance(event, ContactMatched | InteractionRecorded):
         return replace(current, version=event.version)
     raise TypeError(f"unknown contact event {type(event).__name__}")
 

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.enrichment import db
 from services.enrichment.domain import ContactNames
-from shared.db import copy_rows
+from shared.db import stage
 
-COLUMNS = ["contact_id", "email", "first_name", "last_name", "display_name", "version", "updated_at"]
+COLUMNS = [column.name for column in db.contacts.columns]
 
 
 def _row(state: ContactNames) -> tuple[Any, ...]:
@@ -37,13 +38,7 @@ async def save_contacts(conn: AsyncConnection, states: Sequence[ContactNames]) -
     """COPY into a staging table, then one upsert; a row never moves back to an older version."""
     if not states:
         return
-    await conn.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS contacts_stage (LIKE contacts INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-    )
-    await copy_rows(conn, table="contacts_stage", columns=COLUMNS, rows=map(_row, states))
+    await stage(conn, name="contacts_stage", like="contacts", columns=COLUMNS, rows=map(_row, states))
     updates = ", ".join(f"{column} = excluded.{column}" for column in COLUMNS[1:])
     await conn.execute(
         text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -17,8 +18,11 @@ from shared.http import operations_router
 from shared.kafka import create_broker
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
+from shared.retention import Pruner, Retained
 
 SERVICE = "identity"
+EXPIRING = [Retained("applied_interactions", "applied_at"), Retained("row_answers", "recorded_at")]
+"""What identity keeps only to recognise a message that comes again: pruned after the retention."""
 
 
 def create_app(settings: IdentitySettings) -> FastAPI:
@@ -36,12 +40,15 @@ def create_app(settings: IdentitySettings) -> FastAPI:
     )
     register(broker, engine=engine, topics=identity_topics, group=settings.consumer_group,
              batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
+    pruner = Pruner(engine, targets=EXPIRING, retention=timedelta(hours=platform.tracking_retention_hours),
+                    interval=platform.tracking_prune_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
         async with running(
             service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
             engine=engine, broker=broker, relay_sources=relay_sources(identity_topics), db_schema=settings.db_schema,
+            jobs=[pruner.run],
         ) as started:
             yield {"running": started}
 

@@ -1,5 +1,6 @@
-"""Tracking records (ids of applied messages) are deleted once older than the retention, by each running service,
-so the table does not grow by a row per consumed message forever; younger ones stay and keep deduplicating."""
+"""What deduplicates messages that may come again (identity's applied interactions and row answers; the legacy
+tracking records) is deleted once older than the retention, by each running service, so those tables do not grow
+forever; younger rows stay and keep deduplicating."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from services.identity.app import EXPIRING
 from services.local_postgres import libpq_url
 from shared.db import create_engine
-from shared.tracking import TrackingPruner
+from shared.retention import Pruner
 from tests.support.isolation import Isolation
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
@@ -19,47 +21,49 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def seed(isolation: Isolation, schema: str, *, old: int, young: int) -> None:
+def seed(isolation: Isolation, *, old: int, young: int) -> None:
+    schema = isolation.schema("identity")
     with psycopg.connect(libpq_url(isolation.database_url), autocommit=True) as conn:
-        conn.execute(
-            f'INSERT INTO "{schema}".processed_messages (consumer, message_id, processed_at) '
-            "SELECT 'g', 'old-' || n, now() - interval '8 days' - n * interval '1 second' "
-            "FROM generate_series(1, %s) n",
-            (old,),
-        )
-        conn.execute(
-            f'INSERT INTO "{schema}".processed_messages (consumer, message_id, processed_at) '
-            "SELECT 'g', 'young-' || n, now() - interval '6 days' FROM generate_series(1, %s) n",
-            (young,),
-        )
+        for kind, count, age in (("old", old, "8 days"), ("young", young, "6 days")):
+            conn.execute(
+                f'INSERT INTO "{schema}".applied_interactions (source, id, applied_at) '
+                f"SELECT '{kind}', 'i-' || n, now() - interval '{age}' - n * interval '1 second' "
+                "FROM generate_series(1, %s) n",
+                (count,),
+            )
+            conn.execute(
+                f'INSERT INTO "{schema}".row_answers (import_id, partition, first_row, last_row, payload, '
+                f"recorded_at) SELECT '{kind}', 0, n, n, '{{}}', now() - interval '{age}' "
+                "FROM generate_series(1, %s) n",
+                (count,),
+            )
 
 
-def remaining(isolation: Isolation, schema: str) -> dict[str, int]:
+def remaining(isolation: Isolation) -> dict[str, tuple[int, int]]:
+    schema = isolation.schema("identity")
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        rows = conn.execute(
-            f"SELECT split_part(message_id, '-', 1), count(*) FROM \"{schema}\".processed_messages GROUP BY 1"
-        ).fetchall()
-    return {kind: count for kind, count in rows}
+        interactions = dict(conn.execute(
+            f'SELECT source, count(*) FROM "{schema}".applied_interactions GROUP BY 1').fetchall())
+        answers = dict(conn.execute(f'SELECT import_id, count(*) FROM "{schema}".row_answers GROUP BY 1').fetchall())
+    return {kind: (interactions.get(kind, 0), answers.get(kind, 0)) for kind in interactions.keys() | answers.keys()}
 
 
-async def test_the_pruner_deletes_only_records_older_than_the_retention_in_chunks(isolation: Isolation) -> None:
-    isolation.migrate(("enrichment",))
-    schema = isolation.schema("enrichment")
-    seed(isolation, schema, old=25_000, young=300)
-    engine = create_engine(isolation.database_url, schema=schema)
+async def test_the_pruner_deletes_only_rows_older_than_the_retention_in_chunks(isolation: Isolation) -> None:
+    isolation.migrate(("identity",))
+    seed(isolation, old=25_000, young=300)
+    engine = create_engine(isolation.database_url, schema=isolation.schema("identity"))
     try:
-        pruner = TrackingPruner(engine, retention=timedelta(days=7), interval=3600)
-        assert await pruner.prune_once() == 25_000  # three chunks of at most 10,000
+        pruner = Pruner(engine, targets=EXPIRING, retention=timedelta(days=7), interval=3600)
+        assert await pruner.prune_once() == 50_000  # chunks of at most 10,000 per table
         assert await pruner.prune_once() == 0
     finally:
         await engine.dispose()
-    assert remaining(isolation, schema) == {"young": 300}
+    assert remaining(isolation) == {"young": (300, 300)}
 
 
-async def test_a_running_service_prunes_its_tracking_records(isolation: Isolation, tmp_path: Path) -> None:
+async def test_a_running_identity_prunes_what_it_keeps_to_deduplicate(isolation: Isolation, tmp_path: Path) -> None:
     isolation.migrate(("identity",))
-    schema = isolation.schema("identity")
-    seed(isolation, schema, old=500, young=20)
+    seed(isolation, old=500, young=20)
     process = ServiceProcess(
         "identity",
         env={**isolation.env(), "CONTACTS_TRACKING_RETENTION_HOURS": "168",
@@ -69,8 +73,8 @@ async def test_a_running_service_prunes_its_tracking_records(isolation: Isolatio
     )
     try:
         await process.start()
-        await wait_until(lambda: remaining(isolation, schema) == {"young": 20}, timeout=30,
-                         description="identity to prune its old tracking records")
-        assert "tracking.pruned" in process.log_path.read_text()
+        await wait_until(lambda: remaining(isolation) == {"young": (20, 20)}, timeout=30,
+                         description="identity to prune its old records")
+        assert "retention.pruned" in process.log_path.read_text()
     finally:
         await process.stop()

@@ -8,32 +8,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.enrichment.domain import ContactNames, display_name, evolve, plan_batch
-from shared.events import (
-    ContactCreatedV1,
-    ContactEvent,
-    ContactMatchedV1,
-    ContactSource,
-    ContactUpdatedV1,
-    InteractionRecordedV1,
-)
+from services.enrichment.domain import ContactEvent, ContactNames, display_name, evolve, plan_batch
+from shared.wire import ContactCreated, ContactMatched, ContactSource, ContactUpdated, InteractionRecorded
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SOURCE = ContactSource(kind="import", organizer_id="org-1", import_id="imp-1", row_number=1)
 
 
-def created(contact_id: str = "c1", email: str = "jane.doe@example.com", **fields: str) -> ContactCreatedV1:
-    return ContactCreatedV1(contact_id=contact_id, version=1, occurred_at=T0, source=SOURCE, email=email,
+def created(contact_id: str = "c1", email: str = "jane.doe@example.com", **fields: str) -> ContactCreated:
+    return ContactCreated(contact_id=contact_id, version=1, occurred_at=T0, source=SOURCE, email=email,
                             email_original=email, fields=fields)  # type: ignore[arg-type]
 
 
-def updated(version: int, contact_id: str = "c1", **changes: str) -> ContactUpdatedV1:
-    return ContactUpdatedV1(contact_id=contact_id, version=version, occurred_at=T0, source=SOURCE,
+def updated(version: int, contact_id: str = "c1", **changes: str) -> ContactUpdated:
+    return ContactUpdated(contact_id=contact_id, version=version, occurred_at=T0, source=SOURCE,
                             changes=changes)  # type: ignore[arg-type]
 
 
-def matched(version: int, contact_id: str = "c1") -> ContactMatchedV1:
-    return ContactMatchedV1(contact_id=contact_id, version=version, occurred_at=T0, source=SOURCE)
+def matched(version: int, contact_id: str = "c1") -> ContactMatched:
+    return ContactMatched(contact_id=contact_id, version=version, occurred_at=T0, source=SOURCE)
 
 
 # --- the fallback chain -----------------------------------------------------------------------------------
@@ -202,7 +195,7 @@ def test_batch_boundaries_and_redeliveries_never_change_what_is_published_last(
 
 def test_a_recorded_interaction_advances_the_version_and_changes_no_name() -> None:
     state = evolve(None, created(first_name="Jane"))
-    interaction = InteractionRecordedV1(contact_id="c1", version=2, occurred_at=T0, source=SOURCE,
+    interaction = InteractionRecorded(contact_id="c1", version=2, occurred_at=T0, source=SOURCE,
                                         kind="event_checked_in", interaction_id="m-1", kagibag_event_id="ev-1")
 
     after = evolve(state, interaction)
@@ -211,7 +204,7 @@ def test_a_recorded_interaction_advances_the_version_and_changes_no_name() -> No
 
 
 def test_the_state_is_stamped_with_when_the_last_applied_event_occurred_not_with_the_clock() -> None:
-    later = ContactMatchedV1(contact_id="c1", version=2, occurred_at=datetime(2026, 2, 1, tzinfo=UTC), source=SOURCE)
+    later = ContactMatched(contact_id="c1", version=2, occurred_at=datetime(2026, 2, 1, tzinfo=UTC), source=SOURCE)
 
     state = evolve(evolve(None, created()), later)
 

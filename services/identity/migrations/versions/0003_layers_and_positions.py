@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from shared.kafka import OutgoingMessage, headers_from_json
-from shared.outbox_batches import pack
+from shared.migrations import move_to_positional_plumbing
 
 revision = "identity_0003"
 down_revision = "identity_0002"
@@ -90,36 +89,9 @@ def upgrade() -> None:
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("source", "id"),
     )
-    op.create_table(
-        "consumer_positions",
-        sa.Column("consumer_group", sa.Text, nullable=False),
-        sa.Column("topic", sa.Text, nullable=False),
-        sa.Column("partition", sa.Integer, nullable=False),
-        sa.Column("next_offset", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("consumer_group", "topic", "partition"),
-    )
-    op.create_table(
-        "relay_cursors",
-        sa.Column("stream", sa.Text, primary_key=True),
-        sa.Column("position", sa.BigInteger, nullable=False),
-    )
-    op.create_table(
-        "outbox_batches",
-        sa.Column("position", sa.BigInteger, sa.Identity(always=False), primary_key=True),
-        sa.Column("messages", sa.LargeBinary, nullable=False),
-        sa.Column("count", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    )
-    legacy = bind.execute(sa.text("SELECT topic, key, value, headers FROM outbox ORDER BY position")).all()
-    if legacy:
-        packed = pack([OutgoingMessage(row.topic, row.key, row.value, headers_from_json(row.headers))
-                       for row in legacy])
-        bind.execute(sa.text("INSERT INTO outbox_batches (messages, count) VALUES (:m, :n)"),
-                     {"m": packed, "n": len(legacy)})
+    move_to_positional_plumbing(relay_cursors=True)
     op.execute("INSERT INTO relay_cursors (stream, position) VALUES ('contact-events', "
                f"{start - 1}), ('row-answers', 0)")
-    op.drop_table("outbox")
-    op.drop_table("processed_messages")
 
 
 def downgrade() -> None:
