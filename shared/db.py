@@ -22,7 +22,9 @@ def checked_schema(schema: str) -> str:
 
 
 def _connect_args(schema: str) -> dict[str, Any]:
-    return {"options": f"-csearch_path={checked_schema(schema)}"}
+    """Connections see only ``schema``; ``application_name`` names them after it in ``pg_stat_activity`` (ops and
+    the benchmark charge PostgreSQL's CPU to the service whose backends spent it)."""
+    return {"options": f"-csearch_path={checked_schema(schema)}", "application_name": f"contacts:{schema}"}
 
 
 def create_engine(database_url: str, *, schema: str, pool_size: int = 5) -> AsyncEngine:
