@@ -76,7 +76,7 @@ def batch_subscriber(
     description: str,
     engine: AsyncEngine,
     max_records: int = 5000,
-    batch_timeout_ms: int = 100,
+    batch_timeout_ms: int = 500,
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """A batch subscriber whose handler takes the raw records (``raw_records(msg)``) and applies them in one
     transaction that also stores the group's positions (``shared.positions.claim_positions``)."""
