@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -14,7 +15,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.positions import stored_positions
+from shared.logcheck import lost_markers
+from shared.positions import forget_positions, stored_positions
 
 log = structlog.get_logger(__name__)
 
@@ -38,13 +40,28 @@ async def _parse_lazily(records: tuple[ConsumerRecord, ...], original: Any) -> A
     )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where a service's batches come from and what their transactions need: the consumer group (whose positions
+    are stored with the effect), the broker (to tell a replaced log from a redelivery) and the relay's NOTIFY
+    channel (to wake it once the transaction commits)."""
+
+    group: str
+    bootstrap_servers: str
+    channel: str
+
+
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, each partition resumes at the position its consumer group stored in PostgreSQL with the
-    last applied batch (Kafka's committed offset may lag it after a crash between the two commits)."""
+    last applied batch (Kafka's committed offset may lag it after a crash between the two commits). A position
+    taken in another log (the broker restarted empty, the topic was recreated: the last applied record is no
+    longer at its offset) is forgotten and the partition read from its beginning; what the new log repeats is
+    recognised by the service's own deduplication."""
 
-    def __init__(self, engine: AsyncEngine, *, group: str) -> None:
+    def __init__(self, engine: AsyncEngine, *, group: str, bootstrap_servers: str) -> None:
         self._engine = engine
         self._group = group
+        self._bootstrap_servers = bootstrap_servers
         self.subscriber: Any = None
         self.assigned: set[TopicPartition] = set()
 
@@ -60,11 +77,19 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
             stored = await stored_positions(
                 conn, group=self._group, partitions=sorted((tp.topic, tp.partition) for tp in assigned)
             )
-        for (topic, partition), offset in stored.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
+        markers = [m for (t, p), s in stored.items() if (m := s.as_marker(t, p)) is not None]
+        lost = {(m.topic, m.partition) for m in await lost_markers(self._bootstrap_servers, markers)}
+        if lost:
+            async with self._engine.begin() as conn:
+                await forget_positions(conn, group=self._group, partitions=sorted(lost))
+            log.warning("consumer.log_replaced", group=self._group, partitions=sorted(f"{t}[{p}]" for t, p in lost),
+                        action="reading these partitions from their beginning")
+        for (topic, partition), position in stored.items():
+            consumer.seek(TopicPartition(topic, partition), 0 if (topic, partition) in lost else position.next_offset)
         if stored:
             log.info("consumer.resumed_at_stored_positions", group=self._group,
-                     positions={f"{t}[{p}]": o for (t, p), o in sorted(stored.items())})
+                     positions={f"{t}[{p}]": 0 if (t, p) in lost else s.next_offset
+                                for (t, p), s in sorted(stored.items())})
 
 
 def batch_subscriber(
@@ -75,12 +100,13 @@ def batch_subscriber(
     ack_policy: AckPolicy,
     description: str,
     engine: AsyncEngine,
+    bootstrap_servers: str,
     max_records: int = 5000,
     batch_timeout_ms: int = 500,
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """A batch subscriber whose handler takes the raw records (``raw_records(msg)``) and applies them in one
     transaction that also stores the group's positions (``shared.positions.claim_positions``)."""
-    listener = SeekToStoredPositions(engine, group=group_id)
+    listener = SeekToStoredPositions(engine, group=group_id, bootstrap_servers=bootstrap_servers)
     subscriber = broker.subscriber(
         *topics,
         group_id=group_id,

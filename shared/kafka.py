@@ -15,14 +15,15 @@ from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.errors import IncompatibleBrokerVersion, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from shared.envelope import Envelope, Headers, MissingHeaderError
 from shared.events import EVENTS_BY_TYPE, Event
+from shared.logcheck import Marker, fingerprint
 from shared.partitioning import partition_of
 from shared.topics import Topic
 
@@ -104,7 +105,14 @@ def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Iterable[OutgoingMessage]) -> int:
-    """Publish every message and wait for all acknowledgements at once (never one by one).
+    """Publish every message and wait for all acknowledgements at once (never one by one); returns how many."""
+    count, _ = await publish_marked(producer, messages)
+    return count
+
+
+async def publish_marked(producer: AIOKafkaProducer, messages: Iterable[OutgoingMessage]) -> tuple[int, Marker | None]:
+    """``publish_all``, also returning where the first message of the last batch landed (a marker that tells
+    later whether the broker still holds this log: ``shared.logcheck``).
 
     Messages are grouped by partition (Kafka's default partitioning of the key, so keys land where any Kafka
     client would put them) and handed over as whole batches, in order: about half the per-message cost of
@@ -123,36 +131,70 @@ async def publish_all(producer: AIOKafkaProducer, messages: Iterable[OutgoingMes
         else:
             batch_of.append(message)
 
-    pending: list[asyncio.Future[Any]] = []
+    pending: list[tuple[asyncio.Future[Any], OutgoingMessage]] = []
     for (topic, partition), batch_messages in grouped.items():
         batch = producer.create_batch()
-        for _, key, value, headers in batch_messages:
+        first = batch_messages[0]
+        for message in batch_messages:
+            _, key, value, headers = message
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
+                pending.append((await producer.send_batch(batch, topic, partition=partition), first))
+                batch, first = producer.create_batch(), message
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     raise ValueError(f"a message of {len(value)} bytes does not fit in a batch for {topic}")
-        pending.append(await producer.send_batch(batch, topic, partition=partition))
-    if pending:
-        await asyncio.gather(*pending)
-    return sum(len(batch_messages) for batch_messages in grouped.values())
+        pending.append((await producer.send_batch(batch, topic, partition=partition), first))
+    if not pending:
+        return 0, None
+    sent = await asyncio.gather(*(future for future, _ in pending))
+    last, first = sent[-1], pending[-1][1]
+    marker = Marker(last.topic, last.partition, last.offset, fingerprint(first.key, first.value, first.headers))
+    return sum(len(batch_messages) for batch_messages in grouped.values()), marker
 
 
-async def ensure_topics(bootstrap_servers: str, *, prefix: str, topics: Iterable[Topic]) -> list[str]:
-    """Create the missing topics; existing ones are left alone. Returns the names created."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    *,
+    prefix: str,
+    topics: Iterable[Topic],
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[str]:
+    """Create the missing topics with their configs; returns the names created (or re-created).
+
+    A topic with fewer partitions than the registry's was created by a client's request for an unknown topic
+    (the local broker does so, with 4, when it restarted empty and a client asked first): its partitions are
+    raised where the broker can (Apache Kafka), else it is deleted and created again (what was written to it in
+    the meantime is published again by its writers, who check their logs)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name=topic.qualified(prefix), num_partitions=topic.partitions, replication_factor=1)
-            for topic in topics
-            if topic.qualified(prefix) not in existing
-        ]
-        for new_topic in missing:
+        wanted = {topic.qualified(prefix): topic for topic in topics}
+        listed = set(await admin.list_topics())
+        present = [name for name in wanted if name in listed]
+        described = await admin.describe_topics(present) if present else []  # none named: it describes all
+        existing = {t["topic"]: len(t["partitions"]) for t in described if t["topic"] in wanted}
+
+        def new_topic(name: str) -> NewTopic:
+            topic = wanted[name]
+            config = {**topic.config, "min.insync.replicas": str(min_insync_replicas)}
+            return NewTopic(name=name, num_partitions=topic.partitions, replication_factor=replication_factor,
+                            topic_configs=config)
+
+        short = [name for name, count in existing.items() if count < wanted[name].partitions]
+        recreated = []
+        for name in short:
+            try:
+                await admin.create_partitions({name: NewPartitions(total_count=wanted[name].partitions)})
+            except IncompatibleBrokerVersion:
+                await admin.delete_topics([name])
+                recreated.append(name)
+        missing = [name for name in wanted if name not in existing] + recreated
+        for name in missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([new_topic])
-        return [new_topic.name for new_topic in missing]
+                await admin.create_topics([new_topic(name)])
+        if short:
+            log.warning("topics.repartitioned", topics=short, recreated=recreated)
+        return missing
     finally:
         await admin.close()
 

@@ -36,6 +36,23 @@ def relay_channel(db_schema: str) -> str:
     return f"{db_schema}.relay"
 
 
+async def watch_broker(*, bootstrap_servers: str, topic_prefix: str, relay: Relay, every: float = 30.0) -> None:
+    """A broker that restarted empty (the local one keeps its log in memory) comes back without topics and
+    without the messages relayed so far: recreate the topics, and publish again what was relayed into the lost
+    log. Consumers check their own positions when their partitions are assigned again."""
+    while True:
+        try:
+            created = await ensure_topics(bootstrap_servers, prefix=topic_prefix, topics=ALL_TOPICS)
+            if created:
+                log.warning("topics.recreated", topics=created)
+            await relay.verify(bootstrap_servers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the broker may be down for a while: try again at the next turn
+            log.warning("broker.watch_failed", error=str(error))
+        await asyncio.sleep(every)
+
+
 def tune_garbage_collector() -> None:
     """Batch work keeps tens of thousands of young objects alive at once, which made CPython run a full
     collection every few batches (a third of a consumer's CPU). Everything built at start-up is moved out of the
@@ -64,7 +81,10 @@ async def running(
     await producer.start()
     relay = Relay(engine, producer, sources=relay_sources, lock_name=f"{db_schema}.relay",
                   channel=relay_channel(db_schema))
+    await relay.verify(bootstrap_servers)  # before anything is published into a log that may be a new one
     tasks = [
+        asyncio.create_task(watch_broker(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix,
+                                         relay=relay), name=f"{service}-broker-watch"),
         asyncio.create_task(relay.run(), name=f"{service}-relay"),
         asyncio.create_task(relay.listen(), name=f"{service}-relay-listen"),
         *(asyncio.create_task(job(), name=f"{service}-job-{index}") for index, job in enumerate(jobs)),

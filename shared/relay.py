@@ -22,7 +22,8 @@ from sqlalchemy import BigInteger, Column, MetaData, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import fetch_tuples
-from shared.kafka import OutgoingMessage, publish_all
+from shared.kafka import OutgoingMessage, publish_marked
+from shared.logcheck import Marker, lost_markers
 from shared.outbox_batches import unpack
 
 log = structlog.get_logger(__name__)
@@ -34,13 +35,15 @@ def relay_cursors_table(metadata: MetaData) -> Table:
         metadata,
         Column("stream", Text, primary_key=True),
         Column("position", BigInteger, nullable=False, comment="the last position published"),
+        Column("latest_marker", Text, comment="where a message of the last publication landed, and its id"),
+        Column("anchor_marker", Text, comment="a marker found in the broker's log at the last check"),
     )
 
 
 @dataclass(frozen=True)
 class Taken:
     messages: list[OutgoingMessage]
-    done: Callable[[AsyncConnection], Awaitable[None]]
+    done: Callable[[AsyncConnection, Marker | None], Awaitable[None]]
 
 
 class RelaySource(Protocol):
@@ -65,7 +68,7 @@ class OutboxSource:
             return None
         positions = [row.position for row in rows]
 
-        async def delete(conn: AsyncConnection) -> None:
+        async def delete(conn: AsyncConnection, _: Marker | None) -> None:
             await conn.execute(text("DELETE FROM outbox_batches WHERE position = ANY(:p)"), {"p": positions})
 
         return Taken([m for row in rows for m in unpack(row.messages)], delete)
@@ -98,16 +101,34 @@ class CursorSource:
             return None
         last = rows[-1][0]
 
-        async def advance(conn: AsyncConnection) -> None:
+        async def advance(conn: AsyncConnection, marker: Marker | None) -> None:
             await conn.execute(
                 text(
-                    "INSERT INTO relay_cursors (stream, position) VALUES (:s, :p) "
-                    "ON CONFLICT (stream) DO UPDATE SET position = excluded.position"
+                    "INSERT INTO relay_cursors (stream, position, latest_marker) VALUES (:s, :p, :m) "
+                    "ON CONFLICT (stream) DO UPDATE SET position = excluded.position, "
+                    "latest_marker = coalesce(excluded.latest_marker, relay_cursors.latest_marker)"
                 ),
-                {"s": self.stream, "p": last},
+                {"s": self.stream, "p": last, "m": marker.to_text() if marker else None},
             )
 
         return Taken(list(map(self._to_message, rows)), advance)
+
+    async def markers(self, conn: AsyncConnection) -> tuple[Marker | None, Marker | None]:
+        """(anchor, latest): the marker found in the log at the last check, and the last publication's."""
+        row = (await conn.execute(text("SELECT anchor_marker, latest_marker FROM relay_cursors WHERE stream = :s"),
+                                  {"s": self.stream})).first()
+        if row is None:
+            return None, None
+        return tuple(Marker.from_text(m) if m else None for m in row)  # type: ignore[return-value]
+
+    async def anchor(self, conn: AsyncConnection, marker: Marker) -> None:
+        await conn.execute(text("UPDATE relay_cursors SET anchor_marker = :m WHERE stream = :s"),
+                           {"m": marker.to_text(), "s": self.stream})
+
+    async def restart(self, conn: AsyncConnection) -> None:
+        """Publish the whole store again: the log it was published to is gone."""
+        await conn.execute(text("UPDATE relay_cursors SET position = 0, latest_marker = NULL, anchor_marker = NULL "
+                                "WHERE stream = :s"), {"s": self.stream})
 
     async def pending(self, conn: AsyncConnection) -> int:
         after = await self.cursor(conn)
@@ -159,10 +180,39 @@ class Relay:
                 taken = await source.take(conn, self._batch_size)
                 if taken is None:
                     continue
-                sent += await publish_all(self._producer, taken.messages)
-                await taken.done(conn)
+                count, marker = await publish_marked(self._producer, taken.messages)
+                await taken.done(conn, marker)
+                sent += count
         self.published += sent
         return sent
+
+    async def verify(self, bootstrap_servers: str) -> list[str]:
+        """Streams whose earlier publications are no longer in the broker's log (it restarted empty, or the topic
+        was recreated) start over from the beginning of their store; returns their names.
+
+        Each stream keeps an anchor: a marker found in the log at the previous check. While the anchor is still
+        there, everything published since went to the same log, so the latest publication becomes the anchor.
+        (Checking the latest marker alone would miss a restart followed by a publication into the new log.)"""
+        cursors = [source for source in self._sources if isinstance(source, CursorSource)]
+        async with self._engine.connect() as conn:
+            markers = {source.stream: await source.markers(conn) for source in cursors}
+        checked = {stream: anchor or latest for stream, (anchor, latest) in markers.items()}
+        lost = set(await lost_markers(bootstrap_servers, [m for m in checked.values() if m is not None]))
+        restarted = [source for source in cursors if checked[source.stream] in lost]
+        async with self._engine.begin() as conn:
+            # serialized with relay_once: a publication in flight must not overwrite the restarted cursor
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": self._lock_name})
+            for source in cursors:
+                latest = markers[source.stream][1]
+                if source in restarted:
+                    await source.restart(conn)
+                elif latest is not None and checked[source.stream] is not None:
+                    await source.anchor(conn, latest)
+        if restarted:
+            log.warning("relay.log_replaced", streams=[s.stream for s in restarted],
+                        action="publishing these stores again from their beginning")
+            self.wake()
+        return [source.stream for source in restarted]
 
     async def backlog(self) -> int:
         async with self._engine.connect() as conn:

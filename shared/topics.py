@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from shared import events
+
+DAY_MS = 24 * 3600 * 1000
+KEPT_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""A log that read models are rebuilt from: never expires."""
+WORKING = {"retention.ms": str(7 * DAY_MS)}
+"""A working topic: what is on it is also held in PostgreSQL by its writer (and published again if lost)."""
+DEAD_LETTERS = {"retention.ms": str(30 * DAY_MS)}
+COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
+"""The newest record per key is kept forever: a new subscriber bootstraps from it."""
 
 
 @dataclass(frozen=True)
@@ -15,6 +25,8 @@ class Topic:
     partitions: int
     writer: str
     description: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    """Topic-level configs it is created with (``min.insync.replicas`` comes from the platform settings)."""
 
     def qualified(self, prefix: str) -> str:
         """The name on the broker: ``prefix`` isolates tests and environments sharing a cluster."""
@@ -28,6 +40,7 @@ IMPORT_ROWS = Topic(
     partitions=8,
     writer="ingest",
     description="One event per imported row.",
+    config=WORKING,
 )
 INTERACTIONS = Topic(
     name="contacts.interactions.v1",
@@ -37,6 +50,7 @@ INTERACTIONS = Topic(
     writer="platform-teams",
     description="Interactions reported by other Kagibag platform teams: ticket purchases, waitlist "
     "registrations, check-ins, completed attendee profiles, linked user accounts.",
+    config=WORKING,
 )
 IMPORT_ROW_OUTCOMES = Topic(
     name="contacts.import-row-outcomes.v1",
@@ -46,6 +60,7 @@ IMPORT_ROW_OUTCOMES = Topic(
     writer="identity",
     description="What identity did with each import row (created, matched or error), one message per "
     "import per batch.",
+    config=WORKING,
 )
 CONTACT_EVENTS = Topic(
     name="contacts.contact-events.v1",
@@ -54,6 +69,7 @@ CONTACT_EVENTS = Topic(
     partitions=8,
     writer="identity",
     description="The identity log: every change to a canonical contact, in per-contact version order.",
+    config=KEPT_FOREVER,
 )
 ENRICHMENTS = Topic(
     name="contacts.enrichments.v1",
@@ -62,6 +78,7 @@ ENRICHMENTS = Topic(
     partitions=8,
     writer="enrichment",
     description="Derived contact data: display names.",
+    config=KEPT_FOREVER,
 )
 PROFILE_UPDATES = Topic(
     name="contacts.profile-updates.v1",
@@ -70,6 +87,7 @@ PROFILE_UPDATES = Topic(
     partitions=8,
     writer="profiles",
     description="Full snapshots of canonical profiles for downstream subscribers, versioned per contact.",
+    config=COMPACTED,
 )
 
 
@@ -82,6 +100,7 @@ def dead_letter_topic(service: str) -> Topic:
         partitions=1,
         writer=service,
         description=f"Messages {service} could not process, with the original bytes, headers and the error.",
+        config=DEAD_LETTERS,
     )
 
 

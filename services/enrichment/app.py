@@ -11,6 +11,7 @@ from services.enrichment.config import EnrichmentSettings
 from services.enrichment.handlers import register
 from services.enrichment.service import EnrichmentTopics
 from shared import topics
+from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
 from shared.kafka import create_broker
@@ -32,8 +33,9 @@ def create_app(settings: EnrichmentSettings) -> FastAPI:
         enrichments=topics.ENRICHMENTS.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    register(broker, engine=engine, topics=enrichment_topics, group=settings.consumer_group,
-             batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
+    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+                        channel=relay_channel(settings.db_schema))
+    register(broker, engine=engine, topics=enrichment_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:

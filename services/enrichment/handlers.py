@@ -9,22 +9,22 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.enrichment.service import EnrichmentTopics, enrich
-from shared.consumer import batch_subscriber, describe_batch, raw_records
+from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
 
 log = structlog.get_logger(__name__)
 
 
 def register(
-    broker: KafkaBroker, *, engine: AsyncEngine, topics: EnrichmentTopics, group: str, batch_size: int,
-    channel: str,
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: EnrichmentTopics, delivery: Delivery, batch_size: int
 ) -> None:
     """Subscribe enrichment to the contact log."""
 
     @batch_subscriber(
         broker,
         topics=(topics.contact_events,),
-        group_id=group,
+        group_id=delivery.group,
         engine=engine,
+        bootstrap_servers=delivery.bootstrap_servers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Resolve each contact's display name and publish it when it changes. The group's positions "
@@ -34,6 +34,6 @@ def register(
     async def on_contact_events(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         async with engine.begin() as conn:
-            enriched = await enrich(conn, records, topics=topics, group=group, channel=channel)
+            enriched = await enrich(conn, records, topics=topics, delivery=delivery)
         log.info("contact_events.enriched", applied=enriched.events, display_names=enriched.display_names,
                  dead_lettered=enriched.dead_lettered, **describe_batch(records))

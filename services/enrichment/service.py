@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.enrichment import store
 from services.enrichment.domain import ContactEvent, Resolution, plan_batch
 from shared import wire
-from shared.consumer import header
+from shared.consumer import Delivery, header
 from shared.envelope import HeaderTemplate
 from shared.inbox import derived_id
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
@@ -68,11 +68,12 @@ def _display_name_message(resolution: Resolution, cause: ConsumerRecord, topics:
 
 
 async def enrich(
-    conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: EnrichmentTopics, group: str, channel: str
+    conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: EnrichmentTopics, delivery: Delivery
 ) -> Enriched:
     """Apply ``records`` exactly once in effect in the caller's transaction: the group's positions advance past
     them, redelivered events are stale by their version, and what changed is published through the outbox."""
-    fresh = await claim_positions(conn, group=group, records=records)
+    fresh = await claim_positions(conn, group=delivery.group, records=records,
+                                  bootstrap_servers=delivery.bootstrap_servers)
     causes: dict[tuple[str, int], ConsumerRecord] = {}
     todo: list[ContactEvent] = []
     dead: list[OutgoingMessage] = []
@@ -88,5 +89,5 @@ async def enrich(
     plan = plan_batch(known, todo)
     await store.save_contacts(conn, list(plan.changed.values()))
     names = [_display_name_message(r, causes[(r.contact_id, r.contact_version)], topics) for r in plan.resolutions]
-    await enqueue(conn, names + dead, channel=channel)
+    await enqueue(conn, names + dead, channel=delivery.channel)
     return Enriched(events=len(todo), display_names=len(names), dead_lettered=len(dead))

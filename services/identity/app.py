@@ -13,6 +13,7 @@ from services.identity.handlers import register
 from services.identity.publishing import relay_sources
 from services.identity.service import IdentityTopics
 from shared import topics
+from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
 from shared.kafka import create_broker
@@ -38,8 +39,9 @@ def create_app(settings: IdentitySettings) -> FastAPI:
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    register(broker, engine=engine, topics=identity_topics, group=settings.consumer_group,
-             batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
+    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+                        channel=relay_channel(settings.db_schema))
+    register(broker, engine=engine, topics=identity_topics, delivery=delivery, batch_size=settings.batch_size)
     pruner = Pruner(engine, targets=EXPIRING, retention=timedelta(hours=platform.tracking_retention_hours),
                     interval=platform.tracking_prune_interval_seconds)
 

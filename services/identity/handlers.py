@@ -10,13 +10,13 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity.service import IdentityTopics, resolve_with_retries
-from shared.consumer import batch_subscriber, describe_batch, raw_records
+from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
 
 log = structlog.get_logger(__name__)
 
 
 def register(
-    broker: KafkaBroker, *, engine: AsyncEngine, topics: IdentityTopics, group: str, batch_size: int, channel: str
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: IdentityTopics, delivery: Delivery, batch_size: int
 ) -> None:
     """Subscribe identity to import rows and platform interactions with one consumer: one group join, and a
     person's rows and interactions resolved by one transaction at a time."""
@@ -24,8 +24,9 @@ def register(
     @batch_subscriber(
         broker,
         topics=(topics.import_rows, topics.interactions),
-        group_id=group,
+        group_id=delivery.group,
         engine=engine,
+        bootstrap_servers=delivery.bootstrap_servers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Resolve imported rows and interactions reported by platform teams to canonical contacts. "
@@ -35,6 +36,6 @@ def register(
     )
     async def on_import_rows_and_interactions(msg: KafkaMessage) -> None:
         records = raw_records(msg)
-        resolved = await resolve_with_retries(engine, records, topics=topics, group=group, channel=channel)
+        resolved = await resolve_with_retries(engine, records, topics=topics, delivery=delivery)
         log.info("identity.resolved", rows=resolved.rows, interactions=resolved.interactions,
                  repeated_rows=resolved.repeated_rows, dead_lettered=resolved.dead_lettered, **describe_batch(records))

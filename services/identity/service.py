@@ -24,6 +24,7 @@ from services.identity import store
 from services.identity.domain import BatchPlan, Resolution, matching_keys, resolve_batch
 from services.identity.intake import InteractionIntake, RowIntake, take_in
 from shared import wire
+from shared.consumer import Delivery
 from shared.envelope import cloud_event_headers
 from shared.events import MAX_ROWS_PER_OUTCOME_MESSAGE
 from shared.inbox import derived_id
@@ -127,10 +128,11 @@ async def _repeated_answers(conn: AsyncConnection, repeats: list[RowIntake], top
 
 
 async def resolve(
-    conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, group: str, channel: str
+    conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, delivery: Delivery
 ) -> Resolved:
     """Apply ``records`` in the caller's transaction (see the module docstring)."""
-    fresh = await claim_positions(conn, group=group, records=records)
+    fresh = await claim_positions(conn, group=delivery.group, records=records,
+                                  bootstrap_servers=delivery.bootstrap_servers)
     intake = take_in(fresh, rows_topic=topics.import_rows, dead_letter_topic=topics.dead_letters)
     rows = [item for item in intake.items if isinstance(item, RowIntake)]
     answered_through = await store.answered_through(conn, ((r.import_id, r.partition) for r in rows))
@@ -165,9 +167,9 @@ async def resolve(
     answered = [(r, item) for r, item in zip(plan.resolutions, todo, strict=True) if isinstance(item, RowIntake)]
     await store.record_answers(conn, _answer_rows(answered))
     outgoing = intake.dead_letters + await _repeated_answers(conn, repeats, topics.row_outcomes)
-    await enqueue(conn, outgoing, channel=channel)
+    await enqueue(conn, outgoing, channel=delivery.channel)
     if plan.resolutions:
-        await notify(conn, channel)
+        await notify(conn, delivery.channel)
     return Resolved(rows=len(answered), interactions=len(todo) - len(answered), repeated_rows=len(repeats),
                     dead_lettered=len(intake.dead_letters))
 
@@ -178,14 +180,14 @@ def _retryable(error: Exception) -> bool:
 
 
 async def resolve_with_retries(
-    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, group: str, channel: str
+    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, delivery: Delivery
 ) -> Resolved:
     """``resolve`` in its own transaction, retried when another instance created one of the batch's contacts
     first (a unique violation) or a deadlock broke it."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
-                return await resolve(conn, records, topics=topics, group=group, channel=channel)
+                return await resolve(conn, records, topics=topics, delivery=delivery)
         except DBAPIError as error:
             if not _retryable(error) or attempt == MAX_ATTEMPTS:
                 raise
