@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(PIP) install --quiet --no-deps --no-build-isolation --editable .
-	$(PIP) check
+	@$(PIP) check || { echo 'requirements/dev.txt does not hold what pyproject.toml asks for: run make lock' >&2; exit 1; }
 	@touch $@
 
 run: $(STAMP)
