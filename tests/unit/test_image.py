@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
+from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -47,7 +47,7 @@ class Pin:
     hashes: frozenset[str]
 
     def applies_here(self) -> bool:
-        return self.marker is None or Requirement(f"x; {self.marker}").marker.evaluate()  # type: ignore[union-attr]
+        return self.marker is None or Marker(self.marker).evaluate()
 
 
 def read_lock(name: str) -> dict[str, Pin]:
