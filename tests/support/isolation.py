@@ -71,6 +71,7 @@ class Isolation:
             "CONTACTS_AUTH_SECRET": self.auth_secret,
             "CONTACTS_ENVIRONMENT": "development",
             "CONTACTS_LOG_FORMAT": "json",
+            "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",  # the test broker (Tansu) refuses idempotent producers
             "CONTACTS_INGEST_DATA_DIR": str(self.data_dir / "uploads"),
         }
         for service in SERVICES:
