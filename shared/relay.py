@@ -104,9 +104,11 @@ class CursorSource:
         async def advance(conn: AsyncConnection, marker: Marker | None) -> None:
             await conn.execute(
                 text(
-                    "INSERT INTO relay_cursors (stream, position, latest_marker) VALUES (:s, :p, :m) "
+                    "INSERT INTO relay_cursors (stream, position, latest_marker, anchor_marker) "
+                    "VALUES (:s, :p, :m, :m) "
                     "ON CONFLICT (stream) DO UPDATE SET position = excluded.position, "
-                    "latest_marker = coalesce(excluded.latest_marker, relay_cursors.latest_marker)"
+                    "latest_marker = coalesce(excluded.latest_marker, relay_cursors.latest_marker), "
+                    "anchor_marker = coalesce(relay_cursors.anchor_marker, excluded.latest_marker)"
                 ),
                 {"s": self.stream, "p": last, "m": marker.to_text() if marker else None},
             )
@@ -190,9 +192,10 @@ class Relay:
         """Streams whose earlier publications are no longer in the broker's log (it restarted empty, or the topic
         was recreated) start over from the beginning of their store; returns their names.
 
-        Each stream keeps an anchor: a marker found in the log at the previous check. While the anchor is still
-        there, everything published since went to the same log, so the latest publication becomes the anchor.
-        (Checking the latest marker alone would miss a restart followed by a publication into the new log.)"""
+        Each stream keeps an anchor: its first publication's marker, then the one found in the log at the previous
+        check. While the anchor is still there, everything published since went to the same log, so the latest
+        publication becomes the anchor. (Checking the latest marker alone would miss a restart followed by a
+        publication into the new log.)"""
         cursors = [source for source in self._sources if isinstance(source, CursorSource)]
         async with self._engine.connect() as conn:
             markers = {source.stream: await source.markers(conn) for source in cursors}

@@ -22,7 +22,8 @@ from shared.logging import configure_logging
 from shared.retention import Pruner, Retained
 
 SERVICE = "identity"
-EXPIRING = [Retained("applied_interactions", "applied_at"), Retained("row_answers", "recorded_at")]
+EXPIRING = [Retained("applied_interactions", "applied_at"), Retained("row_answers", "recorded_at"),
+            Retained("applied_rows", "updated_at")]
 """What identity keeps only to recognise a message that comes again: pruned after the retention."""
 
 

@@ -18,13 +18,14 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import BIT, JSONB, UUID
 
 from shared.outbox_batches import outbox_batches_table
 from shared.positions import consumer_positions_table
 from shared.relay import relay_cursors_table
 
 metadata = MetaData()
+ROWS_PER_BLOCK = 1024
 
 contacts = Table(
     "contacts",
@@ -89,8 +90,20 @@ row_answers = Table(
     Column("payload", JSON, nullable=False, comment="the ImportRowsProcessedV1 as published"),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("causation_id", Text, comment="the first row's message id"),
-    Index("ix_row_answers_import_partition", "import_id", "partition", "last_row"),
+    Index("ix_row_answers_import_rows", "import_id", "last_row"),
     comment="what identity answered to import rows; a row arriving again is answered again from here",
+)
+
+applied_rows = Table(
+    "applied_rows",
+    metadata,
+    Column("import_id", Text, nullable=False),
+    Column("block", Integer, nullable=False, comment="row numbers block * 1024 .. block * 1024 + 1023"),
+    Column("bits", BIT(ROWS_PER_BLOCK), nullable=False, comment="bit i (from the left): row block * 1024 + i"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("import_id", "block"),
+    comment="which rows of each import identity applied: a row published again is recognised, whatever partition "
+    "it comes on",
 )
 
 applied_interactions = Table(

@@ -1,8 +1,9 @@
 """identity's use case: resolve a batch of import rows and interactions in one transaction, exactly once in effect.
 
 In one transaction: the group's positions advance past the batch (a redelivered batch is skipped by offset); an
-import row already answered is answered again from the stored answer instead of being applied twice (ingest
-re-publishes rows under the same ids after a crash or a deadline); an interaction already applied by its
+import row already applied (by its import and row number, whatever partition or log it comes from) is answered
+again from the stored answer instead of being applied twice (ingest re-publishes rows after a crash, a deadline or
+a lost broker); an interaction already applied by its
 (ce_source, ce_id) is skipped; the rest is resolved in arrival order, and the contacts, the organizers' layers,
 the event store and the row answers are written; dead letters and repeated answers go to the outbox. The relay
 publishes the new events and answers from their tables once the transaction commits."""
@@ -111,14 +112,15 @@ def _answer_rows(answered: list[tuple[Resolution, RowIntake]]) -> list[tuple[obj
 
 
 async def _repeated_answers(conn: AsyncConnection, repeats: list[RowIntake], topic: str) -> list[OutgoingMessage]:
-    """The stored answers covering rows that arrived again, re-sent as they were (ingest keeps a row's first)."""
-    spans: dict[tuple[str, int], tuple[int, int, str]] = {}
+    """The stored answers holding rows that arrived again, re-sent as they were (ingest keeps a row's first)."""
+    by_import: dict[str, list[RowIntake]] = {}
     for row in repeats:
-        low, high, cause = spans.get((row.import_id, row.partition), (row.row_number, row.row_number, row.message_id))
-        spans[(row.import_id, row.partition)] = (min(low, row.row_number), max(high, row.row_number), cause)
+        by_import.setdefault(row.import_id, []).append(row)
     messages = []
-    for (import_id, partition), (low, high, cause) in spans.items():
-        for index, payload in enumerate(await store.answers_covering(conn, import_id, partition, low, high)):
+    for import_id, rows in by_import.items():
+        cause = rows[0].message_id
+        numbers = [row.row_number for row in rows]
+        for index, payload in enumerate(await store.answers_covering(conn, import_id, numbers)):
             headers = cloud_event_headers(
                 id=derived_id("row-answer-again", cause, index), type=ANSWER_TYPE, source=SOURCE,
                 time=datetime.now(UTC).isoformat(), subject=import_id, correlation_id=import_id, causation_id=cause,
@@ -135,7 +137,7 @@ async def resolve(
                                   bootstrap_servers=delivery.bootstrap_servers)
     intake = take_in(fresh, rows_topic=topics.import_rows, dead_letter_topic=topics.dead_letters)
     rows = [item for item in intake.items if isinstance(item, RowIntake)]
-    answered_through = await store.answered_through(conn, ((r.import_id, r.partition) for r in rows))
+    applied_before = await store.claim_rows(conn, ((r.import_id, r.row_number) for r in rows))
     interactions = [item for item in intake.items if isinstance(item, InteractionIntake)]
     unseen = await store.claim_interactions(conn, list({(i.source, i.message_id) for i in interactions}))
 
@@ -143,11 +145,11 @@ async def resolve(
     repeats: list[RowIntake] = []
     for item in intake.items:
         if isinstance(item, RowIntake):
-            key = (item.import_id, item.partition)
-            if item.row_number <= answered_through.get(key, 0):
+            key = (item.import_id, item.row_number)
+            if key in applied_before:
                 repeats.append(item)
                 continue
-            answered_through[key] = item.row_number  # a copy later in this batch is a repeat too
+            applied_before.add(key)  # a copy later in this batch is a repeat too
         else:
             key_ = (item.source, item.message_id)
             if key_ not in unseen:
@@ -166,6 +168,7 @@ async def resolve(
     await store.append_events(conn, _event_rows(plan, todo))
     answered = [(r, item) for r, item in zip(plan.resolutions, todo, strict=True) if isinstance(item, RowIntake)]
     await store.record_answers(conn, _answer_rows(answered))
+    await store.mark_rows(conn, ((row.import_id, row.row_number) for _, row in answered))
     outgoing = intake.dead_letters + await _repeated_answers(conn, repeats, topics.row_outcomes)
     await enqueue(conn, outgoing, channel=delivery.channel)
     if plan.resolutions:

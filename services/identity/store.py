@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.identity import db
+from services.identity.db import ROWS_PER_BLOCK
 from services.identity.domain import Contact, Layer
 from shared.db import copy_rows, fetch_tuples, stage
 from shared.events import CONTACT_FIELDS
@@ -138,34 +139,73 @@ async def append_events(conn: AsyncConnection, rows: Iterable[Sequence[Any]]) ->
     await copy_rows(conn, table="contact_events", columns=EVENT_COLUMNS, rows=rows)
 
 
-async def answered_through(conn: AsyncConnection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    """(import id, rows partition) -> the highest row number answered. Rows of an import reach a partition in
-    increasing row order, so a row at or below it on that partition was answered before (a re-publish)."""
-    keys = sorted(set(keys))
-    if not keys:
-        return {}
-    rows = await fetch_tuples(
+def _block_bits(offsets: Iterable[int]) -> str:
+    value = 0
+    for offset in offsets:
+        value |= 1 << (ROWS_PER_BLOCK - 1 - offset)
+    return format(value, f"0{ROWS_PER_BLOCK}b")
+
+
+async def claim_rows(conn: AsyncConnection, rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of ``rows`` ((import id, row number) pairs), those applied before; the blocks holding them are row-locked
+    until the transaction ends, so two instances never apply one row twice. ``mark_rows`` records the rest."""
+    blocks = sorted({(import_id, number // ROWS_PER_BLOCK) for import_id, number in rows})
+    if not blocks:
+        return set()
+    imports, numbers = [i for i, _ in blocks], [b for _, b in blocks]
+    await fetch_tuples(
         conn,
-        "SELECT k.i, k.p, (SELECT max(a.last_row) FROM row_answers a WHERE a.import_id = k.i AND a.partition = k.p) "
-        "FROM unnest(%s::text[], %s::int[]) AS k(i, p)",
-        ([i for i, _ in keys], [p for _, p in keys]),
+        "INSERT INTO applied_rows (import_id, block, bits) SELECT i, b, B'0'::bit(1024) "
+        "FROM unnest(%s::text[], %s::int[]) AS u(i, b) ON CONFLICT DO NOTHING RETURNING 1",
+        (imports, numbers),
     )
-    return {(import_id, partition): last for import_id, partition, last in rows if last is not None}
+    stored = await fetch_tuples(
+        conn,
+        "SELECT a.import_id, a.block, a.bits::text FROM applied_rows a JOIN unnest(%s::text[], %s::int[]) "
+        "AS u(i, b) ON a.import_id = u.i AND a.block = u.b ORDER BY a.import_id, a.block FOR UPDATE OF a",
+        (imports, numbers),
+    )
+    applied: set[tuple[str, int]] = set()
+    for import_id, block, bits in stored:
+        if "1" in bits:
+            base = block * ROWS_PER_BLOCK
+            applied.update((import_id, base + i) for i, bit in enumerate(bits) if bit == "1")
+    return applied
+
+
+async def mark_rows(conn: AsyncConnection, rows: Iterable[tuple[str, int]]) -> None:
+    """Record ``rows`` as applied (their blocks were locked by ``claim_rows``)."""
+    offsets: dict[tuple[str, int], list[int]] = {}
+    for import_id, number in rows:
+        offsets.setdefault((import_id, number // ROWS_PER_BLOCK), []).append(number % ROWS_PER_BLOCK)
+    if not offsets:
+        return
+    await conn.execute(
+        text(
+            "UPDATE applied_rows a SET bits = a.bits | CAST(u.bits AS bit(1024)), updated_at = now() "
+            "FROM unnest(CAST(:imports AS text[]), CAST(:blocks AS int[]), CAST(:bits AS text[])) AS u(i, b, bits) "
+            "WHERE a.import_id = u.i AND a.block = u.b"
+        ),
+        {"imports": [i for i, _ in offsets], "blocks": [b for _, b in offsets],
+         "bits": [_block_bits(o) for o in offsets.values()]},
+    )
 
 
 async def record_answers(conn: AsyncConnection, rows: Iterable[Sequence[Any]]) -> None:
     await copy_rows(conn, table="row_answers", columns=ANSWER_COLUMNS, rows=rows)
 
 
-async def answers_covering(conn: AsyncConnection, import_id: str, partition: int, low: int, high: int) -> list[bytes]:
-    """The answers (as published) of ``import_id``'s rows ``low``..``high`` from ``partition``."""
+async def answers_covering(conn: AsyncConnection, import_id: str, numbers: Sequence[int]) -> list[bytes]:
+    """The stored answers (as published) that hold any of ``import_id``'s rows ``numbers``."""
     rows = await fetch_tuples(
         conn,
-        "SELECT payload::text FROM row_answers WHERE import_id = %s AND partition = %s AND last_row >= %s "
-        "AND first_row <= %s ORDER BY position",
-        (import_id, partition, low, high),
+        "SELECT payload::text FROM row_answers WHERE import_id = %s AND last_row >= %s AND first_row <= %s "
+        "ORDER BY position",
+        (import_id, min(numbers), max(numbers)),
     )
-    return [row[0].encode() for row in rows]
+    wanted = set(numbers)
+    return [payload.encode() for (payload,) in rows
+            if any(row["row_number"] in wanted for row in orjson.loads(payload)["rows"])]
 
 
 async def claim_interactions(conn: AsyncConnection, ids: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

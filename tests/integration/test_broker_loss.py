@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.local_broker import LocalBroker, free_port, start_broker
 from shared.events import ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1
-from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES
+from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES, IMPORT_ROWS
 from tests.integration.test_identity_resolution import (
     _rows_of,
     assert_one_contact_per_person_with_gapless_streams,
@@ -23,8 +24,20 @@ from tests.integration.test_identity_resolution import (
 )
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
+
+
+async def partitions(broker: LocalBroker, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return 0
+        return len((await admin.describe_topics([topic]))[0]["partitions"])
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
@@ -54,8 +67,14 @@ async def test_identity_recovers_from_a_broker_restarted_empty(
         broker.process.kill()  # what a crash of `make run`'s broker does: every message in memory is gone
         broker.process.wait()
         own_broker[0] = broker = start_broker(port=broker.port, log_path=tmp_path / "tansu-2.log")
+        async def recreated() -> bool:
+            return await partitions(broker, isolation.topic(IMPORT_ROWS)) == IMPORT_ROWS.partitions
 
-        await publish(broker.bootstrap_servers, messages)  # ingest publishes the import again from its checkpoint
+        await wait_until(recreated, timeout=90, interval=1,
+                         description="identity to create the rows topic again as the registry says")
+
+        # ingest publishes the rows it has no answer for again (from its checkpoint, after a deadline)
+        await publish(broker.bootstrap_servers, messages)
         answered = await consume_until(
             broker.bootstrap_servers, isolation.topic(IMPORT_ROW_OUTCOMES),
             lambda got: len({row.row_number for row in _rows_of(got, "imp-loss")}) >= len(emails), timeout=120,

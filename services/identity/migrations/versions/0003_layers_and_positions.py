@@ -1,6 +1,7 @@
 """identity: whose value is whose (the canonical layer in ``contacts``, one layer per organizer in
 ``contact_layers``), the event store relayed by position with its envelope attributes as columns, row answers,
-interactions deduplicated by (source, id), positional tracking and a one-row-per-transaction outbox.
+import rows deduplicated by (import, row number), interactions by (source, id), positional tracking and a
+one-row-per-transaction outbox.
 
 Existing data: each value whose recorded origin is an organizer's import moves to that organizer's layer; every
 organizer that appears on a contact's stream gets a layer; the legacy outbox's unpublished messages move to the
@@ -11,7 +12,7 @@ Revision ID: identity_0003
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import BIT, UUID
 
 from shared.migrations import move_to_positional_plumbing
 
@@ -81,7 +82,15 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("causation_id", sa.Text),
     )
-    op.create_index("ix_row_answers_import_partition", "row_answers", ["import_id", "partition", "last_row"])
+    op.create_index("ix_row_answers_import_rows", "row_answers", ["import_id", "last_row"])
+    op.create_table(
+        "applied_rows",
+        sa.Column("import_id", sa.Text, nullable=False),
+        sa.Column("block", sa.Integer, nullable=False),
+        sa.Column("bits", BIT(1024), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("import_id", "block"),
+    )
     op.create_table(
         "applied_interactions",
         sa.Column("source", sa.Text, nullable=False),
