@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -10,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.enrichment.service import EnrichmentTopics, enrich
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.poison import apply_isolating_poison, dead_letter_alone
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +36,13 @@ def register(
         "and its applied events are stale by their version.",
     )
     async def on_contact_events(msg: KafkaMessage) -> None:
-        records = raw_records(msg)
+        await apply_isolating_poison(
+            raw_records(msg), apply,
+            send_to_dead_letters=lambda record, error: dead_letter_alone(
+                engine, record, error, delivery=delivery, topic=topics.dead_letters),
+        )
+
+    async def apply(records: Sequence[ConsumerRecord]) -> None:
         async with engine.begin() as conn:
             enriched = await enrich(conn, records, topics=topics, delivery=delivery)
         log.info("contact_events.enriched", applied=enriched.events, display_names=enriched.display_names,

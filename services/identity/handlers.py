@@ -1,9 +1,12 @@
 """identity's subscriber: a batch of import rows and platform interactions, resolved in one transaction
-(``service.resolve_with_retries``)."""
+(``service.resolve_with_retries``); a message that keeps failing is isolated and dead-lettered alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -11,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity.service import IdentityTopics, resolve_with_retries
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.poison import apply_isolating_poison, dead_letter_alone
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +39,13 @@ def register(
         "ids.",
     )
     async def on_import_rows_and_interactions(msg: KafkaMessage) -> None:
-        records = raw_records(msg)
+        await apply_isolating_poison(
+            raw_records(msg), apply,
+            send_to_dead_letters=lambda record, error: dead_letter_alone(
+                engine, record, error, delivery=delivery, topic=topics.dead_letters),
+        )
+
+    async def apply(records: Sequence[ConsumerRecord]) -> None:
         resolved = await resolve_with_retries(engine, records, topics=topics, delivery=delivery)
         log.info("identity.resolved", rows=resolved.rows, interactions=resolved.interactions,
                  repeated_rows=resolved.repeated_rows, dead_lettered=resolved.dead_lettered, **describe_batch(records))

@@ -31,9 +31,10 @@ pytestmark = pytest.mark.integration
 AT = datetime(2026, 4, 7, 12, 0, tzinfo=UTC)
 
 
-def interaction_message(isolation: Isolation, event: InteractionEvent, *, id: str | None = None) -> OutgoingMessage:
+def interaction_message(isolation: Isolation, event: InteractionEvent, *, id: str | None = None,
+                        source: str = "kagibag-platform/tickets") -> OutgoingMessage:
     """What a platform team publishes: keyed by the normalized email, in a CloudEvents envelope."""
-    envelope = Envelope(id=id or str(uuid.uuid4()), type=event.TYPE, source="kagibag-platform/tickets")
+    envelope = Envelope(id=id or str(uuid.uuid4()), type=event.TYPE, source=source)
     return encode(event, envelope, topic=isolation.topic(INTERACTIONS), key=event.email.strip().lower())
 
 
@@ -144,3 +145,60 @@ async def test_invalid_interactions_are_dead_lettered_and_a_redelivery_changes_n
         (1, "created"), (2, "recorded")]
     assert recorded(isolation, "grace@x.io")[0]["interaction_id"] == "same-id"
     assert query(isolation, "SELECT count(*) FROM contacts") == [(2,)]
+
+
+async def test_two_sources_sending_the_same_ce_id_are_both_applied_and_each_once(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    """CloudEvents identifies an event by source and id: two teams may both number their events 1, 2, 3."""
+    isolation.migrate(("identity",))
+    identity = identity_process(isolation, tmp_path)
+    checked_in = EventCheckedInV1(email="ana@x.io", kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT)
+    waitlisted = WaitlistRegisteredV1(email="ana@x.io", kagibag_event_id="ev-2", organizer_id="org-9",
+                                      occurred_at=AT)
+    try:
+        await identity.start()
+        await publish(isolation.kafka_bootstrap, [
+            interaction_message(isolation, checked_in, id="42", source="kagibag-platform/check-in"),
+            interaction_message(isolation, waitlisted, id="42", source="kagibag-platform/waitlist"),
+            interaction_message(isolation, checked_in, id="42", source="kagibag-platform/check-in"),  # a re-send
+        ])
+        await wait_until(lambda: len(recorded(isolation, "ana@x.io")) >= 2, timeout=60)
+        await publish(isolation.kafka_bootstrap, [interaction_message(isolation, EventCheckedInV1(
+            email="marker@x.io", kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT))])
+        await wait_until(lambda: recorded(isolation, "marker@x.io"), timeout=60)  # the re-send was before it
+    finally:
+        await identity.stop()
+
+    assert sorted(r["kind"] for r in recorded(isolation, "ana@x.io")) == ["event_checked_in", "waitlist_registered"]
+
+
+async def test_a_message_the_database_refuses_is_dead_lettered_alone_and_the_rest_applied(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    """A value PostgreSQL refuses (a NUL character in a name) decodes fine but fails its batch every time: after
+    retries with backoff the batch is split until that message stands alone; it goes to the dead letters with the
+    error, everything else in the batch is applied."""
+    isolation.migrate(("identity",))
+    identity = identity_process(isolation, tmp_path)
+    people = [f"p{n}@x.io" for n in range(12)]
+    poison = TicketPurchasedV1(email="nul@x.io", first_name="Ada\u0000", kagibag_event_id="ev-1", order_id="o-1",
+                               ticket_count=1, organizer_id="org-9", occurred_at=AT)
+    messages = [interaction_message(isolation, EventCheckedInV1(
+        email=email, kagibag_event_id="ev-1", organizer_id="org-9", occurred_at=AT)) for email in people]
+    messages.insert(5, interaction_message(isolation, poison, id="the-poison"))
+    try:
+        await identity.start()
+        await publish(isolation.kafka_bootstrap, messages)
+        dead = await consume_until(isolation.kafka_bootstrap, isolation.topic(dead_letter_topic("identity")),
+                                   lambda got: len(got) >= 1, timeout=90)
+        await wait_until(lambda: all(recorded(isolation, email) for email in people), timeout=60)
+    finally:
+        await identity.stop()
+
+    (letter,) = dead
+    assert letter.headers["ce_id"] == b"the-poison"
+    assert letter.headers["dlq_error_code"] == b"PROCESSING_FAILED"
+    assert b"0x00" in letter.headers["dlq_error"] or b"NUL" in letter.headers["dlq_error"].upper()
+    assert query(isolation, "SELECT count(*) FROM contacts WHERE email = 'nul@x.io'") == [(0,)]
+    assert "batch.poison_dead_lettered" in identity.log_path.read_text()
