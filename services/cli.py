@@ -70,6 +70,37 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _republish(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.catalog import load_settings
+    from services.identity.republish import count_events, republish
+    from shared.db import create_engine
+    from shared.topics import CONTACT_EVENTS
+
+    settings = load_settings("identity")
+    platform = settings.platform
+
+    async def run() -> int:
+        engine = create_engine(platform.database_url, schema=settings.db_schema)
+        try:
+            total = await count_events(engine, from_position=args.from_position, contact_id=args.contact)
+            columns = (TextColumn("contact events"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as bar:
+                task = bar.add_task("republish", total=total)
+                return await republish(
+                    engine, bootstrap_servers=platform.kafka_bootstrap_servers,
+                    topic=CONTACT_EVENTS.qualified(platform.topic_prefix), from_position=args.from_position,
+                    contact_id=args.contact, progress=lambda done: bar.update(task, completed=done),
+                )
+        finally:
+            await engine.dispose()
+
+    published = asyncio.run(run())
+    print(f"republished {published:,} contact events from identity's event store")
+    return 0
+
+
 def _dev(_: argparse.Namespace) -> int:
     from services.local_stack import DevSettings, run
 
@@ -137,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="then make the rebuilt schema the live one (stop the service first); the old one is "
                          "kept as <schema>_replaced_<time>")
     rebuild.set_defaults(handler=_rebuild)
+
+    republish = commands.add_parser(
+        "republish", help="publish identity's event store again to the contact log (idempotent for consumers)"
+    )
+    republish.add_argument("log", choices=["contact-events"], help="what to publish again (contact-events)")
+    scope = republish.add_mutually_exclusive_group()
+    scope.add_argument("--from", dest="from_position", type=int, default=0, metavar="VERSION",
+                       help="start at this position of the event store (the log's version; default: all)")
+    scope.add_argument("--contact", metavar="ID", help="only this contact's stream")
+    republish.set_defaults(handler=_republish)
 
     dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
     dev.set_defaults(handler=_dev)

@@ -13,31 +13,38 @@ from shared.kafka import OutgoingMessage
 from shared.relay import CursorSource, OutboxSource, RelaySource
 from shared.wire import CONTACT_EVENT_STRUCTS, TYPE_OF_STRUCT
 
-CONTACT_EVENTS = (
-    "SELECT position, contact_id::text, version, type, payload::text, recorded_at, correlation_id, causation_id "
-    "FROM contact_events WHERE position > %(after)s ORDER BY position LIMIT %(n)s"
-)
+EVENT_COLUMNS = "position, contact_id::text, version, type, payload::text, recorded_at, correlation_id, causation_id"
+CONTACT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM contact_events WHERE position > %(after)s ORDER BY position LIMIT %(n)s"
 ROW_ANSWERS = (
     "SELECT position, import_id, payload::text, recorded_at, causation_id FROM row_answers "
     "WHERE position > %(after)s ORDER BY position LIMIT %(n)s"
 )
 
 
-def relay_sources(topics: IdentityTopics) -> list[RelaySource]:
-    templates = {
-        TYPE_OF_STRUCT[struct]: HeaderTemplate(type=TYPE_OF_STRUCT[struct], source=SOURCE)
-        for struct in CONTACT_EVENT_STRUCTS
-    }
-    answers = HeaderTemplate(type=ANSWER_TYPE, source=SOURCE)
-    events_topic, answers_topic = topics.contact_events, topics.row_outcomes
+class ContactEventMessages:
+    """A row of the event store (``CONTACT_EVENTS``' columns) as the message published on the contact log: the
+    same for the relay and for ``contacts republish``, so consumers recognise a re-published event."""
 
-    def contact_event(row: Any) -> OutgoingMessage:
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self._templates = {
+            TYPE_OF_STRUCT[struct]: HeaderTemplate(type=TYPE_OF_STRUCT[struct], source=SOURCE)
+            for struct in CONTACT_EVENT_STRUCTS
+        }
+
+    def __call__(self, row: Any) -> OutgoingMessage:
         _, contact_id, version, event_type, payload, recorded_at, correlation_id, causation_id = row
-        headers = templates[event_type].build(  # the id is the event's place in its stream: stable on re-publish
+        headers = self._templates[event_type].build(  # the id is the event's place in its stream: stable
             id=f"{contact_id}:{version}", time=recorded_at, subject=contact_id, correlation_id=correlation_id,
             causation_id=causation_id,
         )
-        return OutgoingMessage(events_topic, contact_id.encode(), payload.encode(), headers)
+        return OutgoingMessage(self._topic, contact_id.encode(), payload.encode(), headers)
+
+
+def relay_sources(topics: IdentityTopics) -> list[RelaySource]:
+    answers = HeaderTemplate(type=ANSWER_TYPE, source=SOURCE)
+    answers_topic = topics.row_outcomes
+    contact_event = ContactEventMessages(topics.contact_events)
 
     def row_answer(row: Any) -> OutgoingMessage:
         position, import_id, payload, recorded_at, causation_id = row
