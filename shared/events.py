@@ -12,6 +12,9 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ContactField = Literal["first_name", "last_name", "company", "title", "phone"]
+SourceKind = Literal["import", "interaction", "attendee"]
+PERSON_STATED: tuple[SourceKind, ...] = ("interaction", "attendee")
+"""Source kinds whose values the person stated themself: they form the canonical profile."""
 CONTACT_FIELDS: tuple[ContactField, ...] = ("first_name", "last_name", "company", "title", "phone")
 EmailPermission = Literal["subscribed", "unsubscribed", "unknown"]
 RowOutcome = Literal["created", "matched", "error"]
@@ -128,6 +131,29 @@ INTERACTION_EVENTS: tuple[type[InteractionEvent], ...] = (
 )
 
 
+# --- enrichment -> identity: contacts.attendee-statements.v1 ---------------------------------------------------
+
+
+class AttendeeStatedV1(Event):
+    """The person stated values about themself directly (signed in as the attendee): accepted or customized an
+    enrichment suggestion, or edited their own profile. identity applies it to the canonical profile, where it
+    beats whatever an organizer imported. Blank values state nothing."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.attendee.stated.v1"
+
+    email: str = Field(min_length=1, description="the attendee's verified email (from their token)")
+    occurred_at: datetime
+    statement: Literal["suggestion_accepted", "suggestion_customized", "profile_edited"]
+    suggestion_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    bio: str | None = None
+    social_links: dict[str, str] = Field(default_factory=dict, description="Network name -> URL or handle.")
+
+
 # --- identity -> ingest: contacts.import-row-outcomes.v1 ------------------------------------------------------
 
 
@@ -165,11 +191,13 @@ MAX_ROWS_PER_OUTCOME_MESSAGE = 1000
 class ContactSource(BaseModel):
     """Where a contact change came from, which says whose values it carries. ``import``: values an organizer
     brought (``organizer_id``'s own, shown to that organizer only); ``interaction``: values the person stated
-    through an interaction with ``organizer_id``'s event (canonical, shown to every organizer who knows them)."""
+    through an interaction with ``organizer_id``'s event (canonical, shown to every organizer who knows them);
+    ``attendee``: values the person stated directly (an accepted or customized enrichment suggestion, their own
+    profile edit), canonical too, with no organizer (``organizer_id`` is empty)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    kind: Literal["import", "interaction"]
+    kind: SourceKind
     organizer_id: str
     import_id: str | None = None
     row_number: int | None = None
@@ -265,7 +293,7 @@ class FieldSourceV1(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    kind: Literal["import", "interaction"]
+    kind: SourceKind
     at: datetime
 
 
@@ -309,6 +337,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     InteractionRecordedV1,
     DisplayNameResolvedV1,
     ContactProfileUpdatedV1,
+    AttendeeStatedV1,
     *INTERACTION_EVENTS,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.TYPE: event for event in ALL_EVENTS}

@@ -52,6 +52,16 @@ INTERACTIONS = Topic(
     "registrations, check-ins, completed attendee profiles, linked user accounts.",
     config=WORKING,
 )
+ATTENDEE_STATEMENTS = Topic(
+    name="contacts.attendee-statements.v1",
+    key="normalized email, like interactions, so one identity consumer owns a person",
+    events=(events.AttendeeStatedV1,),
+    partitions=8,
+    writer="enrichment",
+    description="What attendees state about themselves, signed in: accepted or customized enrichment suggestions "
+    "and their own profile edits. identity applies them to the canonical profile.",
+    config=WORKING,
+)
 IMPORT_ROW_OUTCOMES = Topic(
     name="contacts.import-row-outcomes.v1",
     key="import id",
@@ -108,6 +118,7 @@ CONSUMING_SERVICES = ("ingest", "identity", "enrichment", "profiles")
 ALL_TOPICS: tuple[Topic, ...] = (
     IMPORT_ROWS,
     INTERACTIONS,
+    ATTENDEE_STATEMENTS,
     IMPORT_ROW_OUTCOMES,
     CONTACT_EVENTS,
     ENRICHMENTS,

@@ -78,6 +78,23 @@ class UserAccountLinked(_Interaction, kw_only=True, frozen=True):
     user_account_id: NonEmpty
 
 
+# --- contacts.attendee-statements.v1 ------------------------------------------------------------------------------
+
+
+class AttendeeStated(Wire, kw_only=True, frozen=True):
+    email: NonEmpty
+    occurred_at: datetime
+    statement: Literal["suggestion_accepted", "suggestion_customized", "profile_edited"]
+    suggestion_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    bio: str | None = None
+    social_links: dict[str, str] = {}
+
+
 # --- contacts.import-row-outcomes.v1 -----------------------------------------------------------------------------
 
 
@@ -99,7 +116,7 @@ class ImportRowsProcessed(Wire, kw_only=True, frozen=True):
 
 
 class ContactSource(Wire, kw_only=True, frozen=True):
-    kind: Literal["import", "interaction"]
+    kind: events.SourceKind
     organizer_id: str
     import_id: str | None = None
     row_number: int | None = None
@@ -159,7 +176,7 @@ class DisplayNameResolved(Wire, kw_only=True, frozen=True):
 
 
 class FieldSource(Wire, kw_only=True, frozen=True):
-    kind: Literal["import", "interaction"]
+    kind: events.SourceKind
     at: datetime
 
 
@@ -201,6 +218,7 @@ STRUCT_OF_MODEL: dict[type[events.Event], type[Wire]] = {
     events.InteractionRecordedV1: InteractionRecorded,
     events.DisplayNameResolvedV1: DisplayNameResolved,
     events.ContactProfileUpdatedV1: ContactProfileUpdated,
+    events.AttendeeStatedV1: AttendeeStated,
 }
 STRUCT_OF_TYPE: dict[str, type[Wire]] = {model.TYPE: struct for model, struct in STRUCT_OF_MODEL.items()}
 TYPE_OF_STRUCT: dict[type[Wire], str] = {struct: model.TYPE for model, struct in STRUCT_OF_MODEL.items()}

@@ -36,6 +36,7 @@ def create_app(settings: IdentitySettings) -> FastAPI:
     identity_topics = IdentityTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
         interactions=topics.INTERACTIONS.qualified(prefix),
+        attendee_statements=topics.ATTENDEE_STATEMENTS.qualified(prefix),
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
@@ -62,7 +63,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
             engine=engine,
             group=settings.consumer_group,
             bootstrap_servers=platform.kafka_bootstrap_servers,
-            consumed_topics=[identity_topics.import_rows, identity_topics.interactions],
+            consumed_topics=[identity_topics.import_rows, identity_topics.interactions,
+                             identity_topics.attendee_statements],
         )
     )
     return app

@@ -20,12 +20,10 @@ from datetime import datetime
 import msgspec
 from msgspec.structs import replace
 
-from shared.events import CONTACT_FIELDS, ContactField, InteractionKind
+from shared.events import CONTACT_FIELDS, PERSON_STATED, ContactField, InteractionKind
 from shared.wire import ContactCreated, ContactMatched, ContactSource, ContactUpdated, InteractionRecorded
 
 ContactEvent = ContactCreated | ContactUpdated | ContactMatched | InteractionRecorded
-PERSON_STATED = frozenset({"interaction"})
-"""Source kinds whose values the person stated themself: they form the canonical layer."""
 
 class InvalidEmail(ValueError):
     """The address cannot identify a person: blank, or not of the form local@domain."""
@@ -159,7 +157,8 @@ def decide(
 ) -> list[ContactEvent]:
     """Every event a record produces, in stream order. An import row: exactly one (created, updated with what
     changed in its organizer's layer, or matched). An interaction: the change it causes to the canonical layer
-    (created, or updated when something changed; never a bare match), then its ``InteractionRecorded``.
+    (created, or updated when something changed; never a bare match), then its ``InteractionRecorded``. An
+    attendee's own statement: the change it causes, or nothing.
     ``new_contact_id`` is used only when the record creates the contact (ids are random, never derived from the
     email, so they reveal nothing about it). ``email``: the record's normalized email, when the caller has it.
     Raises ``InvalidEmail``."""
@@ -195,6 +194,8 @@ def decide(
                 source=record.source, email_original=email_original,
             )
     interaction = record.interaction
+    if record.source.kind == "attendee":
+        return [] if isinstance(first, ContactMatched) else [first]
     if interaction is None:
         return [first]
     events: list[ContactEvent] = [] if isinstance(first, ContactMatched) else [first]
@@ -242,7 +243,7 @@ def evolve(contact: Contact | None, event: ContactEvent) -> Contact:
             contact_id=event.contact_id, email=event.email, version=1, created_at=event.occurred_at,
             updated_at=event.occurred_at,
             person=stated if person_stated else EMPTY,
-            organizers={source.organizer_id: EMPTY if person_stated else stated},
+            organizers={} if source.kind == "attendee" else {source.organizer_id: EMPTY if person_stated else stated},
         )
     if contact is None:
         raise ValueError(f"event for unknown contact {event.contact_id}")
@@ -259,7 +260,7 @@ def evolve(contact: Contact | None, event: ContactEvent) -> Contact:
         person = _spelled(person, event.email_original)
     else:
         organizers = {**organizers, source.organizer_id: _spelled(organizer or EMPTY, event.email_original)}
-    if source.organizer_id not in organizers:
+    if source.organizer_id not in organizers and source.kind != "attendee":  # an attendee is no organizer
         organizers = {**organizers, source.organizer_id: EMPTY}
     changed = isinstance(event, ContactUpdated)
     return replace(
@@ -336,14 +337,16 @@ def resolve_batch(
         events = decide(contact, record, new_contact_id=new_contact_id() if contact is None else "", email=email)
         for event in events:
             contact = evolve(contact, event)
-        assert contact is not None  # decide returns at least one event
+        assert contact is not None  # a record about an unknown person creates the contact
+        resolutions.append(Resolution(record, events=tuple(events), new_to_organizer=new_to_organizer))
+        if not events:
+            continue  # an attendee's statement that changes nothing
         pair = (contact.contact_id, organizer_id)
-        if pair not in layers_before:
+        if pair not in layers_before and record.source.kind != "attendee":
             known_contact = known.get(email)
             layers_before[pair] = known_contact.organizers.get(organizer_id) if known_contact else None
         state[email] = contact
         (created if email in created or email not in known else changed)[email] = contact
-        resolutions.append(Resolution(record, events=tuple(events), new_to_organizer=new_to_organizer))
     new_layers: dict[tuple[str, str], Layer] = {}
     changed_layers: dict[tuple[str, str], Layer] = {}
     by_id = {contact.contact_id: contact for contact in (*created.values(), *changed.values())}

@@ -27,13 +27,14 @@ def register(
 
     @batch_subscriber(
         broker,
-        topics=(topics.import_rows, topics.interactions),
+        topics=(topics.import_rows, topics.interactions, topics.attendee_statements),
         group_id=delivery.group,
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Resolve imported rows and interactions reported by platform teams to canonical contacts. "
+        description="Resolve imported rows, interactions reported by platform teams and attendees' own statements "
+        "to canonical contacts. "
         "The group's positions are stored with the batch's effect; Kafka offsets are committed after it; a failed "
         "batch is redelivered, and what it had applied is recognised by its offsets, row numbers or interaction "
         "ids.",

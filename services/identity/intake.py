@@ -31,7 +31,10 @@ class RowIntake:
 
 
 @dataclass(frozen=True, slots=True)
-class InteractionIntake:
+class StatementIntake:
+    """What the person did or said: an interaction reported by a platform team, or their own statement as an
+    attendee. Identified by its CloudEvents source and id."""
+
     record: IncomingRecord
     message_id: str
     source: str
@@ -42,7 +45,7 @@ class InteractionIntake:
 class Intake:
     """A batch in arrival order (rows and interactions interleaved as they came), and its dead letters."""
 
-    items: list[RowIntake | InteractionIntake] = field(default_factory=list)
+    items: list[RowIntake | StatementIntake] = field(default_factory=list)
     dead_letters: list[OutgoingMessage] = field(default_factory=list)
 
 
@@ -55,6 +58,9 @@ def _time(value: bytes) -> datetime:
 
 _rows = wire.Decoder((wire.ImportRowReceived,))
 _interactions = wire.Decoder(wire.INTERACTION_STRUCTS)
+_statements = wire.Decoder((wire.AttendeeStated,))
+STATEMENT_TYPE = wire.TYPE_OF_STRUCT[wire.AttendeeStated]
+ATTENDEE = wire.ContactSource(kind="attendee", organizer_id="")
 
 
 def _row(record: ConsumerRecord, headers: dict[str, bytes]) -> RowIntake:
@@ -71,7 +77,7 @@ def _row(record: ConsumerRecord, headers: dict[str, bytes]) -> RowIntake:
     return RowIntake(incoming, headers["ce_id"].decode(), row.import_id, row.row_number, record.partition)
 
 
-def _interaction(record: ConsumerRecord, headers: dict[str, bytes], event_type: str) -> InteractionIntake:
+def _interaction(record: ConsumerRecord, headers: dict[str, bytes], event_type: str) -> StatementIntake:
     event: Any = _interactions.decode(event_type, record.value or b"")
     try:
         normalize_email(event.email)
@@ -101,15 +107,32 @@ def _interaction(record: ConsumerRecord, headers: dict[str, bytes], event_type: 
         ),
     )
     correlation = headers.get("ce_correlationid")
-    return InteractionIntake(incoming, message_id, headers["ce_source"].decode(),
+    return StatementIntake(incoming, message_id, headers["ce_source"].decode(),
                              correlation.decode() if correlation else None)
 
 
-def take_in(records: Sequence[ConsumerRecord], *, rows_topic: str, dead_letter_topic: str) -> Intake:
-    """Decode a batch. Rows come from ``rows_topic``, interactions from the other topic; a record of a type not
-    accepted on its topic, without ``ce_id``/``ce_type``/``ce_source``, with bytes that are not its event, or an
-    interaction whose email identifies no one, becomes a dead letter (an import row with such an email gets an
-    ``error`` answer instead)."""
+def _statement(record: ConsumerRecord, headers: dict[str, bytes]) -> StatementIntake:
+    stated: Any = _statements.decode(STATEMENT_TYPE, record.value or b"")
+    try:
+        normalize_email(stated.email)
+    except InvalidEmail as error:
+        raise UndecodableMessage("INVALID_EMAIL", str(error)) from error
+    fields = {"first_name": stated.first_name, "last_name": stated.last_name, "company": stated.company,
+              "title": stated.title, "phone": stated.phone}
+    incoming = IncomingRecord(email=stated.email, fields=fields, source=ATTENDEE,  # type: ignore[arg-type]
+                              occurred_at=stated.occurred_at, bio=stated.bio, social_links=dict(stated.social_links))
+    correlation = headers.get("ce_correlationid")
+    return StatementIntake(incoming, headers["ce_id"].decode(), headers["ce_source"].decode(),
+                           correlation.decode() if correlation else None)
+
+
+def take_in(
+    records: Sequence[ConsumerRecord], *, rows_topic: str, statements_topic: str, dead_letter_topic: str
+) -> Intake:
+    """Decode a batch. Rows come from ``rows_topic``, attendees' statements from ``statements_topic``,
+    interactions from the other topic; a record of a type not accepted on its topic, without
+    ``ce_id``/``ce_type``/``ce_source``, with bytes that are not its event, or a statement whose email identifies
+    no one, becomes a dead letter (an import row with such an email gets an ``error`` answer instead)."""
     intake = Intake()
     for record in records:
         headers = {key: value for key, value in record.headers or () if value is not None}
@@ -120,7 +143,9 @@ def take_in(records: Sequence[ConsumerRecord], *, rows_topic: str, dead_letter_t
             event_type = headers["ce_type"].decode(errors="replace")
             if record.topic == rows_topic and event_type == ROW_TYPE:
                 intake.items.append(_row(record, headers))
-            elif record.topic != rows_topic and _interactions.accepts(event_type):
+            elif record.topic == statements_topic and event_type == STATEMENT_TYPE:
+                intake.items.append(_statement(record, headers))
+            elif record.topic not in (rows_topic, statements_topic) and _interactions.accepts(event_type):
                 intake.items.append(_interaction(record, headers, event_type))
             else:
                 raise UndecodableMessage("UNEXPECTED_TYPE", f"type {event_type!r} is not accepted on {record.topic}")

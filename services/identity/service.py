@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.identity import store
 from services.identity.domain import BatchPlan, Resolution, matching_keys, resolve_batch
-from services.identity.intake import InteractionIntake, RowIntake, take_in
+from services.identity.intake import RowIntake, StatementIntake, take_in
 from shared import wire
 from shared.consumer import Delivery
 from shared.envelope import cloud_event_headers
@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 8
 class IdentityTopics:
     import_rows: str
     interactions: str
+    attendee_statements: str
     contact_events: str
     row_outcomes: str
     dead_letters: str
@@ -76,7 +77,7 @@ def _random_ids() -> Callable[[], str]:
     return next_id
 
 
-def _event_rows(plan: BatchPlan, causes: Sequence[RowIntake | InteractionIntake]) -> list[tuple[object, ...]]:
+def _event_rows(plan: BatchPlan, causes: Sequence[RowIntake | StatementIntake]) -> list[tuple[object, ...]]:
     rows = []
     for resolution, cause in zip(plan.resolutions, causes, strict=True):
         correlation = cause.import_id if isinstance(cause, RowIntake) else cause.correlation_id or cause.message_id
@@ -135,13 +136,14 @@ async def resolve(
     """Apply ``records`` in the caller's transaction (see the module docstring)."""
     fresh = await claim_positions(conn, group=delivery.group, records=records,
                                   bootstrap_servers=delivery.bootstrap_servers)
-    intake = take_in(fresh, rows_topic=topics.import_rows, dead_letter_topic=topics.dead_letters)
+    intake = take_in(fresh, rows_topic=topics.import_rows, statements_topic=topics.attendee_statements,
+                     dead_letter_topic=topics.dead_letters)
     rows = [item for item in intake.items if isinstance(item, RowIntake)]
     applied_before = await store.claim_rows(conn, ((r.import_id, r.row_number) for r in rows))
-    interactions = [item for item in intake.items if isinstance(item, InteractionIntake)]
-    unseen = await store.claim_interactions(conn, list({(i.source, i.message_id) for i in interactions}))
+    statements = [item for item in intake.items if isinstance(item, StatementIntake)]
+    unseen = await store.claim_interactions(conn, list({(i.source, i.message_id) for i in statements}))
 
-    todo: list[RowIntake | InteractionIntake] = []
+    todo: list[RowIntake | StatementIntake] = []
     repeats: list[RowIntake] = []
     for item in intake.items:
         if isinstance(item, RowIntake):

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
 
 from services.profiles.insights import RecordedInteraction
 from services.profiles.permission import Permission, Statement, effective, latest_imported
@@ -22,9 +21,10 @@ from shared.events import (
     FieldSourceV1,
     InteractionRecordedV1,
 )
+from shared.events import SourceKind as events_SourceKind
 
 Update = ContactEvent | DisplayNameResolvedV1
-SourceKind = Literal["import", "interaction"]
+SourceKind = events_SourceKind
 
 
 @dataclass(frozen=True)

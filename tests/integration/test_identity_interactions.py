@@ -12,6 +12,7 @@ import pytest
 from shared.envelope import Envelope
 from shared.events import (
     AttendeeProfileCompletedV1,
+    AttendeeStatedV1,
     EventCheckedInV1,
     ImportRowReceivedV1,
     InteractionEvent,
@@ -20,7 +21,7 @@ from shared.events import (
     WaitlistRegisteredV1,
 )
 from shared.kafka import OutgoingMessage, encode
-from shared.topics import INTERACTIONS, dead_letter_topic
+from shared.topics import ATTENDEE_STATEMENTS, INTERACTIONS, dead_letter_topic
 from tests.integration.test_identity_resolution import identity_process, outcomes_for, query, row_messages
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish
@@ -202,3 +203,34 @@ async def test_a_message_the_database_refuses_is_dead_lettered_alone_and_the_res
     assert b"0x00" in letter.headers["dlq_error"] or b"NUL" in letter.headers["dlq_error"].upper()
     assert query(isolation, "SELECT count(*) FROM contacts WHERE email = 'nul@x.io'") == [(0,)]
     assert "batch.poison_dead_lettered" in identity.log_path.read_text()
+
+
+async def test_an_attendees_own_statement_is_canonical_and_a_later_import_does_not_change_it(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    isolation.migrate(("identity",))
+    identity = identity_process(isolation, tmp_path)
+    stated = AttendeeStatedV1(email=" Ada@x.io", occurred_at=AT, statement="suggestion_customized",
+                              suggestion_id="s-1", company="Analytical Engines", first_name="Ada")
+    envelope = Envelope(type=stated.TYPE, source="kagibag-contacts/enrichment")
+    try:
+        await identity.start()
+        await publish(isolation.kafka_bootstrap, row_messages(isolation, "imp-ada", ["ada@x.io"]))
+        await outcomes_for(isolation, "imp-ada", 1)
+        await publish(isolation.kafka_bootstrap, [
+            encode(stated, envelope, topic=isolation.topic(ATTENDEE_STATEMENTS), key="ada@x.io"),
+            encode(stated, envelope, topic=isolation.topic(ATTENDEE_STATEMENTS), key="ada@x.io"),  # a re-send
+        ])
+        await wait_until(lambda: query(isolation, "SELECT company FROM contacts") == [("Analytical Engines",)],
+                         timeout=60)
+        later = [m._replace(value=m.value.replace(b'"name-1"', b'"Countess"')) for m in
+                 row_messages(isolation, "imp-later", ["ADA@x.io"])]
+        await publish(isolation.kafka_bootstrap, later)
+        await outcomes_for(isolation, "imp-later", 1)
+    finally:
+        await identity.stop()
+
+    assert query(isolation, "SELECT first_name, company FROM contacts") == [("Ada", "Analytical Engines")]
+    assert query(isolation, "SELECT organizer_id, first_name FROM contact_layers") == [("org-1", "Countess")]
+    types = [t.rsplit(".", 2)[-2] for _, t, _ in stream(isolation, "ada@x.io")]
+    assert types == ["created", "updated", "updated"]  # the statement once; the later import in org-1's layer

@@ -239,3 +239,30 @@ def test_whatever_the_batches_each_person_is_one_contact_whose_layers_hold_each_
                             if o == organizer and k == "import" and v[name] and v[name].strip()]
                 layer = contact.organizers[organizer]
                 assert layer.fields.get(name) == (imported[-1] if imported else None)  # type: ignore[call-overload]
+
+
+def attendee(email: str, at: datetime = T0, **fields: str | None) -> IncomingRecord:
+    return IncomingRecord(email=email, fields=fields, occurred_at=at,  # type: ignore[arg-type]
+                          source=wire.ContactSource(kind="attendee", organizer_id=""))
+
+
+def test_the_attendees_own_statement_is_canonical_names_no_organizer_and_beats_no_later_import() -> None:
+    contact = applied(None, record("ada@x.io", company="Imported Co"))
+
+    [event] = decide(contact, attendee("ada@x.io", company="Analytical Engines"), new_contact_id="-")
+    after = evolve(contact, event)
+    imported_later = applied(after, record("ada@x.io", T0 + timedelta(days=1), company="Another Co"))
+
+    assert isinstance(event, wire.ContactUpdated) and event.source.kind == "attendee"
+    assert after.person.fields == {"company": "Analytical Engines"} and set(after.organizers) == {"org-a"}
+    assert imported_later.person.fields == {"company": "Analytical Engines"}  # the organizer's layer changes
+    assert imported_later.organizers["org-a"].fields == {"company": "Another Co"}
+
+
+def test_an_attendee_statement_that_changes_nothing_produces_no_event() -> None:
+    contact = applied(None, ticket("ada@x.io", first_name="Ada"))
+
+    assert decide(contact, attendee(" ADA@x.io", first_name="Ada"), new_contact_id="-") == []
+    plan = resolve_batch({"ada@x.io": contact}, [attendee("ada@x.io", first_name=" ")],
+                         new_contact_id=sequential_ids())
+    assert plan.events == [] and plan.changed == {} and plan.new_layers == {} and plan.changed_layers == {}

@@ -46,6 +46,9 @@ FULL: list[events.Event] = [
                                  kind="ticket_purchased", interaction_id="ce-9", kagibag_event_id="ev",
                                  order_id="or", ticket_count=3, user_account_id="u", email_original="a@x.org"),
     events.DisplayNameResolvedV1(contact_id="c", display_name="Ada", contact_version=2),
+    events.AttendeeStatedV1(email="a@x.org", occurred_at=AT, statement="suggestion_customized", suggestion_id="s-1",
+                            first_name="Ada", last_name="L", company="C", title="T", phone="1", bio="B",
+                            social_links={"x": "@a"}),
     events.ContactProfileUpdatedV1(contact_id="c", profile_version=5, email="a@x.org", email_original="A@x.org",
                                    first_name="Ada", last_name="L", company="C", title="T", phone="1",
                                    display_name="Ada L", created_at=AT, updated_at=AT, bio="B",
@@ -53,6 +56,7 @@ FULL: list[events.Event] = [
                                    field_sources={"first_name": events.FieldSourceV1(kind="interaction", at=AT)}),
 ]
 MINIMAL: list[events.Event] = [
+    events.AttendeeStatedV1(email="a@x.org", occurred_at=AT, statement="profile_edited"),
     events.ImportRowReceivedV1(import_id="i", organizer_id="o", row_number=1, email="a@x.org"),
     events.AttendeeProfileCompletedV1(organizer_id="o", email="a@x.org", occurred_at=AT),
     events.ContactCreatedV1(contact_id="c", version=1, occurred_at=AT, source=IMPORT, email="a@x.org",
