@@ -4,10 +4,8 @@ STALL or STOP within a minute of enrichment stopping while contact events keep a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +18,10 @@ from shared import topics
 from shared.envelope import Envelope
 from shared.events import ContactCreatedV1, ContactSource
 from shared.kafka import encode
+from tests.support.cli import contacts
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
-from tests.support.processes import CHECKOUT, ServiceProcess
+from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -49,16 +48,6 @@ async def publish_contacts(isolation: Isolation, count: int) -> None:
         envelope = Envelope(type=event.TYPE, source="kagibag-contacts/identity", subject=contact_id)
         messages.append(encode(event, envelope, topic=isolation.topic(topics.CONTACT_EVENTS), key=contact_id))
     await publish(isolation.kafka_bootstrap, messages)
-
-
-async def contacts(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``contacts ARGS`` as a process: exit code, standard output, standard error."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, cwd=CHECKOUT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
