@@ -18,6 +18,7 @@ from services.monitor.watch import Monitor
 from shared.http import asyncapi_router
 from shared.lag import SUBSCRIPTIONS
 from shared.logging import configure_logging
+from shared.topics import CONSUMING_SERVICES, dead_letter_topic
 
 SERVICE = "monitor"
 
@@ -51,6 +52,7 @@ def create_app(settings: MonitorSettings) -> FastAPI:
     poller = OffsetPoller(
         platform.kafka_bootstrap_servers, groups=groups, topic_prefix=platform.topic_prefix,
         timeout=settings.read_timeout_seconds,
+        end_only=tuple(dead_letter_topic(service).qualified(platform.topic_prefix) for service in CONSUMING_SERVICES),
     )
     monitor = Monitor(book=book, poller=poller, interval=settings.poll_interval_seconds)
 

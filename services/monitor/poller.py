@@ -23,7 +23,8 @@ DISCOVER_EVERY = 12
 
 class OffsetPoller:
     """``groups``: group -> the topics it reads, or None to find them from the group's commits (any topic with
-    the prefix on which the group has committed)."""
+    the prefix on which the group has committed). ``end_only``: topics whose end offsets are read although no
+    watched group reads them (the dead-letter topics: their growth is alerted on)."""
 
     def __init__(
         self,
@@ -32,11 +33,13 @@ class OffsetPoller:
         groups: Mapping[str, tuple[str, ...] | None],
         topic_prefix: str,
         timeout: float,
+        end_only: tuple[str, ...] = (),
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._groups = dict(groups)
         self._prefix = topic_prefix
         self._timeout = timeout
+        self._end_only = set(end_only)
         self._metadata: AIOKafkaConsumer | None = None
         self._readers: dict[str, AIOKafkaConsumer] = {}
         self._discovered: dict[str, set[str]] = {}
@@ -67,7 +70,7 @@ class OffsetPoller:
         )
 
     def _partitions(self, metadata: AIOKafkaConsumer, topics: set[str]) -> list[TopicPartition]:
-        wanted = {topic for names in self._groups.values() if names for topic in names}
+        wanted = {topic for names in self._groups.values() if names for topic in names} | self._end_only
         if any(names is None for names in self._groups.values()):
             wanted |= {topic for topic in topics if topic.startswith(self._prefix) and not topic.startswith("__")}
         return [
