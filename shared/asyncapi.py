@@ -228,10 +228,10 @@ def _properties_table(schema: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(_type_of(field))}</td>"
         f"<td>{'yes' if name in required else ''}</td>"
-        f"<td>{html.escape(str(field.get('description', field.get('title', ''))))}</td></tr>"
+        f"<td>{html.escape(str(field.get('description', '')))}</td></tr>"
         for name, field in properties.items()
     )
-    return f"<table><tr><th>field</th><th>type</th><th>required</th><th>meaning</th></tr>{rows}</table>"
+    return f"<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>{rows}</table>"
 
 
 def _resolve(document: dict[str, Any], ref: str) -> dict[str, Any]:

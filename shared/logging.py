@@ -31,6 +31,7 @@ def _uvicorn_access_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> 
     """uvicorn's access lines as fields (client, method, path, status) instead of one formatted string."""
     record = event_dict.get("_record")
     args = event_dict.pop("positional_args", None)
+    event_dict.pop("color_message", None)  # uvicorn's copy of the message with terminal colour codes
     if record is not None and record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
         client, method, path, http_version, status = args
         event_dict.update(
@@ -59,7 +60,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto", service: str) -
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, _uvicorn_access_fields, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _uvicorn_access_fields],
         pass_foreign_args=True,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -65,6 +66,11 @@ def _seconds(value: float | None) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def short_topic(name: str) -> str:
+    """``t1.contacts.import-rows.v1`` -> ``import-rows``: tables stay narrow; ``--json`` has the full names."""
+    return re.sub(r"^(.*\.)?contacts\.|\.v\d+$", "", name)
+
+
 def lag_table(body: dict[str, Any], *, partitions: bool) -> Group:
     """Groups, then (for a lagging or unhealthy group, or all with ``partitions``) each partition."""
     table = Table(title=f"consumer lag ({body['cluster_name']}, polled {body.get('polled_at') or 'never'})",
@@ -84,14 +90,15 @@ def lag_table(body: dict[str, Any], *, partitions: bool) -> Group:
         for p in group["partitions"]:
             if partitions or p["lag"] or p["status"] != "OK":
                 committed = "-" if p["committed_offset"] is None else f"{p['committed_offset']:,}"
-                detail.add_row(group["group"], p["topic"], str(p["partition"]), committed, f"{p['end_offset']:,}",
+                detail.add_row(group["group"], short_topic(p["topic"]), str(p["partition"]), committed,
+                               f"{p['end_offset']:,}",
                                f"{p['lag']:,}", _seconds(p["lag_seconds"]),
                                Text(p["status"], style=STATUS_STYLE.get(p["status"], "")), p["reason"])
     return Group(table, detail) if detail.row_count else Group(table)
 
 
 def run_lag(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # piped: no 80-column squeeze
     if not args.watch:
         try:
             body = fetch_lag(args.url, args.group)
