@@ -1,4 +1,7 @@
-"""The four services as the operational tools see them: settings class, migrations folder, schema, port."""
+"""The services as the operational tools see them: settings class, migrations folder, schema, port.
+
+The four consuming services each own a schema and a consumer group; the lag monitor owns neither (it only reads
+the broker); the operator commands own the ``ops`` schema and run no process."""
 
 from __future__ import annotations
 
@@ -12,12 +15,20 @@ from shared.config import PlatformSettings
 from shared.migrations import upgrade
 
 SERVICES: tuple[str, ...] = ("ingest", "identity", "enrichment", "profiles")
+"""The consuming services: each has its own schema, consumer group and HTTP port."""
+MONITOR = "monitor"
+PROCESSES: tuple[str, ...] = (*SERVICES, MONITOR)
+"""What the local stack runs, each with its HTTP port (``deploy/Procfile``)."""
+OPS = "ops"
+SCHEMAS: tuple[str, ...] = (*SERVICES, OPS)
+"""What ``contacts migrate`` migrates: each has a ``migrations`` folder and a ``db_schema`` setting."""
 
 
 def settings_class(service: str) -> type[BaseSettings]:
     """``services.<service>.config.<Service>Settings``, e.g. ``IdentitySettings``."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    known = (*PROCESSES, OPS)
+    if service not in known:
+        raise ValueError(f"unknown service {service!r}; expected one of {', '.join(known)}")
     module = importlib.import_module(f"services.{service}.config")
     settings: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
     return settings

@@ -1,5 +1,5 @@
-"""``contacts``: the operational command line (tokens, migrations, topics, event schemas, read-model rebuilds, the
-local dev stack)."""
+"""``contacts``: the operational command line (tokens, migrations, topics, event schemas and the AsyncAPI document,
+read-model rebuilds, consumer lag, dead letters, the local dev stack)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.catalog import SERVICES, migrate
+from services.catalog import SCHEMAS, migrate
+from services.ops.commands import add_parsers as add_ops_parsers
 from shared.auth import mint_token
 from shared.config import PlatformSettings
 from shared.kafka import ensure_topics
 from shared.schemas import write_schemas
-from shared.topics import ALL_TOPICS
+from shared.topics import ALL_TOPICS, CONSUMING_SERVICES
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     platform = PlatformSettings()
-    for service in args.services or SERVICES:
+    for service in args.services or SCHEMAS:
         schema = migrate(service, platform=platform)
         print(f"{service}: migrated schema {schema!r}")
     return 0
@@ -101,6 +102,15 @@ def _republish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asyncapi(args: argparse.Namespace) -> int:
+    from shared.asyncapi import document_yaml
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(document_yaml())
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _dev(_: argparse.Namespace) -> int:
     from services.local_stack import DevSettings, run
 
@@ -139,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(handler=_token)
 
     migrate_cmd = commands.add_parser("migrate", help="apply each service's migrations into its own schema")
-    migrate_cmd.add_argument("services", nargs="*", choices=SERVICES, metavar="SERVICE",
-                             help=f"services to migrate (default all: {' '.join(SERVICES)})")
+    migrate_cmd.add_argument("services", nargs="*", choices=SCHEMAS, metavar="SERVICE",
+                             help=f"schemas to migrate (default all: {' '.join(SCHEMAS)})")
     migrate_cmd.set_defaults(handler=_migrate)
 
     topics = commands.add_parser("topics", help="create every topic that does not exist yet")
@@ -149,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every event, one <TYPE>.json each")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"), help="folder (default docs/schemas)")
     schemas.set_defaults(handler=_schemas)
+
+    asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of every topic and event")
+    asyncapi.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"),
+                          help="file (default docs/asyncapi.yaml)")
+    asyncapi.set_defaults(handler=_asyncapi)
+
+    add_ops_parsers(commands, services=CONSUMING_SERVICES)
 
     mcp = commands.add_parser(
         "mcp", help="serve the MCP tools (import_contacts, check_import_status) over stdio, through the ingest API"
@@ -179,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--contact", metavar="ID", help="only this contact's stream")
     republish.set_defaults(handler=_republish)
 
-    dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL and the four services")
+    dev = commands.add_parser("dev", help="run the local stack: Tansu, PostgreSQL, the services, the lag monitor")
     dev.set_defaults(handler=_dev)
     return parser
 

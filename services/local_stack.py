@@ -1,4 +1,5 @@
-"""``contacts dev`` (``make run``): Tansu, PostgreSQL, migrations, topics, then the services under honcho.
+"""``contacts dev`` (``make run``): Tansu, PostgreSQL, migrations, topics, then the services and the lag monitor
+under honcho.
 
 Those tools are the project's ``local`` extra, absent from the image: this module imports them only when it runs,
 and ``run`` says what to install when they are missing."""
@@ -18,7 +19,7 @@ from types import FrameType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.catalog import SERVICES, load_settings, migrate
+from services.catalog import MONITOR, PROCESSES, SCHEMAS, load_settings, migrate
 from services.local_broker import LOOPBACK, accepts_connections, running_broker
 from services.local_postgres import embedded_postgres
 from shared.auth import mint_token
@@ -90,8 +91,8 @@ def deferred_signals() -> Iterator[DeferredSignals]:
 
 
 def _service_ports(platform: PlatformSettings) -> dict[str, int]:
-    """Each service's configured HTTP port, in port order."""
-    ports = {service: int(load_settings(service, platform=platform).http_port) for service in SERVICES}
+    """Each process's configured HTTP port (the services' and the lag monitor's), in port order."""
+    ports = {service: int(load_settings(service, platform=platform).http_port) for service in PROCESSES}
     return dict(sorted(ports.items(), key=lambda item: item[1]))
 
 
@@ -104,7 +105,9 @@ def _banner(
         "", "Kagibag Contacts: local stack",
         f"  broker     {platform.kafka_bootstrap_servers} (Tansu, in memory)",
         f"  database   {database}",
-        *(f"  {name:<10} {url}/docs   ready: {url}/health/ready" for name, url in urls.items()),
+        *(f"  {name:<10} {url}/docs   ready: {url}/health/ready" for name, url in urls.items() if name != MONITOR),
+        f"  {MONITOR:<10} {urls[MONITOR]}/v1/lag   metrics: {urls[MONITOR]}/metrics   (or: contacts lag --watch)",
+        f"  events     {urls['ingest']}/asyncapi (AsyncAPI of every topic; every service serves it)",
         "", f"Development token for organizer {DEMO_ORGANIZER!r} ({platform.token_ttl_seconds // 3600} h):",
         f"  export TOKEN={token}",
         f"In the browser (the token travels in the fragment, never to the server): {urls['ingest']}/app/#token={token}",
@@ -167,7 +170,7 @@ def run(settings: DevSettings) -> int:
             if busy:
                 print(f"contacts dev: ports already in use: {', '.join(busy)}", file=sys.stderr)
                 return 1
-            for service in SERVICES:
+            for service in SCHEMAS:
                 print(f"{service}: migrated schema {migrate(service, platform=platform)!r}")
                 checkpoint()
             prefix = platform.topic_prefix

@@ -1,15 +1,112 @@
-"""Operations endpoints every service serves: liveness, readiness and Prometheus-style metrics
-(outbox backlog, messages relayed, consumer lag per partition)."""
+"""Operations endpoints every service serves: liveness, readiness (database and broker reachable), Prometheus
+metrics (``shared.metrics``, rendered by prometheus-client) and the system's AsyncAPI document."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka.client import AIOKafkaClient
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.lag import consumer_lag
+from shared import metrics
+from shared.asyncapi import document_html, document_json, document_yaml
 from shared.outbox import backlog
 from shared.runtime import Messaging
+
+log = structlog.get_logger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 2.0
+BROKER_CHECK_TTL_SECONDS = 5.0
+
+
+@dataclass
+class BrokerCheck:
+    """Whether the broker answers a metadata request (a client's bootstrap), at most once per ``ttl`` seconds:
+    readiness probes every few seconds from several places must not each open a connection."""
+
+    bootstrap_servers: str
+    ttl: float = BROKER_CHECK_TTL_SECONDS
+    timeout: float = CHECK_TIMEOUT_SECONDS
+    _checked_at: float = float("-inf")
+    _error: str | None = None
+    _lock: asyncio.Lock | None = None
+
+    async def error(self) -> str | None:
+        """None when reachable, else why not."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.ttl:
+                self._error = await self._check()
+                self._checked_at = time.monotonic()
+            return self._error
+
+    async def _check(self) -> str | None:
+        client = AIOKafkaClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=int(self.timeout * 1000))
+        try:
+            await asyncio.wait_for(client.bootstrap(), self.timeout)
+            return None
+        except Exception as error:
+            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        finally:
+            await client.close()
+
+
+async def database_error(engine: AsyncEngine) -> str | None:
+    """None when the database answers ``SELECT 1`` within the check timeout, else why not."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return None
+    except Exception as error:  # readiness reports, it does not raise
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+async def oldest_unpublished_age(engine: AsyncEngine) -> float:
+    """Age in seconds of the oldest row waiting in the service's outbox (``outbox_batches``, or the older
+    ``outbox``), 0 when it is empty. Stores relayed by a position cursor (identity's event store) have no age here:
+    their backlog counts in ``contacts_outbox_backlog``."""
+    async with engine.connect() as conn:
+        for table in ("outbox_batches", "outbox"):
+            if await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}):
+                age = await conn.scalar(
+                    text(f"SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM {table}")
+                )
+                return float(age or 0)
+    return 0.0
+
+
+def asyncapi_router() -> APIRouter:
+    """``/asyncapi``: the HTML view for a browser, JSON otherwise; ``/asyncapi.json``, ``/asyncapi.yaml``,
+    ``/asyncapi.html`` explicitly."""
+    router = APIRouter(tags=["asyncapi"])
+
+    @router.get("/asyncapi", response_model=None)
+    async def asyncapi(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(document_html())
+        return Response(document_json(), media_type="application/json")
+
+    @router.get("/asyncapi.json")
+    async def asyncapi_json() -> Response:
+        return Response(document_json(), media_type="application/json")
+
+    @router.get("/asyncapi.yaml")
+    async def asyncapi_yaml() -> Response:
+        return Response(document_yaml(), media_type="application/yaml")
+
+    @router.get("/asyncapi.html", response_class=HTMLResponse)
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(document_html())
+
+    return router
 
 
 def operations_router(
@@ -21,60 +118,65 @@ def operations_router(
     messaging: Messaging | None = None,
     bootstrap_servers: str | None = None,
 ) -> APIRouter:
-    """``messaging``: a service on the old plumbing. Without it, the service's lifespan yields
-    ``{"running": shared.lifecycle.Running}`` and the routes read it from the request state."""
+    """Health, metrics and AsyncAPI routes of ``service``. ``messaging``: a service on the old plumbing. Without
+    it, the service's lifespan yields ``{"running": shared.lifecycle.Running}`` and the routes read it from the
+    request state. ``group`` and ``consumed_topics`` are reported by readiness; their lag is the lag monitor's
+    job (``services.monitor``), which keeps reporting it when this service is down."""
     servers = messaging.bootstrap_servers if messaging is not None else bootstrap_servers or ""
+    broker = BrokerCheck(servers)
+    relayed = {"seen": 0}
 
     def started(request: Request) -> bool:
         if messaging is not None:
             return messaging.producer is not None
         return getattr(request.state, "running", None) is not None
 
-    async def pending(request: Request) -> tuple[int, int]:
-        """(messages stored but not yet published, messages this process published)."""
+    async def pending(request: Request) -> tuple[int, int] | None:
+        """(messages stored but not yet published, messages this process published); None before start."""
         if messaging is not None:
             return await backlog(engine), messaging.relay.published if messaging.relay else 0
         running = getattr(request.state, "running", None)
         if running is None:
-            return 0, 0
+            return None
         return await running.relay.backlog(), running.relay.published
 
     router = APIRouter(tags=["operations"])
 
     @router.get("/health/live")
     async def live() -> dict[str, str]:
+        """The process serves requests: nothing else is checked, so a slow dependency never restarts it."""
         return {"status": "ok", "service": service}
 
     @router.get("/health/ready")
-    async def ready(request: Request, response: Response) -> dict[str, str]:
-        try:
-            async with engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
-        except Exception as error:  # readiness reports, it does not raise
-            response.status_code = 503
-            return {"status": "unavailable", "service": service, "reason": f"database: {error}"}
+    async def ready(request: Request, response: Response) -> dict[str, Any]:
+        """Ready when the service has started and the database answers ``SELECT 1`` and the broker a metadata
+        request, within 2 s each (the broker's answer is kept 5 s)."""
         if not started(request):
             response.status_code = 503
             return {"status": "starting", "service": service}
-        return {"status": "ok", "service": service}
+        database, kafka = await asyncio.gather(database_error(engine), broker.error())
+        if database or kafka:
+            response.status_code = 503
+            reason = "; ".join(f"{name}: {error}" for name, error in (("database", database), ("broker", kafka))
+                               if error)
+            return {"status": "unavailable", "service": service, "reason": reason}
+        return {"status": "ok", "service": service, "group": group, "topics": consumed_topics}
 
-    @router.get("/metrics", response_class=PlainTextResponse)
-    async def metrics(request: Request) -> str:
-        stored, published = await pending(request)
-        lines = [
-            "# HELP contacts_outbox_backlog Messages written but not yet published.",
-            "# TYPE contacts_outbox_backlog gauge",
-            f'contacts_outbox_backlog{{service="{service}"}} {stored}',
-            "# HELP contacts_outbox_published_total Messages published by this process's relay.",
-            "# TYPE contacts_outbox_published_total counter",
-            f'contacts_outbox_published_total{{service="{service}"}} {published}',
-            "# HELP contacts_consumer_lag Messages not yet consumed and committed, per partition.",
-            "# TYPE contacts_consumer_lag gauge",
-        ]
-        if consumed_topics:
-            for item in await consumer_lag(servers, group=group, topics=consumed_topics):
-                labels = f'service="{service}",group="{item.group}",topic="{item.topic}",partition="{item.partition}"'
-                lines.append(f"contacts_consumer_lag{{{labels}}} {item.lag}")
-        return "\n".join(lines) + "\n"
+    @router.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                state = await pending(request)
+                age = await oldest_unpublished_age(engine)
+            if state is not None:
+                stored, published = state
+                metrics.outbox_state(service, backlog=stored, oldest_age_seconds=age)
+                # until the relay reports through metrics.outbox_published itself
+                metrics.outbox_published(service, max(published - relayed["seen"], 0))
+                relayed["seen"] = published
+        except Exception as error:  # the other metrics are still worth serving
+            log.warning("metrics.outbox_unreadable", error=str(error) or type(error).__name__)
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
+    router.include_router(asyncapi_router())
     return router

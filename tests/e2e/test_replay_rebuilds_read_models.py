@@ -64,9 +64,9 @@ def _table(isolation: Isolation, schema: str) -> tuple[list[str], list[tuple[Any
 
 
 def _metric(text: str, name: str) -> int:
-    match = re.search(rf"^{name}\{{[^}}]*\}} (\d+)$", text, re.MULTILINE)
+    match = re.search(rf"^{name}\{{[^}}]*\}} ([0-9.e+]+)$", text, re.MULTILINE)
     assert match, f"{name} not in metrics"
-    return int(match.group(1))
+    return int(float(match.group(1)))
 
 
 async def _profiles_consumed_every_enrichment(isolation: Isolation) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from pydantic import SecretStr
 
-from services.catalog import SERVICES, migrations_dir, settings_class
+from services.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, settings_class
 from services.local_broker import LOOPBACK, free_port
 from services.local_postgres import libpq_url
 from shared.config import PlatformSettings
@@ -41,7 +41,7 @@ class Isolation:
     database_url: str
     kafka_bootstrap: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    http_ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
+    http_ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in PROCESSES})
     auth_secret: str = TEST_AUTH_SECRET
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="contacts-test-")))
 
@@ -74,9 +74,10 @@ class Isolation:
             "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",  # the test broker (Tansu) refuses idempotent producers
             "CONTACTS_INGEST_DATA_DIR": str(self.data_dir / "uploads"),
         }
-        for service in SERVICES:
+        for service in SCHEMAS:
+            env[f"CONTACTS_{service.upper()}_DB_SCHEMA"] = self.schema(service)
+        for service in PROCESSES:
             prefix = f"CONTACTS_{service.upper()}_"
-            env[f"{prefix}DB_SCHEMA"] = self.schema(service)
             env[f"{prefix}HTTP_HOST"] = LOOPBACK
             env[f"{prefix}HTTP_PORT"] = str(self.http_ports[service])
             if _has_setting(service, "consumer_group"):
@@ -104,5 +105,5 @@ class Isolation:
         """Teardown: the schemas, and the files the services wrote (ingest's uploads)."""
         shutil.rmtree(self.data_dir, ignore_errors=True)
         with psycopg.connect(libpq_url(self.database_url), autocommit=True) as conn:
-            for service in SERVICES:
+            for service in SCHEMAS:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema(service)}" CASCADE')

@@ -93,7 +93,7 @@ def _kafka_listeners(value: str) -> dict[str, str]:
 
 
 def test_the_file_parses_and_the_parser_refuses_what_compose_refuses(compose: dict[str, Any]) -> None:
-    assert set(_services(compose)) == {"kafka", "postgres", "migrate", *SERVICES}
+    assert set(_services(compose)) == {"kafka", "postgres", "migrate", *SERVICES, "monitor", "prometheus", "grafana"}
 
     def bad_condition(document: dict[str, Any]) -> None:
         document["services"]["identity"]["depends_on"]["kafka"]["condition"] = "service_ready"
@@ -235,12 +235,18 @@ def test_one_image_built_from_the_deploy_dockerfile(compose: dict[str, Any]) -> 
     assert (CHECKOUT / "deploy" / "Dockerfile").is_file()
 
 
-def test_only_ingest_profiles_and_kafkas_external_listener_are_published(compose: dict[str, Any]) -> None:
+def test_only_ingest_profiles_kafkas_external_listener_and_the_monitoring_block_are_published(
+    compose: dict[str, Any],
+) -> None:
     published = {name: service.get("ports", []) for name, service in _services(compose).items()}
 
     assert published["ingest"] == ["127.0.0.1:8001:8001"]
     assert published["profiles"] == ["127.0.0.1:8002:8002"]
-    assert not any(ports for name, ports in published.items() if name not in {"ingest", "profiles", "kafka"})
+    monitoring = {"monitor": "8005", "prometheus": "9090", "grafana": "3000"}
+    for name, port in monitoring.items():
+        assert published[name] == [f"127.0.0.1:{port}:{port}"]
+    assert not any(ports for name, ports in published.items()
+                   if name not in {"ingest", "profiles", "kafka", *monitoring})
     for name in SERVICES:
         assert _services(compose)[name]["environment"][f"CONTACTS_{name.upper()}_HTTP_HOST"] == "0.0.0.0"
 

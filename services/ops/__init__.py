@@ -1,0 +1,1 @@
+"""Operator tooling with state of its own: the ``ops`` schema (dead letters already re-driven)."""
