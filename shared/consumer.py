@@ -15,6 +15,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import metrics
 from shared.logcheck import lost_markers
 from shared.positions import forget_positions, stored_positions
 
@@ -46,6 +47,7 @@ class Delivery:
     are stored with the effect), the broker (to tell a replaced log from a redelivery) and the relay's NOTIFY
     channel (to wake it once the transaction commits)."""
 
+    service: str
     group: str
     bootstrap_servers: str
     channel: str
@@ -101,6 +103,7 @@ def batch_subscriber(
     description: str,
     engine: AsyncEngine,
     bootstrap_servers: str,
+    service: str,
     max_records: int = 5000,
     batch_timeout_ms: int = 500,
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
@@ -126,11 +129,13 @@ def batch_subscriber(
     def register(handler: Callable[..., Awaitable[None]]) -> Any:
         @functools.wraps(handler)
         async def logged(*args: Any, **kwargs: Any) -> None:
+            message = kwargs.get("msg") or next((a for a in args if hasattr(a, "raw_message")), None)
+            records = raw_records(message) if message is not None else ()
             try:
-                await handler(*args, **kwargs)
+                with metrics.batch(service, handler.__name__, records=len(records)):
+                    await handler(*args, **kwargs)
             except Exception:
-                message = kwargs.get("msg") or next((a for a in args if hasattr(a, "raw_message")), None)
-                where = describe_batch(raw_records(message)) if message is not None else {}
+                where = describe_batch(records) if records else {}
                 log.exception("batch.failed", handler=handler.__name__, ack_policy=ack_policy.value, **where)
                 raise
 

@@ -171,9 +171,9 @@ def operations_router(
             if state is not None:
                 stored, published = state
                 metrics.outbox_state(service, backlog=stored, oldest_age_seconds=age)
-                # until the relay reports through metrics.outbox_published itself
-                metrics.outbox_published(service, max(published - relayed["seen"], 0))
-                relayed["seen"] = published
+                if messaging is not None:  # the old relay does not report to metrics itself (shared.relay does)
+                    metrics.outbox_published(service, max(published - relayed["seen"], 0))
+                    relayed["seen"] = published
         except Exception as error:  # the other metrics are still worth serving
             log.warning("metrics.outbox_unreadable", error=str(error) or type(error).__name__)
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)

@@ -19,13 +19,11 @@ from shared import topics
 from shared.topics import Topic
 
 SUBSCRIPTIONS: Mapping[str, tuple[Topic, ...]] = {
-    "ingest": (topics.IMPORT_ROW_OUTCOMES,),
-    "identity": (topics.IMPORT_ROWS, topics.INTERACTIONS),
-    "enrichment": (topics.CONTACT_EVENTS,),
-    "profiles": (topics.CONTACT_EVENTS, topics.ENRICHMENTS),
+    service: topics.subscriptions(service) for service in topics.CONSUMING_SERVICES
 }
-"""The topics each service's consumer group reads (its subscribers in ``services/<service>/handlers.py``; a unit
-test compares the two). The lag monitor and the AsyncAPI document's receive operations come from here."""
+"""The topics each service's consumer group reads (``Topic.readers`` in the registry; a unit test compares them
+with the subscribers in ``services/<service>/handlers.py``). The lag monitor and the AsyncAPI document's receive
+operations come from here."""
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ async def running(
         log.info("topics.created", topics=created)
     producer = create_producer(bootstrap_servers)
     await producer.start()
-    relay = Relay(engine, producer, sources=relay_sources, lock_name=f"{db_schema}.relay",
+    relay = Relay(engine, producer, sources=relay_sources, service=service, lock_name=f"{db_schema}.relay",
                   channel=relay_channel(db_schema))
     await relay.verify(bootstrap_servers)  # before anything is published into a log that may be a new one
     tasks = [

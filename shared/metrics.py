@@ -8,7 +8,7 @@ here: the lag monitor (``services.monitor``) reads it from the broker, so a stop
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -115,6 +115,17 @@ def rows_answered(service: str, outcomes: Mapping[str, int]) -> None:
 def dead_lettered(service: str, *, topic: str, error_code: str, count: int = 1) -> None:
     """``count`` messages of ``topic`` (where they were read) went to the dead-letter topic with ``error_code``."""
     DEAD_LETTERS.labels(service=service, topic=topic, error_code=error_code).inc(count)
+
+
+Letter = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+def dead_letters_sent(service: str, letters: Iterable[Letter]) -> None:
+    """Count dead letters (``shared.kafka.dead_letter`` messages) by the topic they were read from and their code."""
+    for *_, headers in letters:
+        found = dict(headers)
+        dead_lettered(service, topic=found.get("dlq_original_topic", b"?").decode(errors="replace"),
+                      error_code=found.get("dlq_error_code", b"?").decode(errors="replace"))
 
 
 def outbox_published(service: str, count: int) -> None:

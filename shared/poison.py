@@ -15,6 +15,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import metrics
 from shared.consumer import Delivery, describe_batch
 from shared.kafka import UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
@@ -43,6 +44,7 @@ async def dead_letter_alone(engine: AsyncEngine, record: Any, error: BaseExcepti
                                  bootstrap_servers=delivery.bootstrap_servers):
             problem = UndecodableMessage("PROCESSING_FAILED", f"{type(error).__name__}: {error}")
             await enqueue(conn, [dead_letter(record, problem, topic=topic)], channel=delivery.channel)
+    metrics.dead_lettered(delivery.service, topic=record.topic, error_code="PROCESSING_FAILED")
 
 
 async def apply_isolating_poison(

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import BigInteger, Column, MetaData, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import metrics
 from shared.db import fetch_tuples
 from shared.kafka import OutgoingMessage, publish_marked
 from shared.logcheck import Marker, lost_markers
@@ -153,6 +154,7 @@ class Relay:
         producer: AIOKafkaProducer,
         *,
         sources: Sequence[RelaySource],
+        service: str,
         lock_name: str,
         channel: str,
         batch_size: int = 5000,
@@ -161,6 +163,7 @@ class Relay:
         self._engine = engine
         self._producer = producer
         self._sources = sources
+        self._service = service
         self._lock_name = lock_name
         self._channel = channel
         self._batch_size = batch_size
@@ -186,6 +189,7 @@ class Relay:
                 await taken.done(conn, marker)
                 sent += count
         self.published += sent
+        metrics.outbox_published(self._service, sent)
         return sent
 
     async def verify(self, bootstrap_servers: str) -> list[str]:

@@ -27,6 +27,8 @@ class Topic:
     description: str
     config: Mapping[str, str] = field(default_factory=dict)
     """Topic-level configs it is created with (``min.insync.replicas`` comes from the platform settings)."""
+    readers: tuple[str, ...] = ()
+    """The services whose consumer group reads it (a unit test compares them with the real subscribers)."""
 
     def qualified(self, prefix: str) -> str:
         """The name on the broker: ``prefix`` isolates tests and environments sharing a cluster."""
@@ -41,6 +43,7 @@ IMPORT_ROWS = Topic(
     writer="ingest",
     description="One event per imported row.",
     config=WORKING,
+    readers=("identity",),
 )
 INTERACTIONS = Topic(
     name="contacts.interactions.v1",
@@ -51,6 +54,7 @@ INTERACTIONS = Topic(
     description="Interactions reported by other Kagibag platform teams: ticket purchases, waitlist "
     "registrations, check-ins, completed attendee profiles, linked user accounts.",
     config=WORKING,
+    readers=("identity",),
 )
 ATTENDEE_STATEMENTS = Topic(
     name="contacts.attendee-statements.v1",
@@ -61,6 +65,7 @@ ATTENDEE_STATEMENTS = Topic(
     description="What attendees state about themselves, signed in: accepted or customized enrichment suggestions "
     "and their own profile edits. identity applies them to the canonical profile.",
     config=WORKING,
+    readers=("identity",),
 )
 IMPORT_ROW_OUTCOMES = Topic(
     name="contacts.import-row-outcomes.v1",
@@ -71,6 +76,7 @@ IMPORT_ROW_OUTCOMES = Topic(
     description="What identity did with each import row (created, matched or error), one message per "
     "import per batch.",
     config=WORKING,
+    readers=("ingest",),
 )
 CONTACT_EVENTS = Topic(
     name="contacts.contact-events.v1",
@@ -80,6 +86,7 @@ CONTACT_EVENTS = Topic(
     writer="identity",
     description="The identity log: every change to a canonical contact, in per-contact version order.",
     config=KEPT_FOREVER,
+    readers=("enrichment", "profiles"),
 )
 ENRICHMENTS = Topic(
     name="contacts.enrichments.v1",
@@ -89,6 +96,7 @@ ENRICHMENTS = Topic(
     writer="enrichment",
     description="Derived contact data: display names.",
     config=KEPT_FOREVER,
+    readers=("profiles",),
 )
 PROFILE_UPDATES = Topic(
     name="contacts.profile-updates.v1",
@@ -125,3 +133,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PROFILE_UPDATES,
     *(dead_letter_topic(service) for service in CONSUMING_SERVICES),
 )
+
+
+def subscriptions(service: str) -> tuple[Topic, ...]:
+    """The topics ``service``'s consumer group reads."""
+    return tuple(topic for topic in ALL_TOPICS if service in topic.readers)

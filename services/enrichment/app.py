@@ -33,8 +33,8 @@ def create_app(settings: EnrichmentSettings) -> FastAPI:
         enrichments=topics.ENRICHMENTS.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
-                        channel=relay_channel(settings.db_schema))
+    delivery = Delivery(service=SERVICE, group=settings.consumer_group,
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
     register(broker, engine=engine, topics=enrichment_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager

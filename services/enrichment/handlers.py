@@ -12,6 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.enrichment.service import EnrichmentTopics, enrich
+from shared import metrics
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
 from shared.poison import apply_isolating_poison, dead_letter_alone
 
@@ -29,6 +30,7 @@ def register(
         group_id=delivery.group,
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
+        service="enrichment",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Resolve each contact's display name and publish it when it changes. The group's positions "
@@ -45,5 +47,6 @@ def register(
     async def apply(records: Sequence[ConsumerRecord]) -> None:
         async with engine.begin() as conn:
             enriched = await enrich(conn, records, topics=topics, delivery=delivery)
+        metrics.dead_letters_sent(delivery.service, enriched.dead_letters)
         log.info("contact_events.enriched", applied=enriched.events, display_names=enriched.display_names,
-                 dead_lettered=enriched.dead_lettered, **describe_batch(records))
+                 dead_lettered=len(enriched.dead_letters), **describe_batch(records))

@@ -38,7 +38,7 @@ class EnrichmentTopics:
 class Enriched:
     events: int
     display_names: int
-    dead_lettered: int
+    dead_letters: list[OutgoingMessage]
 
 
 def _decode(record: ConsumerRecord) -> ContactEvent:
@@ -90,4 +90,4 @@ async def enrich(
     await store.save_contacts(conn, list(plan.changed.values()))
     names = [_display_name_message(r, causes[(r.contact_id, r.contact_version)], topics) for r in plan.resolutions]
     await enqueue(conn, names + dead, channel=delivery.channel)
-    return Enriched(events=len(todo), display_names=len(names), dead_lettered=len(dead))
+    return Enriched(events=len(todo), display_names=len(names), dead_letters=dead)

@@ -41,8 +41,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
-                        channel=relay_channel(settings.db_schema))
+    delivery = Delivery(service=SERVICE, group=settings.consumer_group,
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
     register(broker, engine=engine, topics=identity_topics, delivery=delivery, batch_size=settings.batch_size)
     pruner = Pruner(engine, targets=EXPIRING, retention=timedelta(hours=platform.tracking_retention_hours),
                     interval=platform.tracking_prune_interval_seconds)

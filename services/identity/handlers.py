@@ -13,6 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity.service import IdentityTopics, resolve_with_retries
+from shared import metrics
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
 from shared.poison import apply_isolating_poison, dead_letter_alone
 
@@ -31,6 +32,7 @@ def register(
         group_id=delivery.group,
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
+        service="identity",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Resolve imported rows, interactions reported by platform teams and attendees' own statements "
@@ -48,5 +50,7 @@ def register(
 
     async def apply(records: Sequence[ConsumerRecord]) -> None:
         resolved = await resolve_with_retries(engine, records, topics=topics, delivery=delivery)
+        metrics.dead_letters_sent(delivery.service, resolved.dead_letters)
         log.info("identity.resolved", rows=resolved.rows, interactions=resolved.interactions,
-                 repeated_rows=resolved.repeated_rows, dead_lettered=resolved.dead_lettered, **describe_batch(records))
+                 repeated_rows=resolved.repeated_rows, dead_lettered=len(resolved.dead_letters),
+                 **describe_batch(records))

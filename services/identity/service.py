@@ -55,7 +55,7 @@ class Resolved:
     rows: int
     interactions: int
     repeated_rows: int
-    dead_lettered: int
+    dead_letters: list[OutgoingMessage]
 
 
 def _random_ids() -> Callable[[], str]:
@@ -176,7 +176,7 @@ async def resolve(
     if plan.resolutions:
         await notify(conn, delivery.channel)
     return Resolved(rows=len(answered), interactions=len(todo) - len(answered), repeated_rows=len(repeats),
-                    dead_lettered=len(intake.dead_letters))
+                    dead_letters=intake.dead_letters)
 
 
 def _retryable(error: Exception) -> bool:

@@ -42,13 +42,13 @@ def upgrade() -> None:
         + " FROM contacts c JOIN (SELECT DISTINCT contact_id, payload->'source'->>'organizer_id' AS organizer_id "
         "FROM contact_events) o USING (contact_id)"
     )
+    op.alter_column("contacts", "email_original", nullable=True)
     op.execute(
         "UPDATE contacts c SET "
         + ", ".join(f"{f} = CASE WHEN (c.origins->'{f}'->>'kind') = 'import' THEN NULL ELSE c.{f} END" for f in FIELDS)
         + ", email_original = CASE WHEN EXISTS (SELECT 1 FROM jsonb_each(c.origins) AS e(k, v) "
         "WHERE v->>'kind' = 'interaction') THEN c.email_original END"
     )
-    op.alter_column("contacts", "email_original", nullable=True)
     op.drop_column("contacts", "origins")
 
     op.drop_constraint("contact_events_event_id_key", "contact_events", type_="unique")
