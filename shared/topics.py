@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared import events
 
@@ -29,6 +30,8 @@ class Topic:
     """Topic-level configs it is created with (``min.insync.replicas`` comes from the platform settings)."""
     readers: tuple[str, ...] = ()
     """The services whose consumer group reads it (a unit test compares them with the real subscribers)."""
+    lane: Literal["interactive", "bulk"] = "interactive"
+    """Bulk work has topics and consumer groups of its own, so interactive work never queues behind it."""
 
     def qualified(self, prefix: str) -> str:
         """The name on the broker: ``prefix`` isolates tests and environments sharing a cluster."""
@@ -44,6 +47,19 @@ IMPORT_ROWS = Topic(
     description="One event per imported row.",
     config=WORKING,
     readers=("identity",),
+)
+BULK_IMPORT_ROWS = Topic(
+    name="contacts.bulk-import-rows.v1",
+    key="normalized email, as on contacts.import-rows.v1",
+    events=(events.ImportRowReceivedV1,),
+    partitions=8,
+    writer="ingest",
+    description="The bulk lane: one event per row of an import larger than ingest's bulk threshold. identity reads "
+    "it with a consumer group of its own, so small imports, interactions and attendees' statements never wait "
+    "behind a big import.",
+    config=WORKING,
+    readers=("identity",),
+    lane="bulk",
 )
 INTERACTIONS = Topic(
     name="contacts.interactions.v1",
@@ -125,6 +141,7 @@ def dead_letter_topic(service: str) -> Topic:
 CONSUMING_SERVICES = ("ingest", "identity", "enrichment", "profiles")
 ALL_TOPICS: tuple[Topic, ...] = (
     IMPORT_ROWS,
+    BULK_IMPORT_ROWS,
     INTERACTIONS,
     ATTENDEE_STATEMENTS,
     IMPORT_ROW_OUTCOMES,
@@ -136,5 +153,11 @@ ALL_TOPICS: tuple[Topic, ...] = (
 
 
 def subscriptions(service: str) -> tuple[Topic, ...]:
-    """The topics ``service``'s consumer group reads."""
+    """The topics ``service``'s consumer groups read."""
     return tuple(topic for topic in ALL_TOPICS if service in topic.readers)
+
+
+def lane_group(group: str, topic: Topic) -> str:
+    """The consumer group that reads ``topic`` for a service whose configured group is ``group``: the group
+    itself for the interactive lane, ``<group>.bulk`` for the bulk lane."""
+    return group if topic.lane == "interactive" else f"{group}.bulk"

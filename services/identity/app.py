@@ -35,6 +35,7 @@ def create_app(settings: IdentitySettings) -> FastAPI:
     prefix = platform.topic_prefix
     identity_topics = IdentityTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        bulk_import_rows=topics.BULK_IMPORT_ROWS.qualified(prefix),
         interactions=topics.INTERACTIONS.qualified(prefix),
         attendee_statements=topics.ATTENDEE_STATEMENTS.qualified(prefix),
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
@@ -63,8 +64,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
             engine=engine,
             group=settings.consumer_group,
             bootstrap_servers=platform.kafka_bootstrap_servers,
-            consumed_topics=[identity_topics.import_rows, identity_topics.interactions,
-                             identity_topics.attendee_statements],
+            consumed_topics=[identity_topics.import_rows, identity_topics.bulk_import_rows,
+                             identity_topics.interactions, identity_topics.attendee_statements],
         )
     )
     return app

@@ -127,9 +127,9 @@ def _statement(record: ConsumerRecord, headers: dict[str, bytes]) -> StatementIn
 
 
 def take_in(
-    records: Sequence[ConsumerRecord], *, rows_topic: str, statements_topic: str, dead_letter_topic: str
+    records: Sequence[ConsumerRecord], *, rows_topics: tuple[str, ...], statements_topic: str, dead_letter_topic: str
 ) -> Intake:
-    """Decode a batch. Rows come from ``rows_topic``, attendees' statements from ``statements_topic``,
+    """Decode a batch. Rows come from ``rows_topics`` (both lanes), attendees' statements from ``statements_topic``,
     interactions from the other topic; a record of a type not accepted on its topic, without
     ``ce_id``/``ce_type``/``ce_source``, with bytes that are not its event, or a statement whose email identifies
     no one, becomes a dead letter (an import row with such an email gets an ``error`` answer instead)."""
@@ -141,11 +141,11 @@ def take_in(
                 if required not in headers:
                     raise UndecodableMessage("BAD_ENVELOPE", f"missing header {required}")
             event_type = headers["ce_type"].decode(errors="replace")
-            if record.topic == rows_topic and event_type == ROW_TYPE:
+            if record.topic in rows_topics and event_type == ROW_TYPE:
                 intake.items.append(_row(record, headers))
             elif record.topic == statements_topic and event_type == STATEMENT_TYPE:
                 intake.items.append(_statement(record, headers))
-            elif record.topic not in (rows_topic, statements_topic) and _interactions.accepts(event_type):
+            elif record.topic not in (*rows_topics, statements_topic) and _interactions.accepts(event_type):
                 intake.items.append(_interaction(record, headers, event_type))
             else:
                 raise UndecodableMessage("UNEXPECTED_TYPE", f"type {event_type!r} is not accepted on {record.topic}")

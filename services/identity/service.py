@@ -43,6 +43,7 @@ MAX_ATTEMPTS = 8
 @dataclass(frozen=True)
 class IdentityTopics:
     import_rows: str
+    bulk_import_rows: str
     interactions: str
     attendee_statements: str
     contact_events: str
@@ -136,8 +137,8 @@ async def resolve(
     """Apply ``records`` in the caller's transaction (see the module docstring)."""
     fresh = await claim_positions(conn, group=delivery.group, records=records,
                                   bootstrap_servers=delivery.bootstrap_servers)
-    intake = take_in(fresh, rows_topic=topics.import_rows, statements_topic=topics.attendee_statements,
-                     dead_letter_topic=topics.dead_letters)
+    intake = take_in(fresh, rows_topics=(topics.import_rows, topics.bulk_import_rows),
+                     statements_topic=topics.attendee_statements, dead_letter_topic=topics.dead_letters)
     rows = [item for item in intake.items if isinstance(item, RowIntake)]
     applied_before = await store.claim_rows(conn, ((r.import_id, r.row_number) for r in rows))
     statements = [item for item in intake.items if isinstance(item, StatementIntake)]

@@ -18,7 +18,7 @@ from services.monitor.watch import Monitor
 from shared.http import asyncapi_router
 from shared.lag import SUBSCRIPTIONS
 from shared.logging import configure_logging
-from shared.topics import CONSUMING_SERVICES, dead_letter_topic
+from shared.topics import CONSUMING_SERVICES, dead_letter_topic, lane_group
 
 SERVICE = "monitor"
 
@@ -31,10 +31,11 @@ def watched_groups(settings: MonitorSettings) -> tuple[dict[str, tuple[str, ...]
     groups: dict[str, tuple[str, ...] | None] = {}
     services: dict[str, str] = {}
     for service in SERVICES:
-        group = str(load_settings(service, platform=settings.platform).consumer_group)
-        topics = tuple(topic.qualified(prefix) for topic in SUBSCRIPTIONS[service])
-        groups[group] = tuple(sorted(set(groups.get(group) or ()) | set(topics)))
-        services[group] = service
+        configured = str(load_settings(service, platform=settings.platform).consumer_group)
+        for topic in SUBSCRIPTIONS[service]:
+            group = lane_group(configured, topic)
+            groups[group] = tuple(sorted({*(groups.get(group) or ()), topic.qualified(prefix)}))
+            services[group] = service
     for group in settings.groups:
         groups.setdefault(group, None)
     return groups, services
