@@ -16,7 +16,7 @@ from services.catalog import SCHEMAS, migrate
 from services.ops.commands import add_parsers as add_ops_parsers
 from shared.auth import mint_token
 from shared.config import PlatformSettings
-from shared.kafka import ensure_topics
+from shared.lifecycle import create_topics
 from shared.schemas import write_schemas
 from shared.topics import ALL_TOPICS, CONSUMING_SERVICES
 
@@ -39,9 +39,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _topics(_: argparse.Namespace) -> int:
     platform = PlatformSettings()
-    created = asyncio.run(
-        ensure_topics(platform.kafka_bootstrap_servers, prefix=platform.topic_prefix, topics=ALL_TOPICS)
-    )
+    created = asyncio.run(create_topics(platform))
     print(f"created {len(created)} of {len(ALL_TOPICS)} topics" + "".join(f"\n  {name}" for name in created))
     return 0
 

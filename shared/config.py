@@ -23,6 +23,8 @@ class PlatformSettings(BaseSettings):
     CONTACTS_TRACKING_RETENTION_HOURS tracking records (ids of applied messages) older than this are deleted;
                                       keep it longer than any redelivery or replay you may do (default 7 days)
     CONTACTS_TRACKING_PRUNE_INTERVAL_SECONDS  how often each service deletes them (default hourly)
+    CONTACTS_TOPIC_REPLICATION_FACTOR  replicas of each topic the services create (1 locally; 3 on a cluster)
+    CONTACTS_TOPIC_MIN_INSYNC_REPLICAS ``min.insync.replicas`` of each topic created (1 locally; 2 on a cluster)
     """
 
     model_config = SettingsConfigDict(env_prefix="CONTACTS_", extra="ignore")
@@ -37,6 +39,8 @@ class PlatformSettings(BaseSettings):
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
     tracking_retention_hours: float = Field(default=7 * 24, gt=0)
     tracking_prune_interval_seconds: float = Field(default=3600, gt=0)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_in_production(self) -> PlatformSettings:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.config import PlatformSettings
 from shared.kafka import create_producer, ensure_topics
 from shared.relay import Relay, RelaySource
 from shared.topics import ALL_TOPICS
@@ -36,16 +37,16 @@ def relay_channel(db_schema: str) -> str:
     return f"{db_schema}.relay"
 
 
-async def watch_broker(*, bootstrap_servers: str, topic_prefix: str, relay: Relay, every: float = 30.0) -> None:
+async def watch_broker(*, platform: PlatformSettings, relay: Relay, every: float = 30.0) -> None:
     """A broker that restarted empty (the local one keeps its log in memory) comes back without topics and
     without the messages relayed so far: recreate the topics, and publish again what was relayed into the lost
     log. Consumers check their own positions when their partitions are assigned again."""
     while True:
         try:
-            created = await ensure_topics(bootstrap_servers, prefix=topic_prefix, topics=ALL_TOPICS)
+            created = await create_topics(platform)
             if created:
                 log.warning("topics.recreated", topics=created)
-            await relay.verify(bootstrap_servers)
+            await relay.verify(platform.kafka_bootstrap_servers)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the broker may be down for a while: try again at the next turn
@@ -62,19 +63,27 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+async def create_topics(platform: PlatformSettings) -> list[str]:
+    """Every topic of the registry, with the replication the platform settings ask for."""
+    return await ensure_topics(
+        platform.kafka_bootstrap_servers, prefix=platform.topic_prefix, topics=ALL_TOPICS,
+        replication_factor=platform.topic_replication_factor, min_insync_replicas=platform.topic_min_insync_replicas,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(
     *,
     service: str,
-    bootstrap_servers: str,
-    topic_prefix: str,
+    platform: PlatformSettings,
     engine: AsyncEngine,
     broker: KafkaBroker,
     relay_sources: Sequence[RelaySource],
     db_schema: str,
     jobs: Sequence[BackgroundJob] = (),
 ) -> AsyncIterator[Running]:
-    created = await ensure_topics(bootstrap_servers, prefix=topic_prefix, topics=ALL_TOPICS)
+    bootstrap_servers = platform.kafka_bootstrap_servers
+    created = await create_topics(platform)
     if created:
         log.info("topics.created", topics=created)
     producer = create_producer(bootstrap_servers)
@@ -83,8 +92,7 @@ async def running(
                   channel=relay_channel(db_schema))
     await relay.verify(bootstrap_servers)  # before anything is published into a log that may be a new one
     tasks = [
-        asyncio.create_task(watch_broker(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix,
-                                         relay=relay), name=f"{service}-broker-watch"),
+        asyncio.create_task(watch_broker(platform=platform, relay=relay), name=f"{service}-broker-watch"),
         asyncio.create_task(relay.run(), name=f"{service}-relay"),
         asyncio.create_task(relay.listen(), name=f"{service}-relay-listen"),
         *(asyncio.create_task(job(), name=f"{service}-job-{index}") for index, job in enumerate(jobs)),

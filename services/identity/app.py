@@ -51,8 +51,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
         async with running(
-            service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
-            engine=engine, broker=broker, relay_sources=relay_sources(identity_topics), db_schema=settings.db_schema,
+            service=SERVICE, platform=platform, engine=engine, broker=broker,
+            relay_sources=relay_sources(identity_topics), db_schema=settings.db_schema,
             jobs=[pruner.run],
         ) as started:
             yield {"running": started}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.events import ImportRowReceivedV1
-from shared.kafka import ensure_topics
-from shared.topics import ALL_TOPICS, IMPORT_ROWS
+from shared.kafka import create_producer, ensure_topics
+from shared.topics import ALL_TOPICS, CONTACT_EVENTS, IMPORT_ROWS, PROFILE_UPDATES
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish_events
 
@@ -47,3 +48,39 @@ async def test_a_published_event_is_read_back_with_its_envelope(isolation: Isola
 
     assert sorted(c.envelope.id for c in seen if c.envelope) == sorted(e.id for e in envelopes)
     assert {c.key: c.event for c in seen} == {row.email: row for row in rows}
+
+
+async def test_topics_carry_their_configs_and_a_topic_a_client_created_with_too_few_partitions_is_fixed(
+    isolation: Isolation,
+) -> None:
+    """The contact log is kept forever, profile updates compacted, working topics 7 days; a topic the local
+    broker made up (4 partitions, on a client's request after it restarted empty) gets the registry's count."""
+    bootstrap = isolation.kafka_bootstrap
+    rows = isolation.topic(IMPORT_ROWS)
+    producer = create_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(rows, b"made up by the broker")
+    finally:
+        await producer.stop()
+
+    created = await ensure_topics(bootstrap, prefix=isolation.topic_prefix, topics=ALL_TOPICS,
+                                  min_insync_replicas=1)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([rows])
+        configs = {}
+        for topic in (CONTACT_EVENTS, PROFILE_UPDATES, IMPORT_ROWS):
+            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                                      isolation.topic(topic))])
+            (resource,) = response.resources
+            configs[topic.name] = {entry[0]: entry[1] for entry in resource[4]}
+    finally:
+        await admin.close()
+    assert rows in created and len(described["partitions"]) == IMPORT_ROWS.partitions
+    assert configs[CONTACT_EVENTS.name]["retention.ms"] == "-1"
+    assert configs[PROFILE_UPDATES.name]["cleanup.policy"] == "compact"
+    assert configs[IMPORT_ROWS.name]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert configs[IMPORT_ROWS.name]["min.insync.replicas"] == "1"
