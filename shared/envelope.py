@@ -128,7 +128,7 @@ class HeaderTemplate:
         return header
 
     def build(self, *, id: str, time: datetime, subject: str | None = None, correlation_id: str | None = None,
-              causation_id: str | None = None) -> Headers:
+              causation_id: str | None = None, traceparent: str | None = None) -> Headers:
         headers = [*self._head, ("ce_id", id.encode()), self._type, *self._tail, self.time(time)]
         if subject is not None:
             headers.append(("ce_subject", subject.encode()))
@@ -136,4 +136,6 @@ class HeaderTemplate:
             headers.append(("ce_correlationid", correlation_id.encode()))
         if causation_id is not None:
             headers.append(("ce_causationid", causation_id.encode()))
+        if traceparent is not None:
+            headers.append(("traceparent", traceparent.encode()))
         return headers

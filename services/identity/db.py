@@ -76,6 +76,7 @@ contact_events = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("correlation_id", Text),
     Column("causation_id", Text, comment="the id of the message that caused it"),
+    Column("traceparent", Text, comment="W3C trace context of its cause, carried on to what it causes"),
     PrimaryKeyConstraint("contact_id", "version"),
 )
 
@@ -90,6 +91,7 @@ row_answers = Table(
     Column("payload", JSON, nullable=False, comment="the ImportRowsProcessedV1 as published"),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("causation_id", Text, comment="the first row's message id"),
+    Column("traceparent", Text, comment="W3C trace context of the first row"),
     Index("ix_row_answers_import_rows", "import_id", "last_row"),
     comment="what identity answered to import rows; a row arriving again is answered again from here",
 )

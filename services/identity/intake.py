@@ -15,6 +15,7 @@ from aiokafka import ConsumerRecord
 from services.identity.domain import IncomingRecord, Interaction, InvalidEmail, normalize_email
 from shared import wire
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
+from shared.tracing import TRACEPARENT
 
 ROW_TYPE = wire.TYPE_OF_STRUCT[wire.ImportRowReceived]
 
@@ -28,6 +29,7 @@ class RowIntake:
     import_id: str
     row_number: int
     partition: int
+    traceparent: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class StatementIntake:
     message_id: str
     source: str
     correlation_id: str | None
+    traceparent: str | None
 
 
 @dataclass
@@ -54,6 +57,10 @@ def _time(value: bytes) -> datetime:
     """``ce_time`` of a row: every row of a batch shares one, so it is parsed once."""
     parsed = datetime.fromisoformat(value.decode())
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode(errors="replace") if value else None
 
 
 _rows = wire.Decoder((wire.ImportRowReceived,))
@@ -74,7 +81,8 @@ def _row(record: ConsumerRecord, headers: dict[str, bytes]) -> RowIntake:
     time = headers.get("ce_time")
     incoming = IncomingRecord(email=row.email, fields=fields, source=source,  # type: ignore[arg-type]
                               occurred_at=_time(time) if time else datetime.now(UTC))
-    return RowIntake(incoming, headers["ce_id"].decode(), row.import_id, row.row_number, record.partition)
+    return RowIntake(incoming, headers["ce_id"].decode(), row.import_id, row.row_number, record.partition,
+                     _text(headers.get(TRACEPARENT)))
 
 
 def _interaction(record: ConsumerRecord, headers: dict[str, bytes], event_type: str) -> StatementIntake:
@@ -106,9 +114,8 @@ def _interaction(record: ConsumerRecord, headers: dict[str, bytes], event_type: 
             user_account_id=account,
         ),
     )
-    correlation = headers.get("ce_correlationid")
     return StatementIntake(incoming, message_id, headers["ce_source"].decode(),
-                             correlation.decode() if correlation else None)
+                           _text(headers.get("ce_correlationid")), _text(headers.get(TRACEPARENT)))
 
 
 def _statement(record: ConsumerRecord, headers: dict[str, bytes]) -> StatementIntake:
@@ -121,9 +128,8 @@ def _statement(record: ConsumerRecord, headers: dict[str, bytes]) -> StatementIn
               "title": stated.title, "phone": stated.phone}
     incoming = IncomingRecord(email=stated.email, fields=fields, source=ATTENDEE,  # type: ignore[arg-type]
                               occurred_at=stated.occurred_at, bio=stated.bio, social_links=dict(stated.social_links))
-    correlation = headers.get("ce_correlationid")
     return StatementIntake(incoming, headers["ce_id"].decode(), headers["ce_source"].decode(),
-                           correlation.decode() if correlation else None)
+                           _text(headers.get("ce_correlationid")), _text(headers.get(TRACEPARENT)))
 
 
 def take_in(

@@ -13,10 +13,11 @@ from shared.kafka import OutgoingMessage
 from shared.relay import CursorSource, OutboxSource, RelaySource
 from shared.wire import CONTACT_EVENT_STRUCTS, TYPE_OF_STRUCT
 
-EVENT_COLUMNS = "position, contact_id::text, version, type, payload::text, recorded_at, correlation_id, causation_id"
+EVENT_COLUMNS = ("position, contact_id::text, version, type, payload::text, recorded_at, correlation_id, causation_id, "
+                 "traceparent")
 CONTACT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM contact_events WHERE position > %(after)s ORDER BY position LIMIT %(n)s"
 ROW_ANSWERS = (
-    "SELECT position, import_id, payload::text, recorded_at, causation_id FROM row_answers "
+    "SELECT position, import_id, payload::text, recorded_at, causation_id, traceparent FROM row_answers "
     "WHERE position > %(after)s ORDER BY position LIMIT %(n)s"
 )
 
@@ -33,10 +34,10 @@ class ContactEventMessages:
         }
 
     def __call__(self, row: Any) -> OutgoingMessage:
-        _, contact_id, version, event_type, payload, recorded_at, correlation_id, causation_id = row
+        _, contact_id, version, event_type, payload, recorded_at, correlation_id, causation_id, traceparent = row
         headers = self._templates[event_type].build(  # the id is the event's place in its stream: stable
             id=f"{contact_id}:{version}", time=recorded_at, subject=contact_id, correlation_id=correlation_id,
-            causation_id=causation_id,
+            causation_id=causation_id, traceparent=traceparent,
         )
         return OutgoingMessage(self._topic, contact_id.encode(), payload.encode(), headers)
 
@@ -47,9 +48,9 @@ def relay_sources(topics: IdentityTopics) -> list[RelaySource]:
     contact_event = ContactEventMessages(topics.contact_events)
 
     def row_answer(row: Any) -> OutgoingMessage:
-        position, import_id, payload, recorded_at, causation_id = row
+        position, import_id, payload, recorded_at, causation_id, traceparent = row
         headers = answers.build(id=derived_id("row-answer", position), time=recorded_at, subject=import_id,
-                                correlation_id=import_id, causation_id=causation_id)
+                                correlation_id=import_id, causation_id=causation_id, traceparent=traceparent)
         return OutgoingMessage(answers_topic, import_id.encode(), payload.encode(), headers)
 
     return [

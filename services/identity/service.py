@@ -86,7 +86,7 @@ def _event_rows(plan: BatchPlan, causes: Sequence[RowIntake | StatementIntake]) 
             rows.append(store.event_row(
                 contact_id=event.contact_id, version=event.version, type=wire.TYPE_OF_STRUCT[type(event)],
                 payload=wire.encode(event), occurred_at=event.occurred_at, correlation_id=correlation,
-                causation_id=cause.message_id,
+                causation_id=cause.message_id, traceparent=cause.traceparent,
             ))
     return rows
 
@@ -109,7 +109,7 @@ def _answer_rows(answered: list[tuple[Resolution, RowIntake]]) -> list[tuple[obj
             ])
             numbers = [row.row_number for _, row in chunk]
             rows.append((import_id, partition, min(numbers), max(numbers), wire.encode(answer).decode(),
-                         chunk[0][1].message_id))
+                         chunk[0][1].message_id, chunk[0][1].traceparent))
     return rows
 
 

@@ -21,8 +21,9 @@ from shared.events import CONTACT_FIELDS
 CONTACT_COLUMNS = [c.name for c in db.contacts.columns]
 VALUE_COLUMNS = ["email_original", *CONTACT_FIELDS]  # what a layer holds
 LAYER_COLUMNS = [c.name for c in db.contact_layers.columns]
-EVENT_COLUMNS = ["contact_id", "version", "type", "payload", "occurred_at", "correlation_id", "causation_id"]
-ANSWER_COLUMNS = ["import_id", "partition", "first_row", "last_row", "payload", "causation_id"]
+EVENT_COLUMNS = ["contact_id", "version", "type", "payload", "occurred_at", "correlation_id", "causation_id",
+                 "traceparent"]
+ANSWER_COLUMNS = ["import_id", "partition", "first_row", "last_row", "payload", "causation_id", "traceparent"]
 STREAM_LOCK = "identity.relayed-streams"
 
 
@@ -222,5 +223,5 @@ async def claim_interactions(conn: AsyncConnection, ids: Sequence[tuple[str, str
 
 
 def event_row(*, contact_id: str, version: int, type: str, payload: bytes, occurred_at: datetime,
-              correlation_id: str | None, causation_id: str | None) -> tuple[Any, ...]:
-    return (contact_id, version, type, payload.decode(), occurred_at, correlation_id, causation_id)
+              correlation_id: str | None, causation_id: str | None, traceparent: str | None) -> tuple[Any, ...]:
+    return (contact_id, version, type, payload.decode(), occurred_at, correlation_id, causation_id, traceparent)

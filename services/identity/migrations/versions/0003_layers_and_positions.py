@@ -58,6 +58,7 @@ def upgrade() -> None:
                                               server_default=sa.func.now()))
     op.add_column("contact_events", sa.Column("correlation_id", sa.Text))
     op.add_column("contact_events", sa.Column("causation_id", sa.Text))
+    op.add_column("contact_events", sa.Column("traceparent", sa.Text))
     op.add_column("contact_events", sa.Column("position", sa.BigInteger))
     op.execute(
         "UPDATE contact_events e SET position = n.position FROM (SELECT contact_id, version, "
@@ -81,6 +82,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON, nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("causation_id", sa.Text),
+        sa.Column("traceparent", sa.Text),
     )
     op.create_index("ix_row_answers_import_rows", "row_answers", ["import_id", "last_row"])
     op.create_table(
