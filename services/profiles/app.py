@@ -46,7 +46,7 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
             engine=engine,
             messaging=messaging,
             group=settings.consumer_group,
-            consumed_topics=[profiles_topics.contact_events, profiles_topics.enrichments],
+            consumed_topics=[profiles_topics.contact_events],
         )
     )
     return app

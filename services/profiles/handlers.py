@@ -1,12 +1,11 @@
-"""profiles' subscribers: decode a batch of contact events or display names, fold it into the read models
-(profiles, organizer contacts with their import permission and insights, interactions) in one transaction,
-and enqueue one snapshot per changed profile (and dead letters) through the outbox."""
+"""profiles' subscriber: decode a batch of contact events, fold it into the read models (canonical profiles,
+each organizer's view with its layer, relationship and insights, interactions) in one transaction, and enqueue
+one snapshot per changed canonical profile (and dead letters) through the outbox."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -16,14 +15,11 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
-from services.profiles.domain import Profile, Update, plan_batch, settle_permissions, snapshot
+from services.profiles.domain import Canonical, plan_batch, snapshot
 from services.profiles.insights import summarize
 from shared import topics as registry
 from shared.envelope import Envelope
-from shared.events import (
-    DisplayNameResolvedV1,
-    Event,
-)
+from shared.events import ContactEvent, Event
 from shared.inbox import claim_batch, decode_batch, derived_id
 from shared.kafka import (
     OutgoingMessage,
@@ -43,7 +39,6 @@ SOURCE = "kagibag-contacts/profiles"
 @dataclass(frozen=True)
 class ProfilesTopics:
     contact_events: str
-    enrichments: str
     profile_updates: str
     dead_letters: str
 
@@ -52,19 +47,13 @@ class ProfilesTopics:
         """The names profiles reads and writes on a broker whose topics carry ``prefix``."""
         return cls(
             contact_events=registry.CONTACT_EVENTS.qualified(prefix),
-            enrichments=registry.ENRICHMENTS.qualified(prefix),
             profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
             dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
         )
 
 
-def _happened_at(envelope: Envelope, update: Update) -> datetime:
-    """Contact events say when they occurred; a display name changed when enrichment resolved it."""
-    return envelope.time if isinstance(update, DisplayNameResolvedV1) else update.occurred_at
-
-
-def _snapshot_message(profile: Profile, cause: Envelope, topics: ProfilesTopics) -> OutgoingMessage:
-    event = snapshot(profile)
+def _snapshot_message(canonical: Canonical, cause: Envelope, topics: ProfilesTopics) -> OutgoingMessage:
+    event = snapshot(canonical)
     envelope = cause.caused(
         type=event.TYPE,
         source=SOURCE,
@@ -89,17 +78,16 @@ async def project(
     batch = decode_batch(records, accepted)
     async with engine.begin() as conn:
         claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-        todo: list[tuple[Envelope, Update]] = claimed.fresh  # type: ignore[assignment]
-        known = await store.lock_profiles(conn, [update.contact_id for _, update in todo])
-        plan = plan_batch(known, [(update, _happened_at(envelope, update)) for envelope, update in todo])
-        await store.save_profiles(conn, list(plan.profiles.values()))
-        stored_permissions = await store.record_sightings(conn, plan.sightings)
-        await store.save_permissions(conn, settle_permissions(plan.sightings, stored_permissions))
+        todo: list[tuple[Envelope, ContactEvent]] = claimed.fresh  # type: ignore[assignment]
+        locked = await store.lock_contacts(conn, [event.contact_id for _, event in todo])
+        plan = plan_batch(locked.states, [event for _, event in todo])
+        await store.save_canonicals(conn, list(plan.canonicals.values()))
+        await store.save_views(conn, plan.views, locked.explicit)
         interactions = await store.record_interactions(conn, plan.interactions)
         await store.save_insights(conn, {pair: summarize(rows) for pair, rows in interactions.items()})
         if publish:
             outgoing = [
-                _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
+                _snapshot_message(plan.canonicals[contact_id], todo[index][0], topics)
                 for contact_id, index in plan.snapshots.items()
             ]
             await enqueue(conn, outgoing + claimed.dead_letters)
@@ -119,30 +107,25 @@ def register(
     group: str,
     batch_size: int,
 ) -> None:
-    """Subscribe profiles to the contact log and to enrichments with one consumer: one group join, and no
-    two batches of the same service contending for the same profiles."""
+    """Subscribe profiles to the contact log. (Display names are profiles' own rule now: the enrichments topic
+    is not read.)"""
 
     @batch_subscriber(
         broker,
-        topic=(topics.contact_events, topics.enrichments),
+        topic=topics.contact_events,
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Project contact events and resolved display names into contact profiles and organizer "
-        "contacts (never an older display name over a newer one); publish one profile snapshot per changed "
-        "contact per batch. Committed after the batch's transaction.",
+        description="Project contact events into the canonical profiles (what each person stated) and each "
+        "organizer's view (the person's values, else its own imported ones) with its relationship and insights; "
+        "publish one canonical profile snapshot per changed contact per batch. Committed after the batch's "
+        "transaction.",
     )
-    async def on_contact_updates(msg: KafkaMessage) -> None:
+    async def on_contact_events(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await project(
-            engine,
-            records,
-            accepted={
-                topics.contact_events: registry.CONTACT_EVENTS.events,
-                topics.enrichments: registry.ENRICHMENTS.events,
-            },
-            topics=topics,
+            engine, records, accepted={topics.contact_events: registry.CONTACT_EVENTS.events}, topics=topics,
             consumer=group,
         )
         messaging.wake_relay()
-        log.info("contact_updates.projected", applied=applied, **describe_batch(records))
+        log.info("contact_events.projected", applied=applied, **describe_batch(records))

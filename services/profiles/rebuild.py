@@ -1,6 +1,6 @@
-"""Rebuild profiles' read models from the logs: replay the contact log and the enrichments topic from the
-beginning into a fresh schema with the projection the service runs (publishing nothing), then re-apply the
-organizers' API changes from the live schema's change log. Optionally swap the rebuilt schema in.
+"""Rebuild profiles' read models from the logs: replay the contact log from the beginning into a fresh schema
+with the projection the service runs (publishing nothing), then re-apply the organizers' API changes from the
+live schema's change log. Optionally swap the rebuilt schema in.
 
 The replay reads until every partition has reached the end offset captured at the start and no record has
 arrived for ``quiet_seconds``: Tansu reports a partition's end as its newest batch's base offset + 1, which
@@ -85,14 +85,11 @@ async def _prepare_target(engine: AsyncEngine, *, settings: ProfilesSettings, ta
 async def replay_topics(
     engine: AsyncEngine, *, settings: ProfilesSettings, quiet_seconds: float, batch_size: int
 ) -> tuple[int, int]:
-    """Project both topics from the beginning into ``engine``'s schema; returns (records read, applied).
+    """Project the contact log from the beginning into ``engine``'s schema; returns (records read, applied).
     Tracking records are claimed under the live consumer group's name, so a swapped-in schema lets the
     service resume from its committed offsets without applying anything twice."""
     topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
-    accepted = {
-        topics.contact_events: registry.CONTACT_EVENTS.events,
-        topics.enrichments: registry.ENRICHMENTS.events,
-    }
+    accepted = {topics.contact_events: registry.CONTACT_EVENTS.events}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.platform.kafka_bootstrap_servers,
         group_id=None,

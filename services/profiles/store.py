@@ -1,33 +1,36 @@
-"""profiles' writes, in the caller's transaction: lock the profiles a batch touches (creating blank rows for
-new contacts, so concurrent batches serialize on the same rows), then upsert profiles, organizer contacts
-(sightings, import permission, insights) and interactions, each with one COPY into a staging table and one
-statement. The reads are in ``queries.py``."""
+"""profiles' writes, in the caller's transaction: lock the contacts a batch touches with every organizer's row
+of them (creating blank canonical rows for new contacts, so concurrent batches serialize on the same rows),
+then upsert canonical profiles, organizers' views and relationships, and interactions, each with one COPY into a
+staging table and one statement. The reads are in ``queries.py``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.profiles.domain import FieldSource, PermissionChange, Profile, Sighting, StoredPermission
+from services.profiles.domain import SOCIAL, Canonical, ContactState, FieldSource, Layer, Shown, View
 from services.profiles.insights import Insights, RecordedInteraction
-from services.profiles.permission import Statement
+from services.profiles.permission import Statement, effective
 from shared.db import copy_rows
 from shared.events import CONTACT_FIELDS
 
-PROFILE_COLUMNS = [
-    "contact_id", "email", "email_original", *CONTACT_FIELDS, "display_name", "display_name_version",
-    "contact_version", "profile_version", "created_at", "updated_at", "bio", "social_links", "user_account_id",
-    "field_sources",
+VALUE_COLUMNS = [*CONTACT_FIELDS, "display_name", "bio", "social_links", "user_account_id", "field_sources"]
+"""What a canonical profile and a view both show, beside the email."""
+CANONICAL_COLUMNS = [
+    "contact_id", "email", "email_original", *VALUE_COLUMNS, "contact_version", "profile_version", "created_at",
+    "updated_at",
 ]
-SIGHTING_COLUMNS = ["organizer_id", "contact_id", "first_seen_at", "last_seen_at"]
-PERMISSION_COLUMNS = [
-    "organizer_id", "contact_id", "import_permission", "import_permission_at", "import_permission_by",
-    "email_permission", "permission_source", "permission_changed_at", "permission_changed_by",
+VIEW_COLUMNS = [
+    "organizer_id", "contact_id", "email", "email_original", *VALUE_COLUMNS, "view_version", "created_at",
+    "updated_at", "imported", "first_seen_at", "last_seen_at", "import_permission", "import_permission_at",
+    "import_permission_by", "email_permission", "permission_source", "permission_changed_at",
+    "permission_changed_by",
 ]
 INTERACTION_COLUMNS = [
     "organizer_id", "contact_id", "interaction_id", "kind", "kagibag_event_id", "order_id", "ticket_count",
@@ -41,71 +44,127 @@ Pair = tuple[str, str]
 
 
 def source_json(source: FieldSource) -> dict[str, str]:
-    """How a field source is stored: complete, with the organizer and the import or interaction id."""
-    reference = "import_id" if source.kind == "import" else "interaction_id"
-    stored = {"kind": source.kind, "organizer_id": source.organizer_id, "at": source.at.isoformat()}
-    return stored | ({reference: source.reference} if source.reference is not None else {})
+    """How a field source is stored: kind and time, and the organizer and import or interaction id when known
+    (an organizer's own import; the person's statements in the canonical profile)."""
+    stored = {"kind": source.kind, "at": source.at.isoformat()}
+    if source.organizer_id is not None:
+        stored["organizer_id"] = source.organizer_id
+    if source.reference is not None:
+        stored["import_id" if source.kind == "import" else "interaction_id"] = source.reference
+    return stored
 
 
-def _source_from_json(stored: dict[str, Any]) -> FieldSource:
+def _source(stored: Mapping[str, Any]) -> FieldSource:
     return FieldSource(
         kind=stored["kind"],
-        organizer_id=stored["organizer_id"],
-        reference=stored.get("import_id") or stored.get("interaction_id"),
         at=datetime.fromisoformat(stored["at"]),
+        organizer_id=stored.get("organizer_id"),
+        reference=stored.get("import_id") or stored.get("interaction_id"),
     )
 
 
-def _profile_from_row(row: Any) -> Profile:
-    return Profile(
+def _sources_json(sources: Mapping[str, FieldSource]) -> str:
+    return json.dumps({name: source_json(source) for name, source in sources.items()})
+
+
+def layer_json(layer: Layer) -> str:
+    stored: dict[str, Any] = {"values": dict(layer.values), "sources": {
+        name: source_json(source) for name, source in layer.sources.items()}}
+    if layer.email_original is not None:
+        stored["email_original"] = layer.email_original
+    return json.dumps(stored)
+
+
+def _layer(stored: Mapping[str, Any]) -> Layer:
+    return Layer(
+        values=dict(stored.get("values") or {}),
+        sources={name: _source(source) for name, source in (stored.get("sources") or {}).items()},
+        email_original=stored.get("email_original"),
+    )
+
+
+def _canonical(row: Any) -> Canonical:
+    values = {name: getattr(row, name) for name in (*CONTACT_FIELDS, "bio", "user_account_id")}
+    values.update({SOCIAL + network: value for network, value in row.social_links.items()})
+    return Canonical(
         contact_id=row.contact_id,
-        contact_version=row.contact_version,
+        version=row.contact_version,
         email=row.email,
-        email_original=row.email_original,
-        fields={name: getattr(row, name) for name in CONTACT_FIELDS if getattr(row, name) is not None},
-        display_name=row.display_name,
-        display_name_version=row.display_name_version,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        bio=row.bio,
-        social_links=dict(row.social_links),
-        user_account_id=row.user_account_id,
-        sources={name: _source_from_json(stored) for name, stored in row.field_sources.items()},
+        stated=Layer(
+            values={name: value for name, value in values.items() if value is not None},
+            sources={name: _source(source) for name, source in row.field_sources.items()},
+            email_original=row.email_original,
+        ),
+        profile_version=row.profile_version,
     )
 
 
-def _profile_row(profile: Profile) -> tuple[Any, ...]:
-    return (
-        profile.contact_id, profile.email, profile.email_original,
-        *(profile.fields.get(name) for name in CONTACT_FIELDS),
-        profile.display_name, profile.display_name_version, profile.contact_version, profile.profile_version,
-        profile.created_at, profile.updated_at, profile.bio, json.dumps(profile.social_links), profile.user_account_id,
-        json.dumps({name: source_json(source) for name, source in profile.sources.items()}),
+def _statement(status: Any, at: datetime | None, by: str | None) -> Statement | None:
+    return None if status is None or at is None else Statement(status=status, at=at, by=by or "")
+
+
+def _view(row: Any) -> View:
+    return View(
+        organizer_id=row.organizer_id,
+        contact_id=row.contact_id,
+        imported=_layer(row.imported),
+        version=row.view_version,
+        created_at=row.created_at or row.first_seen_at,
+        updated_at=row.updated_at or row.first_seen_at,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        import_permission=_statement(row.import_permission, row.import_permission_at, row.import_permission_by),
     )
 
 
-async def lock_profiles(conn: AsyncConnection, contact_ids: Sequence[str]) -> dict[str, Profile]:
-    """The profiles of ``contact_ids``, row-locked; unknown contacts get a blank row first, so a concurrent
-    batch about the same new contact waits for this transaction instead of racing it. Ids are sorted the
-    same way in both statements (byte order, ``COLLATE "C"``) so two batches cannot deadlock."""
+@dataclass(frozen=True)
+class Locked:
+    """The contacts of a batch, row-locked: each one's state, and the explicit permission statements of
+    their organizers (set through the API; what applies is recomputed from it and the imports')."""
+
+    states: dict[str, ContactState]
+    explicit: dict[Pair, Statement | None]
+
+
+async def lock_contacts(conn: AsyncConnection, contact_ids: Sequence[str]) -> Locked:
+    """The canonical profiles of ``contact_ids`` and every organizer's row of them, row-locked; unknown
+    contacts get a blank canonical row first, so a concurrent batch about the same new contact waits for this
+    transaction instead of racing it. Ids are sorted the same way in every statement (byte order,
+    ``COLLATE "C"``) so two batches cannot deadlock; an API change locks one organizer row only."""
     if not contact_ids:
-        return {}
+        return Locked({}, {})
     ids = sorted(set(contact_ids))
     await conn.execute(
+        text("INSERT INTO contact_profiles (contact_id) SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"),
+        {"ids": ids},
+    )
+    canonical = await conn.execute(
+        text('SELECT * FROM contact_profiles WHERE contact_id = ANY(:ids) ORDER BY contact_id COLLATE "C" FOR UPDATE'),
+        {"ids": ids},
+    )
+    states = {row.contact_id: ContactState(_canonical(row)) for row in canonical}
+    organizers = await conn.execute(
         text(
-            "INSERT INTO contact_profiles (contact_id) "
-            "SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"
+            "SELECT organizer_id, contact_id, imported, view_version, created_at, updated_at, first_seen_at, "
+            "last_seen_at, import_permission, import_permission_at, import_permission_by, explicit_permission, "
+            "explicit_permission_at, explicit_permission_by FROM organizer_contacts WHERE contact_id = ANY(:ids) "
+            'ORDER BY contact_id COLLATE "C", organizer_id COLLATE "C" FOR UPDATE'
         ),
         {"ids": ids},
     )
-    result = await conn.execute(
-        text(
-            "SELECT * FROM contact_profiles WHERE contact_id = ANY(:ids) "
-            'ORDER BY contact_id COLLATE "C" FOR UPDATE'
-        ),
-        {"ids": ids},
+    views: dict[str, dict[str, View]] = {}
+    explicit: dict[Pair, Statement | None] = {}
+    for row in organizers:
+        views.setdefault(row.contact_id, {})[row.organizer_id] = _view(row)
+        explicit[(row.organizer_id, row.contact_id)] = _statement(
+            row.explicit_permission, row.explicit_permission_at, row.explicit_permission_by
+        )
+    return Locked(
+        {contact_id: ContactState(state.canonical, views.get(contact_id, {})) for contact_id, state in states.items()},
+        explicit,
     )
-    return {row.contact_id: _profile_from_row(row) for row in result}
 
 
 async def _stage(conn: AsyncConnection, *, name: str, like: str, columns: Sequence[str],
@@ -121,83 +180,62 @@ async def _stage(conn: AsyncConnection, *, name: str, like: str, columns: Sequen
     await copy_rows(conn, table=name, columns=columns, rows=rows)
 
 
-async def save_profiles(conn: AsyncConnection, profiles: Sequence[Profile]) -> None:
-    if not profiles:
-        return
-    await _stage(conn, name="profiles_stage", like="contact_profiles", columns=PROFILE_COLUMNS,
-                 rows=map(_profile_row, profiles))
-    columns = ", ".join(PROFILE_COLUMNS)
-    updates = ", ".join(f"{column} = excluded.{column}" for column in PROFILE_COLUMNS[1:])
+async def _upsert(conn: AsyncConnection, *, table: str, stage: str, columns: Sequence[str], keys: int,
+                  rows: Iterable[Sequence[Any]]) -> None:
+    """Insert or update ``rows`` of ``table`` (its first ``keys`` columns are the key), in key order."""
+    await _stage(conn, name=stage, like=table, columns=columns, rows=rows)
+    key = ", ".join(f'{column} COLLATE "C"' for column in columns[:keys])
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns[keys:])
     await conn.execute(
         text(
-            f"INSERT INTO contact_profiles ({columns}) SELECT {columns} FROM profiles_stage "
-            f"ON CONFLICT (contact_id) DO UPDATE SET {updates}"
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {stage} ORDER BY {key} "
+            f"ON CONFLICT ({', '.join(columns[:keys])}) DO UPDATE SET {updates}"
         )
     )
 
 
-async def record_sightings(conn: AsyncConnection, sightings: Sequence[Sighting]) -> dict[Pair, StoredPermission]:
-    """Create or widen each organizer's relationship (rows locked in key order, so batches cannot deadlock),
-    and return the stored permission statements of those whose sighting states an import permission."""
-    if not sightings:
-        return {}
-    await _stage(
-        conn, name="sightings_stage", like="organizer_contacts", columns=SIGHTING_COLUMNS,
-        rows=((s.organizer_id, s.contact_id, s.first_seen_at, s.last_seen_at) for s in sightings),
+def _shown_values(shown: Shown) -> tuple[Any, ...]:
+    return (
+        *(shown.value(name) for name in CONTACT_FIELDS), shown.display_name, shown.value("bio"),
+        json.dumps(shown.social_links), shown.value("user_account_id"), _sources_json(shown.sources),
     )
-    columns = ", ".join(SIGHTING_COLUMNS)
-    await conn.execute(
-        text(
-            f"INSERT INTO organizer_contacts ({columns}) SELECT {columns} "
-            'FROM sightings_stage ORDER BY organizer_id COLLATE "C", contact_id COLLATE "C" '
-            "ON CONFLICT (organizer_id, contact_id) DO UPDATE SET "
-            "first_seen_at = least(organizer_contacts.first_seen_at, excluded.first_seen_at), "
-            "last_seen_at = greatest(organizer_contacts.last_seen_at, excluded.last_seen_at)"
-        )
-    )
-    stating = [s for s in sightings if s.import_permission is not None]
-    if not stating:
-        return {}
-    result = await conn.execute(
-        text(
-            "SELECT o.organizer_id, o.contact_id, import_permission, import_permission_at, import_permission_by, "
-            "explicit_permission, explicit_permission_at, explicit_permission_by "
-            "FROM organizer_contacts o JOIN unnest(CAST(:organizers AS text[]), CAST(:contacts AS text[])) "
-            "AS p(organizer_id, contact_id) USING (organizer_id, contact_id)"
-        ),
-        {"organizers": [s.organizer_id for s in stating], "contacts": [s.contact_id for s in stating]},
-    )
-    return {
-        (row.organizer_id, row.contact_id): StoredPermission(
-            imported=_statement(row.import_permission, row.import_permission_at, row.import_permission_by),
-            explicit=_statement(row.explicit_permission, row.explicit_permission_at, row.explicit_permission_by),
-        )
-        for row in result
-    }
 
 
-def _statement(status: Any, at: datetime | None, by: str | None) -> Statement | None:
-    return None if status is None or at is None else Statement(status=status, at=at, by=by or "")
+def _canonical_row(canonical: Canonical) -> tuple[Any, ...]:
+    stated = canonical.stated
+    shown = canonical.shown()
+    return (
+        canonical.contact_id, canonical.email, stated.email_original, *_shown_values(shown)[:-1],
+        _sources_json(stated.sources), canonical.version, canonical.profile_version, canonical.created_at,
+        canonical.updated_at,
+    )
 
 
-async def save_permissions(conn: AsyncConnection, changes: Sequence[PermissionChange]) -> None:
-    if not changes:
-        return
-    await _stage(
-        conn, name="permissions_stage", like="organizer_contacts", columns=PERMISSION_COLUMNS,
-        rows=(
-            (c.organizer_id, c.contact_id, c.imported.status, c.imported.at, c.imported.by, c.permission.status,
-             c.permission.source, c.permission.changed_at, c.permission.changed_by)
-            for c in changes
-        ),
+async def save_canonicals(conn: AsyncConnection, canonicals: Sequence[Canonical]) -> None:
+    if canonicals:
+        await _upsert(conn, table="contact_profiles", stage="canonical_stage", columns=CANONICAL_COLUMNS, keys=1,
+                      rows=map(_canonical_row, canonicals))
+
+
+def _view_row(view: View, shown: Shown, explicit: Statement | None) -> tuple[Any, ...]:
+    imported, permission = view.import_permission, effective(view.import_permission, explicit)
+    return (
+        view.organizer_id, view.contact_id, shown.email, shown.email_original, *_shown_values(shown),
+        view.version, view.created_at, view.updated_at, layer_json(view.imported), view.first_seen_at,
+        view.last_seen_at, imported.status if imported else None, imported.at if imported else None,
+        imported.by if imported else None, permission.status, permission.source, permission.changed_at,
+        permission.changed_by,
     )
-    updates = ", ".join(f"{column} = s.{column}" for column in PERMISSION_COLUMNS[2:])
-    await conn.execute(
-        text(
-            f"UPDATE organizer_contacts o SET {updates} FROM permissions_stage s "
-            "WHERE o.organizer_id = s.organizer_id AND o.contact_id = s.contact_id"
-        )
-    )
+
+
+async def save_views(
+    conn: AsyncConnection, views: Sequence[tuple[View, Shown]], explicit: Mapping[Pair, Statement | None]
+) -> None:
+    """Write each organizer's view, layer, sightings and the email permission that now applies (from its
+    imports' statement and its explicit one, which only the API changes)."""
+    if views:
+        rows = (_view_row(view, shown, explicit.get((view.organizer_id, view.contact_id))) for view, shown in views)
+        await _upsert(conn, table="organizer_contacts", stage="views_stage", columns=VIEW_COLUMNS, keys=2, rows=rows)
 
 
 async def record_interactions(

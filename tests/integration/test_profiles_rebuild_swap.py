@@ -10,7 +10,6 @@ from services.local_postgres import libpq_url
 from services.profiles.config import ProfilesSettings
 from services.profiles.rebuild import RebuildError, rebuild
 from shared import topics
-from shared.events import DisplayNameResolvedV1
 from tests.integration.test_profiles_service import created, matched, message, new_id, profiles_api, rows, updated
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet, publish
@@ -42,9 +41,9 @@ async def test_a_rebuild_publishes_nothing_refuses_an_existing_schema_and_swaps_
     contact = new_id()
     events = [
         created(contact, "kim@example.com", "org-a", "subscribed", first_name="Kim"),
-        DisplayNameResolvedV1(contact_id=contact, display_name="Kim", contact_version=1),
         updated(contact, 2, "org-a", company="Acme"),
         matched(contact, 3, "org-b", "unsubscribed"),
+        updated(contact, 4, "org-b", by_person=True, last_name="Lee"),
     ]
     async with profiles_api(isolation):
         await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in events])
