@@ -1,8 +1,8 @@
 """The issue's example as a new user meets it, through the four services as processes: organizer B imports a
 person with a name, company and phone; organizer A imports the bare email (created, for A), then other values;
 each sees only its own values. The person then buys a ticket for one of B's events giving their name: both see
-that name, the profile-updates topic carries only what the person stated, and ``contacts rebuild profiles``
-reproduces every view row for row."""
+that name, the profile-updates topic carries only what the person stated, the operations endpoints name nobody,
+and ``contacts rebuild profiles`` reproduces every view row for row."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ async def test_each_organizer_sees_its_own_values_and_both_see_the_person_s_own(
                                                                                    "ann@example.com")
         assert (as_a["view_version"], as_b["view_version"]) == (3, 2)
         assert as_a["insights"]["tickets_purchased"] == 0 and as_b["insights"]["tickets_purchased"] == 1
+
+        # the operations endpoints (internal, no token) say nothing about any organizer or person
+        for process in running_services.values():
+            for path in ("/metrics", "/health/ready", "/health/live"):
+                text = (await client.get(f"{process.base_url}{path}")).text.lower()
+                assert not [word for word in ("org-a", "org-b", "ann@example", "bcorp", "acorp", as_a["contact_id"])
+                            if word in text], (process.service, path, text)
 
     contact_id = as_a["contact_id"]
     seen = await consume_until(
