@@ -20,10 +20,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from shared.outbox import outbox_table
-from shared.tracking import processed_messages_table
+from shared.outbox_batches import outbox_batches_table
+from shared.positions import consumer_positions_table
 
 metadata = MetaData()
+
+EMPTY_LAYER = '{"values": {}, "sources": {}}'
+"""A layer (the person's statements, or an organizer's imports): values and sources by value name (the standard
+fields, ``bio``, ``user_account_id``, ``social_links.<network>``; ``email`` among the sources is the spelling's),
+and ``email_original``, the first spelling of the email."""
 
 SEARCHED_NAMES = ("display_name", "first_name", "last_name")
 """The names ``q`` finds by prefix (with the email), each behind an index per organizer."""
@@ -33,24 +38,14 @@ contact_profiles = Table(
     metadata,
     Column("contact_id", Text, primary_key=True),
     Column("email", Text, comment="normalized; null until the contact's creation has been applied"),
-    Column("email_original", Text, comment="the email as the person first wrote it; null until they did"),
-    Column("first_name", Text),
-    Column("last_name", Text),
-    Column("company", Text),
-    Column("title", Text),
-    Column("phone", Text),
-    Column("display_name", Text),
+    Column("stated", JSONB, nullable=False, server_default=EMPTY_LAYER,
+           comment="what the person stated: {values, sources, email_original}"),
     Column("contact_version", Integer, nullable=False, server_default="0",
            comment="the last contact event applied, of any source"),
     Column("profile_version", Integer, nullable=False, server_default="0",
            comment="of the published snapshot: max(2 x the changing event's version, previous + 1)"),
     Column("created_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True)),
-    Column("bio", Text),
-    Column("social_links", JSONB, nullable=False, server_default="{}"),
-    Column("user_account_id", Text),
-    Column("field_sources", JSONB, nullable=False, server_default="{}",
-           comment="value name -> the person's statement that set it (kind, organizer, interaction, time)"),
+    Column("updated_at", DateTime(timezone=True), comment="the person's last change, else created_at"),
     comment="The canonical profiles: only what each person stated themself (published downstream).",
 )
 
@@ -76,7 +71,7 @@ organizer_contacts = Table(
     Column("view_version", Integer, nullable=False, server_default="0", comment="changes to the view"),
     Column("created_at", DateTime(timezone=True), comment="when the view appeared (the organizer's first event)"),
     Column("updated_at", DateTime(timezone=True), comment="the view's last change"),
-    Column("imported", JSONB, nullable=False, server_default="{}",
+    Column("imported", JSONB, nullable=False, server_default=EMPTY_LAYER,
            comment="the organizer's layer: {values, sources, email_original} its imports stated"),
     # the relationship
     Column("email_permission", Text, nullable=False, server_default="unknown"),
@@ -155,5 +150,5 @@ organizer_contact_changes = Table(
     comment="The event store of API changes to organizer contacts: replayed by the rebuild.",
 )
 
-outbox = outbox_table(metadata)
-processed_messages = processed_messages_table(metadata)
+consumer_positions = consumer_positions_table(metadata)
+outbox_batches = outbox_batches_table(metadata)

@@ -1,11 +1,13 @@
-"""profiles' subscriber: decode a batch of contact events, fold it into the read models (canonical profiles,
-each organizer's view with its layer, relationship and insights, interactions) in one transaction, and enqueue
-one snapshot per changed canonical profile (and dead letters) through the outbox."""
+"""profiles' subscriber: a batch of contact events merged into the read models (canonical profiles, each
+organizer's layer, view, relationship and insights, interactions) in one transaction that also stores the
+group's positions, and one outbox row with the batch's snapshots (one per changed canonical profile) and dead
+letters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -15,21 +17,15 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
-from services.profiles.domain import Canonical, plan_batch, snapshot
-from services.profiles.insights import summarize
+from services.profiles.intake import take_in
 from shared import topics as registry
-from shared.envelope import Envelope
-from shared.events import ContactEvent, Event
-from shared.inbox import claim_batch, decode_batch, derived_id
-from shared.kafka import (
-    OutgoingMessage,
-    batch_subscriber,
-    describe_batch,
-    encode,
-    raw_records,
-)
-from shared.outbox import enqueue
-from shared.runtime import Messaging
+from shared.consumer import batch_subscriber, describe_batch, raw_records
+from shared.envelope import cloud_event_headers
+from shared.events import ContactProfileUpdatedV1
+from shared.inbox import derived_id
+from shared.kafka import OutgoingMessage
+from shared.outbox_batches import enqueue
+from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
@@ -52,80 +48,62 @@ class ProfilesTopics:
         )
 
 
-def _snapshot_message(canonical: Canonical, cause: Envelope, topics: ProfilesTopics) -> OutgoingMessage:
-    event = snapshot(canonical)
-    envelope = cause.caused(
-        type=event.TYPE,
-        source=SOURCE,
-        subject=event.contact_id,
-        id=derived_id("profile", event.contact_id, event.profile_version),
+def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: str) -> OutgoingMessage:
+    """A snapshot as published: its id derived from (contact, version), so a re-sent one repeats it."""
+    headers = cloud_event_headers(
+        id=derived_id("profile", snapshot.contact_id, snapshot.profile_version), type=ContactProfileUpdatedV1.TYPE,
+        source=SOURCE, time=time, subject=snapshot.contact_id,
+        correlation_id=snapshot.correlation_id or snapshot.cause_id, causation_id=snapshot.cause_id,
     )
-    return encode(event, envelope, topic=topics.profile_updates, key=event.contact_id)
+    return OutgoingMessage(topic, snapshot.contact_id.encode(), snapshot.payload.encode(), headers)
 
 
 async def project(
     engine: AsyncEngine,
     records: Sequence[ConsumerRecord],
     *,
-    accepted: Mapping[str, tuple[type[Event], ...]],
     topics: ProfilesTopics,
-    consumer: str,
+    group: str,
+    channel: str,
     publish: bool = True,
 ) -> int:
-    """Apply a batch exactly once in effect: tracking records, read models and outbox are written in one
-    transaction, and messages already recorded as processed are skipped. Returns the updates applied.
-    ``publish=False`` (the rebuild) enqueues neither snapshots nor dead letters."""
-    batch = decode_batch(records, accepted)
+    """Apply a batch exactly once in effect: the group's positions, the read models and the outbox row are
+    written in one transaction; records below the stored positions were applied before, and contact events at
+    or below a contact's applied version change nothing. Returns the events staged. ``publish=False`` (the
+    rebuild) enqueues neither snapshots nor dead letters."""
     async with engine.begin() as conn:
-        claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-        todo: list[tuple[Envelope, ContactEvent]] = claimed.fresh  # type: ignore[assignment]
-        locked = await store.lock_contacts(conn, [event.contact_id for _, event in todo])
-        plan = plan_batch(locked.states, [event for _, event in todo])
-        await store.save_canonicals(conn, list(plan.canonicals.values()))
-        await store.save_views(conn, plan.views, locked.explicit)
-        interactions = await store.record_interactions(conn, plan.interactions)
-        await store.save_insights(conn, {pair: summarize(rows) for pair, rows in interactions.items()})
+        fresh = await claim_positions(conn, group=group, records=records)
+        intake = take_in(fresh, dead_letter_topic=topics.dead_letters)
+        snapshots = await store.merge(conn, intake.staged)
         if publish:
-            outgoing = [
-                _snapshot_message(plan.canonicals[contact_id], todo[index][0], topics)
-                for contact_id, index in plan.snapshots.items()
-            ]
-            await enqueue(conn, outgoing + claimed.dead_letters)
-    if batch.undecodable:
+            time = datetime.now(UTC).isoformat()
+            outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
+            await enqueue(conn, outgoing + intake.dead_letters, channel=channel)
+    if intake.dead_letters:
         log.warning("profiles.dead_lettered" if publish else "profiles.undecodable_skipped",
-                    count=len(batch.undecodable), first_error=batch.undecodable[0][1].code,
-                    topic=batch.undecodable[0][0].topic)
-    return len(todo)
+                    count=len(intake.dead_letters), topic=topics.contact_events)
+    return len(intake.staged)
 
 
 def register(
-    broker: KafkaBroker,
-    *,
-    engine: AsyncEngine,
-    messaging: Messaging,
-    topics: ProfilesTopics,
-    group: str,
-    batch_size: int,
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: ProfilesTopics, group: str, batch_size: int, channel: str
 ) -> None:
-    """Subscribe profiles to the contact log. (Display names are profiles' own rule now: the enrichments topic
-    is not read.)"""
+    """Subscribe profiles to the contact log. (Display names are profiles' own rule: the enrichments topic is
+    not read.)"""
 
     @batch_subscriber(
         broker,
-        topic=topics.contact_events,
+        topics=(topics.contact_events,),
         group_id=group,
+        engine=engine,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Project contact events into the canonical profiles (what each person stated) and each "
+        description="Merge contact events into the canonical profiles (what each person stated) and each "
         "organizer's view (the person's values, else its own imported ones) with its relationship and insights; "
-        "publish one canonical profile snapshot per changed contact per batch. Committed after the batch's "
-        "transaction.",
+        "publish one canonical profile snapshot per changed contact per batch. The group's positions are stored "
+        "with the batch's effect; Kafka offsets are committed after it; a failed batch is redelivered.",
     )
     async def on_contact_events(msg: KafkaMessage) -> None:
         records = raw_records(msg)
-        applied = await project(
-            engine, records, accepted={topics.contact_events: registry.CONTACT_EVENTS.events}, topics=topics,
-            consumer=group,
-        )
-        messaging.wake_relay()
+        applied = await project(engine, records, topics=topics, group=group, channel=channel)
         log.info("contact_events.projected", applied=applied, **describe_batch(records))

@@ -15,7 +15,16 @@ import pytest
 
 from shared import topics
 from shared.events import ContactEvent
-from tests.integration.test_profiles_service import created, matched, message, new_id, profiles_api, rows, updated
+from tests.integration.test_profiles_service import (
+    consumed,
+    created,
+    matched,
+    message,
+    new_id,
+    profiles_api,
+    rows,
+    updated,
+)
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
 from tests.support.processes import CHECKOUT
@@ -64,7 +73,7 @@ async def test_the_example_subscriber_receives_snapshots_in_version_order_and_dr
             await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in batch])
             published += len(batch)
             await wait_until(
-                lambda n=published: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                lambda n=published: consumed(isolation) >= n,
                 timeout=30,
             )
         lines = await run_subscriber(isolation, f"{isolation.consumer_group('example')}.1")

@@ -1,6 +1,7 @@
-"""Migration profiles_0003 on data written by the old model (one merged profile per contact): every value goes
-where its stored source says (the person's statements stay canonical, each organizer's imports go to its own
-layer and view), and the profile versions published afterwards stay above the ones published before."""
+"""Migrations profiles_0003 and profiles_0004 on data written by the old model (one merged profile per contact,
+tracking rows, a row-per-message outbox): every value goes where its stored source says (the person's statements
+stay canonical, each organizer's imports go to its own layer and view), unpublished messages move to the new
+outbox, and the profile versions published afterwards stay above the ones published before."""
 
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ def old_model(isolation: Isolation) -> None:
                 "last_name": by_ann, "social_links.github": by_ann,
             })),
         )
+        conn.execute(  # a snapshot written but not yet published when the service was stopped
+            "INSERT INTO outbox (topic, key, value, headers) VALUES (%s, %s, %s, %s)",
+            (isolation.topic(topics.PROFILE_UPDATES), ANN.encode(), b'{"legacy": true}',
+             json.dumps([["ce_type", ContactProfileUpdatedV1.TYPE], ["ce_id", "legacy-1"]])),
+        )
         for organizer, hours in (("org-b", 0), ("org-a", 1), ("org-c", 5)):
             conn.execute(
                 "INSERT INTO organizer_contacts (organizer_id, contact_id, first_seen_at, last_seen_at) "
@@ -75,11 +81,11 @@ async def test_old_rows_become_canonical_profiles_and_views_by_their_sources(iso
 
     migrate_to(isolation, "head")
 
-    canonical = rows(isolation, "SELECT first_name, last_name, company, title, email_original, display_name, "
-                                "social_links, profile_version, field_sources FROM contact_profiles")
-    assert canonical == [(None, "Lee", None, None, None, "Lee", {"github": "@ann"}, 11, {
+    assert rows(isolation, "SELECT count FROM outbox_batches") == [(1,)]
+    canonical = rows(isolation, "SELECT stated, profile_version FROM contact_profiles")
+    assert canonical == [({"values": {"last_name": "Lee", "social_links.github": "@ann"}, "sources": {
         "last_name": source("interaction", "org-b", 2, "m-1"),
-        "social_links.github": source("interaction", "org-b", 2, "m-1")})]
+        "social_links.github": source("interaction", "org-b", 2, "m-1")}}, 11)]
     views = {row[0]: row[1:] for row in rows(
         isolation, f"SELECT organizer_id, {', '.join(VIEW)} FROM organizer_contacts ORDER BY organizer_id")}
     hours = [T0 + timedelta(hours=n) for n in range(6)]
@@ -95,6 +101,9 @@ async def test_old_rows_become_canonical_profiles_and_views_by_their_sources(iso
                          "last_name": {"kind": "interaction", "at": hours[2].isoformat()},
                          "social_links.github": {"kind": "interaction", "at": hours[2].isoformat()}}
     assert layer_a == {"values": {"title": "CTO"}, "sources": {"title": source("import", "org-a", 1, "imp-a")}}
+    (layer_b,) = rows(isolation, "SELECT imported FROM organizer_contacts WHERE organizer_id = 'org-b'")[0]
+    assert layer_b["email_original"] == "Ann@X.io" and sorted(layer_b["values"]) == [
+        "company", "first_name", "social_links.x"]
 
     # the service carries on from the converted rows: the person's next statement is published above 11
     async with profiles_api(isolation) as api:
@@ -103,6 +112,7 @@ async def test_old_rows_become_canonical_profiles_and_views_by_their_sources(iso
         ])
         seen = await consume_until(isolation.kafka_bootstrap, isolation.topic(topics.PROFILE_UPDATES),
                                    lambda seen: bool(snapshots(seen, ANN)), accepted=(ContactProfileUpdatedV1,))
+        assert any(c.record.value == b'{"legacy": true}' for c in seen)  # relayed from the migrated outbox
         await wait_until(lambda: rows(isolation, "SELECT view_version FROM organizer_contacts "
                                                  "WHERE organizer_id = 'org-a'") == [(2,)], timeout=20)
         as_a = (await api.get(f"/v1/contacts/{ANN}", headers=auth(isolation, "org-a"))).json()
@@ -117,10 +127,11 @@ def test_the_migration_goes_back_keeping_the_canonical_profiles(isolation: Isola
     migrate_to(isolation, "profiles_0002")
     old_model(isolation)
     migrate_to(isolation, "head")
+    rows(isolation, "DELETE FROM outbox_batches RETURNING 1")  # as if the relay had published it
 
     migrate_to(isolation, "profiles_0002", down=True)
 
-    assert rows(isolation, "SELECT first_name, last_name, email_original, display_name_version, profile_version "
-                           "FROM contact_profiles") == [(None, "Lee", "ann@x.io", 3, 11)]
+    assert rows(isolation, "SELECT first_name, last_name, email_original, display_name, display_name_version, "
+                           "profile_version FROM contact_profiles") == [(None, "Lee", "ann@x.io", "Lee", 3, 11)]
     assert rows(isolation, "SELECT count(*) FROM organizer_contacts") == [(3,)]
     migrate_to(isolation, "head")

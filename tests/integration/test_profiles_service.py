@@ -142,6 +142,11 @@ def rows(isolation: Isolation, sql: str, *params: object) -> list[tuple[Any, ...
         return conn.execute(sql, params).fetchall()
 
 
+def consumed(isolation: Isolation) -> int:
+    """How many records of the contact log profiles has applied (its stored positions, over every partition)."""
+    return int(rows(isolation, "SELECT coalesce(sum(next_offset), 0) FROM consumer_positions")[0][0])
+
+
 def snapshots(seen: list[Consumed], contact_id: str) -> list[ContactProfileUpdatedV1]:
     return [
         c.event
@@ -254,7 +259,7 @@ async def test_snapshots_carry_the_canonical_profile_with_increasing_versions_an
         for applied, single in enumerate(messages, start=1):  # one by one: each its own batch and snapshot
             await publish(isolation.kafka_bootstrap, [single])
             await wait_until(
-                lambda n=applied: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                lambda n=applied: consumed(isolation) >= n,
                 timeout=20,
             )
         seen = await consume_until(

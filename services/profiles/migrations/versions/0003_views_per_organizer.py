@@ -1,6 +1,7 @@
-"""profiles: whose value is whose. The canonical profile keeps only what the person stated; each organizer's row
-gets its layer (``imported``: the values its own imports brought) and its materialized view (the person's value
-per field, else its own), indexed per organizer for the contacts API.
+"""profiles: whose value is whose. The canonical profile keeps only what the person stated (``stated``: values,
+their sources and the person's first spelling of the email, the same shape as an organizer's layer); each
+organizer's row gets its layer (``imported``: the values its own imports brought) and its materialized view (the
+person's value per field, else its own), indexed per organizer for the contacts API.
 
 Existing data is converted from what the rows say: every stored value names its source (``field_sources``), so a
 value an interaction set stays canonical, and a value an organizer's import set goes to that organizer's layer
@@ -22,6 +23,7 @@ down_revision = "profiles_0002"
 FIELDS = ("first_name", "last_name", "company", "title", "phone", "bio", "user_account_id")
 SEARCHED = ("display_name", "first_name", "last_name")
 PERSON_STATED = "('interaction', 'attendee')"
+EMPTY_LAYER = '{"values": {}, "sources": {}}'
 
 
 def _display_name(first: str, last: str, email: str) -> str:
@@ -46,63 +48,54 @@ def upgrade() -> None:
     op.add_column(oc, sa.Column("created_at", sa.DateTime(timezone=True),
                                 comment="when the view appeared (the organizer's first event)"))
     op.add_column(oc, sa.Column("updated_at", sa.DateTime(timezone=True), comment="the view's last change"))
-    op.add_column(oc, sa.Column("imported", JSONB, nullable=False, server_default="{}",
+    op.add_column(oc, sa.Column("imported", JSONB, nullable=False, server_default=EMPTY_LAYER,
                                 comment="the organizer's layer: {values, sources, email_original} its imports stated"))
+    op.add_column("contact_profiles", sa.Column(
+        "stated", JSONB, nullable=False, server_default=EMPTY_LAYER,
+        comment="what the person stated: {values, sources, email_original}"))
 
+    # every stored value with its stored source, by value name ('email' is the spelling)
+    values = ", ".join(f"('{name}', p.{name})" for name in FIELDS)
+    op.execute(f"""
+        CREATE TEMP TABLE named ON COMMIT DROP AS
+        SELECT p.contact_id, n.name, n.value, p.field_sources -> n.name AS source
+        FROM contact_profiles p
+        CROSS JOIN LATERAL (
+            VALUES ('email', p.email_original), {values}
+            UNION ALL SELECT 'social_links.' || key, value FROM jsonb_each_text(p.social_links)
+        ) AS n(name, value)
+        WHERE n.value IS NOT NULL AND p.field_sources ? n.name
+    """)
+    layer = """jsonb_strip_nulls(jsonb_build_object(
+        'values', coalesce(jsonb_object_agg(name, value) FILTER (WHERE name <> 'email'), '{}'),
+        'sources', jsonb_object_agg(name, source),
+        'email_original', max(value) FILTER (WHERE name = 'email')))"""
     # each organizer's layer: the values whose stored source is its own import
-    values = ", ".join(f"('{name}', p.{name})" for name in ("email_original", *FIELDS))
     op.execute(f"""
-        WITH named AS (
-            SELECT p.contact_id, n.name, n.value,
-                   p.field_sources -> (CASE WHEN n.name = 'email_original' THEN 'email' ELSE n.name END) AS source
-            FROM contact_profiles p
-            CROSS JOIN LATERAL (
-                VALUES {values}
-                UNION ALL SELECT 'social_links.' || key, value FROM jsonb_each_text(p.social_links)
-            ) AS n(name, value)
-            WHERE n.value IS NOT NULL
-        ), layers AS (
-            SELECT contact_id, source ->> 'organizer_id' AS organizer_id,
-                   jsonb_object_agg(name, value) FILTER (WHERE name <> 'email_original') AS "values",
-                   jsonb_object_agg(CASE WHEN name = 'email_original' THEN 'email' ELSE name END, source) AS sources,
-                   max(value) FILTER (WHERE name = 'email_original') AS email_original
-            FROM named WHERE source ->> 'kind' = 'import' GROUP BY 1, 2
-        )
-        UPDATE organizer_contacts o SET imported = jsonb_strip_nulls(jsonb_build_object(
-            'values', coalesce(l."values", '{{}}'), 'sources', l.sources, 'email_original', l.email_original))
-        FROM layers l WHERE l.contact_id = o.contact_id AND l.organizer_id = o.organizer_id
+        UPDATE organizer_contacts o SET imported = l.layer
+        FROM (SELECT contact_id, source ->> 'organizer_id' AS organizer_id, {layer} AS layer
+              FROM named WHERE source ->> 'kind' = 'import' GROUP BY 1, 2) l
+        WHERE l.contact_id = o.contact_id AND l.organizer_id = o.organizer_id
     """)
-
     # the canonical profile: only what the person stated
-    stated = ", ".join(
-        f"{name} = CASE WHEN field_sources -> '{name}' ->> 'kind' IN {PERSON_STATED} THEN {name} END"
-        for name in FIELDS
-    )
     op.execute(f"""
-        UPDATE contact_profiles p SET {stated},
-            email_original = CASE WHEN field_sources -> 'email' ->> 'kind' IN {PERSON_STATED} THEN email_original END,
-            social_links = coalesce((
-                SELECT jsonb_object_agg(key, value) FROM jsonb_each(p.social_links)
-                WHERE p.field_sources -> ('social_links.' || key) ->> 'kind' IN {PERSON_STATED}), '{{}}'),
-            field_sources = coalesce((
-                SELECT jsonb_object_agg(key, value) FROM jsonb_each(p.field_sources)
-                WHERE value ->> 'kind' IN {PERSON_STATED}), '{{}}')
+        UPDATE contact_profiles p SET stated = l.layer
+        FROM (SELECT contact_id, {layer} AS layer FROM named WHERE source ->> 'kind' IN {PERSON_STATED} GROUP BY 1) l
+        WHERE l.contact_id = p.contact_id
     """)
-    op.execute(f"UPDATE contact_profiles SET display_name = {_display_name('first_name', 'last_name', 'email')} "
-               "WHERE email IS NOT NULL")
 
     # each view: the person's value, else the organizer's own; the person's sources by kind and time only
-    shown = ", ".join(f"{name} = coalesce(p.{name}, o.imported -> 'values' ->> '{name}')" for name in FIELDS)
+    shown = """(o.imported -> 'values') || (p.stated -> 'values')"""
     op.execute(f"""
-        UPDATE organizer_contacts o SET {shown},
+        UPDATE organizer_contacts o SET
+            {", ".join(f"{name} = ({shown}) ->> '{name}'" for name in FIELDS)},
             email = p.email,
-            email_original = coalesce(p.email_original, o.imported ->> 'email_original', p.email),
-            social_links = coalesce((
-                SELECT jsonb_object_agg(substr(key, 14), value) FROM jsonb_each(o.imported -> 'values')
-                WHERE key LIKE 'social_links.%'), '{{}}') || p.social_links,
-            field_sources = coalesce(o.imported -> 'sources', '{{}}') || coalesce((
+            email_original = coalesce(p.stated ->> 'email_original', o.imported ->> 'email_original', p.email),
+            social_links = coalesce((SELECT jsonb_object_agg(substr(key, 14), value) FROM jsonb_each({shown})
+                                     WHERE key LIKE 'social\\_links.%'), '{{}}'),
+            field_sources = (o.imported -> 'sources') || coalesce((
                 SELECT jsonb_object_agg(key, jsonb_build_object('kind', value -> 'kind', 'at', value -> 'at'))
-                FROM jsonb_each(p.field_sources)), '{{}}'),
+                FROM jsonb_each(p.stated -> 'sources')), '{{}}'),
             view_version = 1,
             created_at = o.first_seen_at
         FROM contact_profiles p WHERE p.contact_id = o.contact_id AND p.email IS NOT NULL
@@ -115,11 +108,13 @@ def upgrade() -> None:
         WHERE o.email IS NOT NULL
     """)
 
-    op.drop_column("contact_profiles", "display_name_version")
-    op.execute("DROP INDEX ix_contact_profiles_company")
-    op.execute("DROP INDEX ix_contact_profiles_email")
+    for column in ("email_original", *FIELDS, "display_name", "display_name_version", "social_links",
+                   "field_sources"):
+        op.drop_column("contact_profiles", column)
+    op.execute("DROP INDEX IF EXISTS ix_contact_profiles_company")
+    op.execute("DROP INDEX IF EXISTS ix_contact_profiles_email")
     for name in SEARCHED:
-        op.execute(f"DROP INDEX ix_contact_profiles_{name}_prefix")
+        op.execute(f"DROP INDEX IF EXISTS ix_contact_profiles_{name}_prefix")
     op.create_index("ix_organizer_contacts_contact", oc, ["contact_id"])
     op.execute(f"CREATE INDEX ix_organizer_contacts_email ON {oc} (organizer_id, email text_pattern_ops)")
     op.execute(f"CREATE INDEX ix_organizer_contacts_company ON {oc} (organizer_id, lower(company))")
@@ -132,8 +127,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Back to one shared profile per contact: the canonical values stay, the organizers' layers and views go
-    (rebuild from the log with the older version to get the merged values back)."""
+    """Back to one shared profile per contact: the canonical values come back as columns, the organizers'
+    layers and views go (rebuild from the log with the older version to get the merged values back)."""
     oc = "organizer_contacts"
     op.drop_table_comment("contact_profiles")
     for name in ("contact", "email", "company", *(f"{n}_prefix" for n in SEARCHED)):
@@ -142,12 +137,24 @@ def downgrade() -> None:
                  "bio", "social_links", "user_account_id", "field_sources", "view_version", "created_at",
                  "updated_at", "imported"):
         op.drop_column(oc, name)
-    op.add_column("contact_profiles", sa.Column("display_name_version", sa.Integer, nullable=False,
-                                                server_default="0"))
-    op.execute("UPDATE contact_profiles SET display_name_version = contact_version, "
-               "email_original = coalesce(email_original, email)")
-    op.execute("CREATE INDEX ix_contact_profiles_company ON contact_profiles (lower(company))")
-    op.execute("CREATE INDEX ix_contact_profiles_email ON contact_profiles (email text_pattern_ops)")
+    cp = "contact_profiles"
+    for name in ("email_original", *FIELDS, "display_name"):
+        op.add_column(cp, sa.Column(name, sa.Text))
+    op.add_column(cp, sa.Column("display_name_version", sa.Integer, nullable=False, server_default="0"))
+    op.add_column(cp, sa.Column("social_links", JSONB, nullable=False, server_default="{}"))
+    op.add_column(cp, sa.Column("field_sources", JSONB, nullable=False, server_default="{}"))
+    op.execute(f"""
+        UPDATE {cp} SET {", ".join(f"{name} = stated -> 'values' ->> '{name}'" for name in FIELDS)},
+            email_original = coalesce(stated ->> 'email_original', email),
+            display_name_version = contact_version,
+            social_links = coalesce((SELECT jsonb_object_agg(substr(key, 14), value) FROM jsonb_each(stated -> 'values')
+                                     WHERE key LIKE 'social\\_links.%'), '{{}}'),
+            field_sources = stated -> 'sources'
+    """)
+    op.execute(f"UPDATE {cp} SET display_name = {_display_name('first_name', 'last_name', 'email')} "
+               "WHERE email IS NOT NULL")
+    op.drop_column(cp, "stated")
+    op.execute(f"CREATE INDEX ix_contact_profiles_company ON {cp} (lower(company))")
+    op.execute(f"CREATE INDEX ix_contact_profiles_email ON {cp} (email text_pattern_ops)")
     for name in SEARCHED:
-        op.execute(f"CREATE INDEX ix_contact_profiles_{name}_prefix ON contact_profiles "
-                   f"(lower({name}) text_pattern_ops)")
+        op.execute(f"CREATE INDEX ix_contact_profiles_{name}_prefix ON {cp} (lower({name}) text_pattern_ops)")
