@@ -120,6 +120,11 @@ _STEPS = (
         SELECT organizer_id, contact_id FROM own
         UNION SELECT organizer_id, contact_id FROM organizer_contacts
         WHERE contact_id IN (SELECT contact_id FROM changing)
+    ), since AS (  -- changes count after the version the row appears at: before the batch, or its first event
+        SELECT x.organizer_id, x.contact_id,
+               CASE WHEN o.organizer_id IS NULL THEN own.first_version ELSE 0 END AS version
+        FROM pairs x LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)
+        LEFT JOIN own USING (organizer_id, contact_id)
     ), latest AS (
         SELECT DISTINCT ON (organizer_id, contact_id, name) organizer_id, contact_id, name, value
         FROM brought ORDER BY organizer_id, contact_id, name, version DESC
@@ -154,6 +159,23 @@ _STEPS = (
         UNION
         SELECT v.organizer_id, v.contact_id, v.version, e.occurred_at
         FROM visible v JOIN contact_events_stage e USING (contact_id, version)
+    ), counted AS (
+        SELECT c.organizer_id, c.contact_id, count(DISTINCT c.version) AS n, max(c.occurred_at) AS at
+        FROM shown_changes c JOIN since s USING (organizer_id, contact_id) WHERE c.version > s.version GROUP BY 1, 2
+    ), permission AS (
+        -- the import statement that stands: unsubscribes first, then the latest (permission.latest_imported)
+        SELECT DISTINCT ON (organizer_id, contact_id) organizer_id, contact_id, status, at, by FROM (
+            SELECT o.organizer_id, o.contact_id, o.import_permission AS status, o.import_permission_at AS at,
+                   coalesce(o.import_permission_by, '') AS by
+            FROM organizer_contacts o JOIN pairs USING (organizer_id, contact_id)
+            WHERE o.import_permission IS NOT NULL AND o.import_permission_at IS NOT NULL
+            UNION ALL
+            SELECT organizer_id, contact_id, email_permission, occurred_at,
+                   coalesce(nullif(reference, ''), organizer_id)
+            FROM contact_events_stage WHERE kind = 'import' AND email_permission IS NOT NULL
+        ) statements
+        ORDER BY organizer_id, contact_id, status = 'unsubscribed' DESC, at DESC, by COLLATE "C" DESC,
+                 status COLLATE "C" DESC
     )
     SELECT x.organizer_id, x.contact_id,
         jsonb_strip_nulls(jsonb_build_object(
@@ -162,7 +184,7 @@ _STEPS = (
                        || CASE WHEN o.imported ->> 'email_original' IS NULL AND sp.spelled IS NOT NULL
                                THEN jsonb_build_object('email', sp.source) ELSE '{{}}' END,
             'email_original', coalesce(o.imported ->> 'email_original', sp.spelled))),
-        CASE WHEN o.organizer_id IS NULL THEN 1 ELSE o.view_version END + ch.n,
+        CASE WHEN o.organizer_id IS NULL THEN 1 ELSE o.view_version END + coalesce(ch.n, 0),
         CASE WHEN o.organizer_id IS NULL THEN created.occurred_at ELSE coalesce(o.created_at, o.first_seen_at) END,
         greatest(CASE WHEN o.organizer_id IS NULL THEN created.occurred_at
                       ELSE coalesce(o.updated_at, o.first_seen_at) END, ch.at),
@@ -174,26 +196,10 @@ _STEPS = (
     LEFT JOIN layer l USING (organizer_id, contact_id)
     LEFT JOIN layer_sources ls USING (organizer_id, contact_id)
     LEFT JOIN spelled sp USING (organizer_id, contact_id)
+    LEFT JOIN counted ch USING (organizer_id, contact_id)
+    LEFT JOIN permission USING (organizer_id, contact_id)
     LEFT JOIN contact_events_stage created ON o.organizer_id IS NULL AND created.organizer_id = x.organizer_id
-         AND created.contact_id = x.contact_id AND created.version = own.first_version
-    CROSS JOIN LATERAL (
-        SELECT count(DISTINCT c.version) AS n, max(c.occurred_at) AS at FROM shown_changes c
-        WHERE c.organizer_id = x.organizer_id AND c.contact_id = x.contact_id
-          AND c.version > CASE WHEN o.organizer_id IS NULL THEN own.first_version ELSE 0 END
-    ) ch
-    LEFT JOIN LATERAL (
-        -- the import statement that stands: unsubscribes first, then the latest (permission.latest_imported)
-        SELECT status, at, by FROM (
-            SELECT o.import_permission AS status, o.import_permission_at AS at,
-                   coalesce(o.import_permission_by, '') AS by
-            WHERE o.import_permission IS NOT NULL AND o.import_permission_at IS NOT NULL
-            UNION ALL
-            SELECT e.email_permission, e.occurred_at, coalesce(nullif(e.reference, ''), e.organizer_id)
-            FROM contact_events_stage e WHERE e.organizer_id = x.organizer_id AND e.contact_id = x.contact_id
-              AND e.kind = 'import' AND e.email_permission IS NOT NULL
-        ) statements
-        ORDER BY status = 'unsubscribed' DESC, at DESC, by COLLATE "C" DESC, status COLLATE "C" DESC LIMIT 1
-    ) permission ON true""",
+         AND created.contact_id = x.contact_id AND created.version = own.first_version""",
     # the canonical profiles
     f"""UPDATE contact_profiles p SET
         contact_version = b.last_version,
