@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
+from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
 from shared.kafka import create_broker
@@ -26,8 +27,9 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     engine = create_engine(platform.database_url, schema=settings.db_schema)
     broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
     profiles_topics = ProfilesTopics.qualified(platform.topic_prefix)
-    register(broker, engine=engine, topics=profiles_topics, group=settings.consumer_group,
-             batch_size=settings.batch_size, channel=relay_channel(settings.db_schema))
+    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+                        channel=relay_channel(settings.db_schema))
+    register(broker, engine=engine, topics=profiles_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:

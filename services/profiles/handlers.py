@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.profiles import store
 from services.profiles.intake import take_in
 from shared import topics as registry
-from shared.consumer import batch_subscriber, describe_batch, raw_records
-from shared.envelope import cloud_event_headers
+from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.envelope import HeaderTemplate
 from shared.events import ContactProfileUpdatedV1
 from shared.inbox import derived_id
 from shared.kafka import OutgoingMessage
@@ -30,6 +30,7 @@ from shared.positions import claim_positions
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/profiles"
+_snapshot_headers = HeaderTemplate(type=ContactProfileUpdatedV1.TYPE, source=SOURCE)
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ class ProfilesTopics:
         )
 
 
-def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: str) -> OutgoingMessage:
+def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: datetime) -> OutgoingMessage:
     """A snapshot as published: its id derived from (contact, version), so a re-sent one repeats it."""
-    headers = cloud_event_headers(
-        id=derived_id("profile", snapshot.contact_id, snapshot.profile_version), type=ContactProfileUpdatedV1.TYPE,
-        source=SOURCE, time=time, subject=snapshot.contact_id,
-        correlation_id=snapshot.correlation_id or snapshot.cause_id, causation_id=snapshot.cause_id,
+    headers = _snapshot_headers.build(
+        id=derived_id("profile", snapshot.contact_id, snapshot.profile_version), time=time,
+        subject=snapshot.contact_id, correlation_id=snapshot.correlation_id or snapshot.cause_id,
+        causation_id=snapshot.cause_id,
     )
     return OutgoingMessage(topic, snapshot.contact_id.encode(), snapshot.payload.encode(), headers)
 
@@ -63,8 +64,7 @@ async def project(
     records: Sequence[ConsumerRecord],
     *,
     topics: ProfilesTopics,
-    group: str,
-    channel: str,
+    delivery: Delivery,
     publish: bool = True,
 ) -> int:
     """Apply a batch exactly once in effect: the group's positions, the read models and the outbox row are
@@ -72,13 +72,14 @@ async def project(
     or below a contact's applied version change nothing. Returns the events staged. ``publish=False`` (the
     rebuild) enqueues neither snapshots nor dead letters."""
     async with engine.begin() as conn:
-        fresh = await claim_positions(conn, group=group, records=records)
+        fresh = await claim_positions(conn, group=delivery.group, records=records,
+                                      bootstrap_servers=delivery.bootstrap_servers)
         intake = take_in(fresh, dead_letter_topic=topics.dead_letters)
         snapshots = await store.merge(conn, intake.staged)
         if publish:
-            time = datetime.now(UTC).isoformat()
+            time = datetime.now(UTC)
             outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
-            await enqueue(conn, outgoing + intake.dead_letters, channel=channel)
+            await enqueue(conn, outgoing + intake.dead_letters, channel=delivery.channel)
     if intake.dead_letters:
         log.warning("profiles.dead_lettered" if publish else "profiles.undecodable_skipped",
                     count=len(intake.dead_letters), topic=topics.contact_events)
@@ -86,7 +87,7 @@ async def project(
 
 
 def register(
-    broker: KafkaBroker, *, engine: AsyncEngine, topics: ProfilesTopics, group: str, batch_size: int, channel: str
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: ProfilesTopics, delivery: Delivery, batch_size: int
 ) -> None:
     """Subscribe profiles to the contact log. (Display names are profiles' own rule: the enrichments topic is
     not read.)"""
@@ -94,8 +95,9 @@ def register(
     @batch_subscriber(
         broker,
         topics=(topics.contact_events,),
-        group_id=group,
+        group_id=delivery.group,
         engine=engine,
+        bootstrap_servers=delivery.bootstrap_servers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Merge contact events into the canonical profiles (what each person stated) and each "
@@ -105,5 +107,5 @@ def register(
     )
     async def on_contact_events(msg: KafkaMessage) -> None:
         records = raw_records(msg)
-        applied = await project(engine, records, topics=topics, group=group, channel=channel)
+        applied = await project(engine, records, topics=topics, delivery=delivery)
         log.info("contact_events.projected", applied=applied, **describe_batch(records))

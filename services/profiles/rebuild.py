@@ -22,7 +22,9 @@ from services.catalog import migrations_dir
 from services.profiles import relationships
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, project
+from shared.consumer import Delivery
 from shared.db import checked_schema, create_engine
+from shared.lifecycle import relay_channel
 from shared.migrations import upgrade
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,8 @@ async def replay_topics(
     staged). Positions are stored under the live consumer group's name, so a swapped-in schema lets the service
     resume where the rebuild stopped without applying anything twice."""
     topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
+    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=settings.platform.kafka_bootstrap_servers,
+                        channel=relay_channel(settings.db_schema))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.platform.kafka_bootstrap_servers,
         group_id=None,
@@ -114,9 +118,7 @@ async def replay_topics(
             records = [record for part in batches.values() for record in part]
             if records:
                 read += len(records)
-                applied += await project(
-                    engine, records, topics=topics, group=settings.consumer_group, channel="", publish=False
-                )
+                applied += await project(engine, records, topics=topics, delivery=delivery, publish=False)
                 last_record = time.monotonic()
                 continue
             positions = {partition: await consumer.position(partition) for partition in partitions}

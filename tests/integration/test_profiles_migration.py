@@ -123,11 +123,10 @@ async def test_old_rows_become_canonical_profiles_and_views_by_their_sources(iso
         "Annabel", "CTO", "Annabel Lee", 2)
 
 
-def test_the_migration_goes_back_keeping_the_canonical_profiles(isolation: Isolation) -> None:
+def test_the_views_migration_goes_back_keeping_the_canonical_profiles(isolation: Isolation) -> None:
     migrate_to(isolation, "profiles_0002")
     old_model(isolation)
-    migrate_to(isolation, "head")
-    rows(isolation, "DELETE FROM outbox_batches RETURNING 1")  # as if the relay had published it
+    migrate_to(isolation, "profiles_0003")  # profiles_0004 drops the tracking records: it has no way back
 
     migrate_to(isolation, "profiles_0002", down=True)
 
@@ -135,3 +134,4 @@ def test_the_migration_goes_back_keeping_the_canonical_profiles(isolation: Isola
                            "profile_version FROM contact_profiles") == [(None, "Lee", "ann@x.io", "Lee", 3, 11)]
     assert rows(isolation, "SELECT count(*) FROM organizer_contacts") == [(3,)]
     migrate_to(isolation, "head")
+    assert rows(isolation, "SELECT count FROM outbox_batches") == [(1,)]
