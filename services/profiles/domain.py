@@ -13,7 +13,10 @@ values the person gave the platform themself. So per contact there is
 An organizer's view therefore changes only through its own events or the person's statements: another
 organizer's import or interaction never touches it, nor its ``version`` and times (a count and times of its
 own changes, so a rebuild reproduces them). ``plan_batch`` folds a batch of contact events into the known
-states, per contact in version order."""
+states, per contact in version order.
+
+This fold is the specification: the service applies batches set-wise in SQL (``store.merge``), and
+``tests/integration/test_profiles_merge.py`` checks the two agree."""
 
 from __future__ import annotations
 
