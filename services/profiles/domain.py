@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from services.profiles.insights import RecordedInteraction
 from services.profiles.permission import Statement, latest_imported
@@ -31,7 +32,6 @@ from shared.events import (
     ContactCreatedV1,
     ContactEvent,
     ContactProfileUpdatedV1,
-    ContactUpdatedV1,
     FieldSourceV1,
     InteractionRecordedV1,
 )
@@ -88,15 +88,16 @@ def _known(value: str | None) -> str | None:
     return stripped or None
 
 
-def statements(event: ContactEvent) -> dict[str, str]:
-    """What ``event`` states, by value name: the standard fields, ``bio``, ``user_account_id`` and
-    ``social_links.<network>`` (blanks state nothing)."""
-    if isinstance(event, ContactCreatedV1):
-        stated: dict[str, str] = dict(event.fields.items())
-    elif isinstance(event, ContactUpdatedV1):
-        stated = dict(event.changes.items())
-    else:
+def statements(event: Any) -> dict[str, str]:
+    """What a contact event states, by value name: the standard fields, ``bio``, ``user_account_id`` and
+    ``social_links.<network>`` (blanks state nothing). Only a creation (``fields``) or an update (``changes``)
+    states values; the model or its wire struct alike."""
+    values = getattr(event, "fields", None)
+    if values is None:
+        values = getattr(event, "changes", None)
+    if values is None:
         return {}
+    stated: dict[str, str] = dict(values.items())
     if event.bio:
         stated["bio"] = event.bio
     if event.user_account_id:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from aiokafka import ConsumerRecord
 
+from services.profiles.domain import statements
 from shared import wire
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
 
@@ -28,23 +29,6 @@ class Intake:
 
     staged: list[tuple[Any, ...]] = field(default_factory=list)
     dead_letters: list[OutgoingMessage] = field(default_factory=list)
-
-
-def statements(event: Any) -> dict[str, str]:
-    """What a created or updated contact event states, by value name (``domain.statements`` on the wire)."""
-    if isinstance(event, wire.ContactCreated):
-        stated: dict[str, str] = dict(event.fields.items())
-    elif isinstance(event, wire.ContactUpdated):
-        stated = dict(event.changes.items())
-    else:
-        return {}
-    if event.bio:
-        stated["bio"] = event.bio
-    if event.user_account_id:
-        stated["user_account_id"] = event.user_account_id
-    for network, value in event.social_links.items():
-        stated[f"social_links.{network}"] = value
-    return stated
 
 
 def stage_row(seq: int, event: Any, *, message_id: str, correlation_id: str | None) -> tuple[Any, ...]:

@@ -27,7 +27,6 @@ from shared.events import (
     ContactCreatedV1,
     ContactEvent,
     ContactMatchedV1,
-    ContactProfileUpdatedV1,
     ContactSource,
     ContactUpdatedV1,
     EmailPermission,
@@ -440,8 +439,3 @@ def test_batching_and_redelivery_never_change_the_final_state(steps: list[tuple[
     assert state == log.state()
     assert versions == sorted(set(versions))
 
-
-def test_snapshot_is_the_public_event() -> None:
-    log = Log()
-    log.add(stated("org-a"), first_name="Ann")
-    assert isinstance(snapshot(log.state().canonical), ContactProfileUpdatedV1)
