@@ -25,6 +25,7 @@ from shared.events import ContactProfileUpdatedV1
 from shared.inbox import derived_id
 from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue
+from shared.poison import apply_isolating_poison, dead_letter_alone
 from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
@@ -103,9 +104,16 @@ def register(
         description="Merge contact events into the canonical profiles (what each person stated) and each "
         "organizer's view (the person's values, else its own imported ones) with its relationship and insights; "
         "publish one canonical profile snapshot per changed contact per batch. The group's positions are stored "
-        "with the batch's effect; Kafka offsets are committed after it; a failed batch is redelivered.",
+        "with the batch's effect; Kafka offsets are committed after it; a failed batch is retried, then split until "
+        "a message that keeps failing stands alone and goes to the dead letters.",
     )
     async def on_contact_events(msg: KafkaMessage) -> None:
-        records = raw_records(msg)
+        await apply_isolating_poison(
+            raw_records(msg), apply,
+            send_to_dead_letters=lambda record, error: dead_letter_alone(
+                engine, record, error, delivery=delivery, topic=topics.dead_letters),
+        )
+
+    async def apply(records: Sequence[ConsumerRecord]) -> None:
         applied = await project(engine, records, topics=topics, delivery=delivery)
         log.info("contact_events.projected", applied=applied, **describe_batch(records))

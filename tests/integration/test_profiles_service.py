@@ -338,3 +338,24 @@ async def test_a_message_of_the_wrong_type_is_dead_lettered_and_the_rest_applied
 
     assert letter.headers["dlq_error_code"] == b"UNEXPECTED_TYPE"
     assert letter.record.value == misplaced.value
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_alone_and_the_rest_applied(isolation: Isolation) -> None:
+    """A NUL character decodes as JSON but PostgreSQL refuses it: after retries the batch is split until that
+    event stands alone, which goes to the dead letters; its neighbours are applied."""
+    poisoned, fine = new_id(), new_id()
+    bad = message(isolation, created(poisoned, "nul@x.io", "org-a", first_name="A\u0000nn"))
+    dead_letters = isolation.topic(topics.dead_letter_topic("profiles"))
+    async with profiles_api(isolation) as api:
+        await publish(isolation.kafka_bootstrap, [bad, message(isolation, created(fine, "fine@x.io", "org-a"))])
+        (letter,) = await consume_until(isolation.kafka_bootstrap, dead_letters, lambda seen: len(seen) >= 1,
+                                        timeout=60)
+
+        async def fine_applied() -> bool:
+            return (await api.get(f"/v1/contacts/{fine}", headers=auth(isolation, "org-a"))).status_code == 200
+
+        await wait_until(fine_applied, timeout=30)
+        assert (await api.get(f"/v1/contacts/{poisoned}", headers=auth(isolation, "org-a"))).status_code == 404
+
+    assert letter.headers["dlq_error_code"] == b"PROCESSING_FAILED"
+    assert letter.record.value == bad.value
