@@ -27,8 +27,8 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     engine = create_engine(platform.database_url, schema=settings.db_schema)
     broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
     profiles_topics = ProfilesTopics.qualified(platform.topic_prefix)
-    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
-                        channel=relay_channel(settings.db_schema))
+    delivery = Delivery(service=SERVICE, group=settings.consumer_group,
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
     register(broker, engine=engine, topics=profiles_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
 from services.profiles.intake import take_in
+from shared import metrics
 from shared import topics as registry
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
 from shared.envelope import HeaderTemplate
@@ -81,6 +82,8 @@ async def project(
             time = datetime.now(UTC)
             outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
             await enqueue(conn, outgoing + intake.dead_letters, channel=delivery.channel)
+    if publish:
+        metrics.dead_letters_sent(delivery.service, intake.dead_letters)
     if intake.dead_letters:
         log.warning("profiles.dead_lettered" if publish else "profiles.undecodable_skipped",
                     count=len(intake.dead_letters), topic=topics.contact_events)
@@ -99,6 +102,7 @@ def register(
         group_id=delivery.group,
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
+        service=delivery.service,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Merge contact events into the canonical profiles (what each person stated) and each "

@@ -90,7 +90,8 @@ async def replay_topics(
     staged). Positions are stored under the live consumer group's name, so a swapped-in schema lets the service
     resume where the rebuild stopped without applying anything twice."""
     topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
-    delivery = Delivery(group=settings.consumer_group, bootstrap_servers=settings.platform.kafka_bootstrap_servers,
+    delivery = Delivery(service="profiles", group=settings.consumer_group,
+                        bootstrap_servers=settings.platform.kafka_bootstrap_servers,
                         channel=relay_channel(settings.db_schema))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.platform.kafka_bootstrap_servers,
