@@ -70,6 +70,7 @@ class Step:
     permission: str | None
     interaction: tuple[str, str | None, int | None] | None  # kind, order id, tickets
     restate: bool = False  # state every value, not only what is new to the layer (identity never does)
+    attendee: bool = False  # the person stated it directly (source kind attendee, no organizer)
 
 
 steps = st.builds(
@@ -84,6 +85,7 @@ steps = st.builds(
         st.sampled_from(["event_checked_in", "ticket_purchased", "waitlist_registered"]),
         st.sampled_from([None, "o-1", "o-2"]), st.sampled_from([None, 1, 3]))),
     restate=st.booleans(),
+    attendee=st.booleans(),
 )
 
 
@@ -95,12 +97,14 @@ def log_of(contact_id: str, records: list[Step]) -> list[ContactEvent]:
     for number, step in enumerate(records):
         version = len(events) + 1
         message = f"m-{contact_id[:8]}-{number}"
-        if step.person or step.interaction:
+        if step.person and step.attendee and not step.interaction:
+            source = ContactSource(kind="attendee", organizer_id="", interaction_id=message)
+        elif step.person or step.interaction:
             source = ContactSource(kind="interaction", organizer_id=step.organizer, interaction_id=message)
         else:
             source = ContactSource(kind="import", organizer_id=step.organizer, import_id=f"imp-{number}",
                                    row_number=1, email_permission=step.permission)  # type: ignore[arg-type]
-        layer = layers.setdefault("person" if source.kind == "interaction" else step.organizer, {})
+        layer = layers.setdefault("person" if source.kind != "import" else step.organizer, {})
         new = {name: value for name, value in step.values.items() if step.restate or layer.get(name) != value}
         layer.update(new)
         fields = {name: value for name, value in new.items() if name in CONTACT_FIELDS}

@@ -239,6 +239,18 @@ def test_a_view_appears_with_the_organizer_s_first_event_and_only_for_import_and
     assert state.views["org-a"].imported.values == {}
 
 
+def test_what_the_person_states_directly_is_canonical_and_makes_no_organizer_of_anyone() -> None:
+    log = Log()
+    log.add(imported("org-a"), first_name="Annie")
+    log.add(ContactSource(kind="attendee", organizer_id=""), first_name="Ann", bio="Poet")
+    state = log.state()
+
+    assert set(state.views) == {"org-a"}
+    assert values_of(state.shown("org-a")) == {"first_name": "Ann", "bio": "Poet"}
+    assert state.shown("org-a").sources["first_name"] == FieldSource("attendee", at(2))
+    assert snapshot(state.canonical).field_sources["bio"].kind == "attendee"
+
+
 def test_the_latest_import_permission_stands_unsubscribes_first() -> None:
     log = Log()
     log.add(imported("org-a", "imp-1", "subscribed"))
