@@ -298,9 +298,10 @@ class FieldSourceV1(BaseModel):
 
 
 class ContactProfileUpdatedV1(Event):
-    """A full snapshot of the canonical profile. Drop a snapshot whose ``profile_version`` is not greater than
-    the last one you applied for the same ``contact_id`` (versions increase per contact, not always by one).
-    Organizer-private data is never in it."""
+    """A full snapshot of the canonical profile: what the person stated themself, plus the email, ids and times.
+    Drop a snapshot whose ``profile_version`` is not greater than the last one you applied for the same
+    ``contact_id`` (versions increase per contact, not always by one). Values organizers imported and their
+    private data are never in it."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.profile.updated.v1"
 
@@ -314,7 +315,7 @@ class ContactProfileUpdatedV1(Event):
     title: str | None = None
     phone: str | None = None
     display_name: str | None = Field(
-        default=None, description="Resolved by enrichment; null only until it has been, moments after creation."
+        default=None, description="The full name the person stated, else the email's local part (set by profiles)."
     )
     created_at: datetime
     updated_at: datetime

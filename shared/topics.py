@@ -112,7 +112,7 @@ ENRICHMENTS = Topic(
     writer="enrichment",
     description="Derived contact data: display names.",
     config=KEPT_FOREVER,
-    readers=("profiles",),
+    readers=(),
 )
 PROFILE_UPDATES = Topic(
     name="contacts.profile-updates.v1",

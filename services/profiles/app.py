@@ -10,32 +10,34 @@ from fastapi import FastAPI
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
+from shared.consumer import Delivery
+from shared.db import create_engine
 from shared.http import operations_router
-from shared.runtime import build_plumbing, running
+from shared.kafka import create_broker
+from shared.lifecycle import Running, relay_channel, running
+from shared.logging import configure_logging
+from shared.relay import OutboxSource
 
 SERVICE = "profiles"
 
 
 def create_app(settings: ProfilesSettings) -> FastAPI:
     platform = settings.platform
-    plumbing = build_plumbing(
-        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="contact profile read models"
-    )
-    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
     profiles_topics = ProfilesTopics.qualified(platform.topic_prefix)
-    register(
-        broker,
-        engine=engine,
-        messaging=messaging,
-        topics=profiles_topics,
-        group=settings.consumer_group,
-        batch_size=settings.batch_size,
-    )
+    delivery = Delivery(service=SERVICE, group=settings.consumer_group,
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
+    register(broker, engine=engine, topics=profiles_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(messaging, broker, service=SERVICE):
-            yield
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
+        async with running(
+            service=SERVICE, platform=platform, engine=engine, broker=broker, relay_sources=[OutboxSource()],
+            db_schema=settings.db_schema,
+        ) as started:
+            yield {"running": started}
 
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
@@ -44,9 +46,9 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
         operations_router(
             service=SERVICE,
             engine=engine,
-            messaging=messaging,
             group=settings.consumer_group,
-            consumed_topics=[profiles_topics.contact_events, profiles_topics.enrichments],
+            bootstrap_servers=platform.kafka_bootstrap_servers,
+            consumed_topics=[profiles_topics.contact_events],
         )
     )
     return app

@@ -1,5 +1,6 @@
-"""profiles' tables (SQLAlchemy Core), in profiles' own schema: the canonical profiles and each organizer's
-relationship to them."""
+"""profiles' tables (SQLAlchemy Core), in profiles' own schema: the canonical profiles, and per organizer and
+contact one row with the organizer's materialized view, its layer and its private relationship (everything the
+contacts API reads, indexed per organizer)."""
 
 from __future__ import annotations
 
@@ -19,51 +20,33 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from shared.outbox import outbox_table
-from shared.tracking import processed_messages_table
+from shared.outbox_batches import outbox_batches_table
+from shared.positions import consumer_positions_table
 
 metadata = MetaData()
+
+EMPTY_LAYER = '{"values": {}, "sources": {}}'
+"""A layer (the person's statements, or an organizer's imports): values and sources by value name (the standard
+fields, ``bio``, ``user_account_id``, ``social_links.<network>``; ``email`` among the sources is the spelling's),
+and ``email_original``, the first spelling of the email."""
+
+SEARCHED_NAMES = ("display_name", "first_name", "last_name")
+"""The names ``q`` finds by prefix (with the email), each behind an index per organizer."""
 
 contact_profiles = Table(
     "contact_profiles",
     metadata,
     Column("contact_id", Text, primary_key=True),
     Column("email", Text, comment="normalized; null until the contact's creation has been applied"),
-    Column("email_original", Text),
-    Column("first_name", Text),
-    Column("last_name", Text),
-    Column("company", Text),
-    Column("title", Text),
-    Column("phone", Text),
-    Column("display_name", Text),
-    Column("display_name_version", Integer, nullable=False, server_default="0",
-           comment="the contact version the display name was resolved at"),
-    Column("contact_version", Integer, nullable=False, server_default="0"),
-    Column("profile_version", Integer, nullable=False, server_default="0"),
+    Column("stated", JSONB, nullable=False, server_default=EMPTY_LAYER,
+           comment="what the person stated: {values, sources, email_original}"),
+    Column("contact_version", Integer, nullable=False, server_default="0",
+           comment="the last contact event applied, of any source"),
+    Column("profile_version", Integer, nullable=False, server_default="0",
+           comment="of the published snapshot: max(2 x the changing event's version, previous + 1)"),
     Column("created_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True)),
-    Column("bio", Text),
-    Column("social_links", JSONB, nullable=False, server_default="{}"),
-    Column("user_account_id", Text),
-    Column("field_sources", JSONB, nullable=False, server_default="{}",
-           comment="field -> where its value came from (kind, organizer, import or interaction, time)"),
-)
-Index("ix_contact_profiles_company", func.lower(contact_profiles.c.company))
-Index("ix_contact_profiles_email", contact_profiles.c.email, postgresql_ops={"email": "text_pattern_ops"})
-Index(
-    "ix_contact_profiles_display_name_prefix",
-    func.lower(contact_profiles.c.display_name).label("display_name"),
-    postgresql_ops={"display_name": "text_pattern_ops"},
-)
-Index(
-    "ix_contact_profiles_first_name_prefix",
-    func.lower(contact_profiles.c.first_name).label("first_name"),
-    postgresql_ops={"first_name": "text_pattern_ops"},
-)
-Index(
-    "ix_contact_profiles_last_name_prefix",
-    func.lower(contact_profiles.c.last_name).label("last_name"),
-    postgresql_ops={"last_name": "text_pattern_ops"},
+    Column("updated_at", DateTime(timezone=True), comment="the person's last change, else created_at"),
+    comment="The canonical profiles: only what each person stated themself (published downstream).",
 )
 
 organizer_contacts = Table(
@@ -71,6 +54,26 @@ organizer_contacts = Table(
     metadata,
     Column("organizer_id", Text, nullable=False),
     Column("contact_id", Text, nullable=False),
+    # the organizer's view: the person's values, else the organizer's own (all the contacts API reads)
+    Column("email", Text),
+    Column("email_original", Text),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("company", Text),
+    Column("title", Text),
+    Column("phone", Text),
+    Column("display_name", Text),
+    Column("bio", Text),
+    Column("social_links", JSONB, nullable=False, server_default="{}"),
+    Column("user_account_id", Text),
+    Column("field_sources", JSONB, nullable=False, server_default="{}",
+           comment="value name -> its source as shown: the organizer's own import in full, the person's kind+time"),
+    Column("view_version", Integer, nullable=False, server_default="0", comment="changes to the view"),
+    Column("created_at", DateTime(timezone=True), comment="when the view appeared (the organizer's first event)"),
+    Column("updated_at", DateTime(timezone=True), comment="the view's last change"),
+    Column("imported", JSONB, nullable=False, server_default=EMPTY_LAYER,
+           comment="the organizer's layer: {values, sources, email_original} its imports stated"),
+    # the relationship
     Column("email_permission", Text, nullable=False, server_default="unknown"),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
@@ -103,6 +106,21 @@ organizer_contacts = Table(
 Index("ix_organizer_contacts_tags", organizer_contacts.c.tags, postgresql_using="gin")
 Index("ix_organizer_contacts_engagement", "organizer_id", "events_attended", "tickets_purchased")
 Index("ix_organizer_contacts_last_active", "organizer_id", "last_active_at")
+Index("ix_organizer_contacts_contact", "contact_id")
+Index(
+    "ix_organizer_contacts_email",
+    organizer_contacts.c.organizer_id,
+    organizer_contacts.c.email,
+    postgresql_ops={"email": "text_pattern_ops"},
+)
+Index("ix_organizer_contacts_company", organizer_contacts.c.organizer_id, func.lower(organizer_contacts.c.company))
+for _name in SEARCHED_NAMES:
+    Index(
+        f"ix_organizer_contacts_{_name}_prefix",
+        organizer_contacts.c.organizer_id,
+        func.lower(organizer_contacts.c[_name]).label(_name),
+        postgresql_ops={_name: "text_pattern_ops"},
+    )
 
 organizer_interactions = Table(
     "organizer_interactions",
@@ -132,5 +150,5 @@ organizer_contact_changes = Table(
     comment="The event store of API changes to organizer contacts: replayed by the rebuild.",
 )
 
-outbox = outbox_table(metadata)
-processed_messages = processed_messages_table(metadata)
+consumer_positions = consumer_positions_table(metadata)
+outbox_batches = outbox_batches_table(metadata)

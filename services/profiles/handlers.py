@@ -1,12 +1,13 @@
-"""profiles' subscribers: decode a batch of contact events or display names, fold it into the read models
-(profiles, organizer contacts with their import permission and insights, interactions) in one transaction,
-and enqueue one snapshot per changed profile (and dead letters) through the outbox."""
+"""profiles' subscriber: a batch of contact events merged into the read models (canonical profiles, each
+organizer's layer, view, relationship and insights, interactions) in one transaction that also stores the
+group's positions, and one outbox row with the batch's snapshots (one per changed canonical profile) and dead
+letters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -16,34 +17,27 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import store
-from services.profiles.domain import Profile, Update, plan_batch, settle_permissions, snapshot
-from services.profiles.insights import summarize
+from services.profiles.intake import take_in
+from shared import metrics
 from shared import topics as registry
-from shared.envelope import Envelope
-from shared.events import (
-    DisplayNameResolvedV1,
-    Event,
-)
-from shared.inbox import claim_batch, decode_batch, derived_id
-from shared.kafka import (
-    OutgoingMessage,
-    batch_subscriber,
-    describe_batch,
-    encode,
-    raw_records,
-)
-from shared.outbox import enqueue
-from shared.runtime import Messaging
+from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.envelope import HeaderTemplate
+from shared.events import ContactProfileUpdatedV1
+from shared.inbox import derived_id
+from shared.kafka import OutgoingMessage
+from shared.outbox_batches import enqueue
+from shared.poison import apply_isolating_poison, dead_letter_alone
+from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "kagibag-contacts/profiles"
+_snapshot_headers = HeaderTemplate(type=ContactProfileUpdatedV1.TYPE, source=SOURCE)
 
 
 @dataclass(frozen=True)
 class ProfilesTopics:
     contact_events: str
-    enrichments: str
     profile_updates: str
     dead_letters: str
 
@@ -52,97 +46,78 @@ class ProfilesTopics:
         """The names profiles reads and writes on a broker whose topics carry ``prefix``."""
         return cls(
             contact_events=registry.CONTACT_EVENTS.qualified(prefix),
-            enrichments=registry.ENRICHMENTS.qualified(prefix),
             profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
             dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
         )
 
 
-def _happened_at(envelope: Envelope, update: Update) -> datetime:
-    """Contact events say when they occurred; a display name changed when enrichment resolved it."""
-    return envelope.time if isinstance(update, DisplayNameResolvedV1) else update.occurred_at
-
-
-def _snapshot_message(profile: Profile, cause: Envelope, topics: ProfilesTopics) -> OutgoingMessage:
-    event = snapshot(profile)
-    envelope = cause.caused(
-        type=event.TYPE,
-        source=SOURCE,
-        subject=event.contact_id,
-        id=derived_id("profile", event.contact_id, event.profile_version),
+def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: datetime) -> OutgoingMessage:
+    """A snapshot as published: its id derived from (contact, version), so a re-sent one repeats it."""
+    headers = _snapshot_headers.build(
+        id=derived_id("profile", snapshot.contact_id, snapshot.profile_version), time=time,
+        subject=snapshot.contact_id, correlation_id=snapshot.correlation_id or snapshot.cause_id,
+        causation_id=snapshot.cause_id,
     )
-    return encode(event, envelope, topic=topics.profile_updates, key=event.contact_id)
+    return OutgoingMessage(topic, snapshot.contact_id.encode(), snapshot.payload.encode(), headers)
 
 
 async def project(
     engine: AsyncEngine,
     records: Sequence[ConsumerRecord],
     *,
-    accepted: Mapping[str, tuple[type[Event], ...]],
     topics: ProfilesTopics,
-    consumer: str,
+    delivery: Delivery,
     publish: bool = True,
 ) -> int:
-    """Apply a batch exactly once in effect: tracking records, read models and outbox are written in one
-    transaction, and messages already recorded as processed are skipped. Returns the updates applied.
-    ``publish=False`` (the rebuild) enqueues neither snapshots nor dead letters."""
-    batch = decode_batch(records, accepted)
+    """Apply a batch exactly once in effect: the group's positions, the read models and the outbox row are
+    written in one transaction; records below the stored positions were applied before, and contact events at
+    or below a contact's applied version change nothing. Returns the events staged. ``publish=False`` (the
+    rebuild) enqueues neither snapshots nor dead letters."""
     async with engine.begin() as conn:
-        claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-        todo: list[tuple[Envelope, Update]] = claimed.fresh  # type: ignore[assignment]
-        known = await store.lock_profiles(conn, [update.contact_id for _, update in todo])
-        plan = plan_batch(known, [(update, _happened_at(envelope, update)) for envelope, update in todo])
-        await store.save_profiles(conn, list(plan.profiles.values()))
-        stored_permissions = await store.record_sightings(conn, plan.sightings)
-        await store.save_permissions(conn, settle_permissions(plan.sightings, stored_permissions))
-        interactions = await store.record_interactions(conn, plan.interactions)
-        await store.save_insights(conn, {pair: summarize(rows) for pair, rows in interactions.items()})
+        fresh = await claim_positions(conn, group=delivery.group, records=records,
+                                      bootstrap_servers=delivery.bootstrap_servers)
+        intake = take_in(fresh, dead_letter_topic=topics.dead_letters)
+        snapshots = await store.merge(conn, intake.staged)
         if publish:
-            outgoing = [
-                _snapshot_message(plan.profiles[contact_id], todo[index][0], topics)
-                for contact_id, index in plan.snapshots.items()
-            ]
-            await enqueue(conn, outgoing + claimed.dead_letters)
-    if batch.undecodable:
+            time = datetime.now(UTC)
+            outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
+            await enqueue(conn, outgoing + intake.dead_letters, channel=delivery.channel)
+    if publish:
+        metrics.dead_letters_sent(delivery.service, intake.dead_letters)
+    if intake.dead_letters:
         log.warning("profiles.dead_lettered" if publish else "profiles.undecodable_skipped",
-                    count=len(batch.undecodable), first_error=batch.undecodable[0][1].code,
-                    topic=batch.undecodable[0][0].topic)
-    return len(todo)
+                    count=len(intake.dead_letters), topic=topics.contact_events)
+    return len(intake.staged)
 
 
 def register(
-    broker: KafkaBroker,
-    *,
-    engine: AsyncEngine,
-    messaging: Messaging,
-    topics: ProfilesTopics,
-    group: str,
-    batch_size: int,
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: ProfilesTopics, delivery: Delivery, batch_size: int
 ) -> None:
-    """Subscribe profiles to the contact log and to enrichments with one consumer: one group join, and no
-    two batches of the same service contending for the same profiles."""
+    """Subscribe profiles to the contact log. (Display names are profiles' own rule: the enrichments topic is
+    not read.)"""
 
     @batch_subscriber(
         broker,
-        topic=(topics.contact_events, topics.enrichments),
-        group_id=group,
+        topics=(topics.contact_events,),
+        group_id=delivery.group,
+        engine=engine,
+        bootstrap_servers=delivery.bootstrap_servers,
+        service=delivery.service,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
-        description="Project contact events and resolved display names into contact profiles and organizer "
-        "contacts (never an older display name over a newer one); publish one profile snapshot per changed "
-        "contact per batch. Committed after the batch's transaction.",
+        description="Merge contact events into the canonical profiles (what each person stated) and each "
+        "organizer's view (the person's values, else its own imported ones) with its relationship and insights; "
+        "publish one canonical profile snapshot per changed contact per batch. The group's positions are stored "
+        "with the batch's effect; Kafka offsets are committed after it; a failed batch is retried, then split until "
+        "a message that keeps failing stands alone and goes to the dead letters.",
     )
-    async def on_contact_updates(msg: KafkaMessage) -> None:
-        records = raw_records(msg)
-        applied = await project(
-            engine,
-            records,
-            accepted={
-                topics.contact_events: registry.CONTACT_EVENTS.events,
-                topics.enrichments: registry.ENRICHMENTS.events,
-            },
-            topics=topics,
-            consumer=group,
+    async def on_contact_events(msg: KafkaMessage) -> None:
+        await apply_isolating_poison(
+            raw_records(msg), apply,
+            send_to_dead_letters=lambda record, error: dead_letter_alone(
+                engine, record, error, delivery=delivery, topic=topics.dead_letters),
         )
-        messaging.wake_relay()
-        log.info("contact_updates.projected", applied=applied, **describe_batch(records))
+
+    async def apply(records: Sequence[ConsumerRecord]) -> None:
+        applied = await project(engine, records, topics=topics, delivery=delivery)
+        log.info("contact_events.projected", applied=applied, **describe_batch(records))

@@ -1,5 +1,7 @@
-"""profiles' reads for the contacts API. Every query starts from the caller's own ``organizer_contacts`` rows,
-so a contact without a relationship, and another organizer's private columns, can never be in a result."""
+"""profiles' reads for the contacts API. Every query reads the caller's own ``organizer_contacts`` rows and
+nothing else (they hold its materialized view of each contact), so a contact without a relationship, another
+organizer's values and private columns, and anything of the canonical profile the person did not state can
+never be in a result."""
 
 from __future__ import annotations
 
@@ -16,16 +18,13 @@ from shared.events import EmailPermission
 Sort = Literal["id", "engagement"]
 
 _COLUMNS = (
-    "p.contact_id, p.email, p.email_original, p.first_name, p.last_name, p.company, p.title, p.phone, "
-    "p.display_name, p.bio, p.social_links, p.user_account_id, p.profile_version, p.created_at, p.updated_at, "
+    "o.contact_id, o.email, o.email_original, o.first_name, o.last_name, o.company, o.title, o.phone, "
+    "o.display_name, o.bio, o.social_links, o.user_account_id, o.view_version, o.created_at, o.updated_at, "
     "o.email_permission, o.permission_source, o.permission_changed_at, o.permission_changed_by, "
     "o.tags, o.preferences, o.notes, o.first_seen_at, o.last_seen_at, o.relationship_version, "
     "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at"
 )
-_FROM = (
-    " FROM organizer_contacts o JOIN contact_profiles p ON p.contact_id = o.contact_id "
-    "WHERE o.organizer_id = :organizer_id AND p.created_at IS NOT NULL"
-)
+_FROM = " FROM organizer_contacts o WHERE o.organizer_id = :organizer_id AND o.email IS NOT NULL"
 _NO_ACTIVITY = "'-infinity'::timestamptz"
 _ENGAGEMENT = (
     "o.events_attended", "o.tickets_purchased", f"coalesce(o.last_active_at, {_NO_ACTIVITY})", "o.contact_id"
@@ -77,12 +76,12 @@ def _like_prefix(value: str) -> str:
 def _where(filters: Filters, params: dict[str, Any]) -> str:
     sql = ""
     if filters.email is not None:
-        sql += " AND p.email = :email"
+        sql += " AND o.email = :email"
         params["email"] = filters.email
     if filters.prefix is not None:
         sql += (
-            " AND (p.email LIKE :prefix OR lower(p.display_name) LIKE :prefix"
-            " OR lower(p.first_name) LIKE :prefix OR lower(p.last_name) LIKE :prefix)"
+            " AND (o.email LIKE :prefix OR lower(o.display_name) LIKE :prefix"
+            " OR lower(o.first_name) LIKE :prefix OR lower(o.last_name) LIKE :prefix)"
         )
         params["prefix"] = _like_prefix(filters.prefix.lower())
     if filters.tags:
@@ -92,7 +91,7 @@ def _where(filters: Filters, params: dict[str, Any]) -> str:
         sql += " AND o.email_permission = :permission"
         params["permission"] = filters.permission
     if filters.company is not None:
-        sql += " AND lower(p.company) = lower(:company)"
+        sql += " AND lower(o.company) = lower(:company)"
         params["company"] = filters.company
     if filters.last_active_after is not None:
         sql += " AND o.last_active_at >= :last_active_after"
@@ -124,9 +123,7 @@ async def find_contacts(
     sql = f"SELECT {_COLUMNS}{_FROM}{_where(filters, params)}"
     if sort == "id":
         if after is not None:
-            # also on p: the planner does not carry it across the join, and a merge join would read the
-            # profiles from the first one
-            sql += " AND o.contact_id > :after_id AND p.contact_id > :after_id"
+            sql += " AND o.contact_id > :after_id"
             params["after_id"] = after.contact_id
         sql += " ORDER BY o.contact_id"
     else:
@@ -146,10 +143,10 @@ async def find_contacts(
 
 
 async def get_contact(conn: AsyncConnection, *, organizer_id: str, contact_id: str) -> Row[Any] | None:
-    """One contact with the organizer's relationship and the profile's field sources; None without a
+    """One contact as the organizer sees it, with the sources of the values shown; None without a
     relationship (whether or not the contact exists)."""
     result = await conn.execute(
-        text(f"SELECT {_COLUMNS}, p.field_sources{_FROM} AND o.contact_id = :contact_id"),
+        text(f"SELECT {_COLUMNS}, o.field_sources{_FROM} AND o.contact_id = :contact_id"),
         {"organizer_id": organizer_id, "contact_id": contact_id},
     )
     return result.first()

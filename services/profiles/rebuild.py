@@ -1,6 +1,6 @@
-"""Rebuild profiles' read models from the logs: replay the contact log and the enrichments topic from the
-beginning into a fresh schema with the projection the service runs (publishing nothing), then re-apply the
-organizers' API changes from the live schema's change log. Optionally swap the rebuilt schema in.
+"""Rebuild profiles' read models from the logs: replay the contact log from the beginning into a fresh schema
+with the projection the service runs (publishing nothing), then re-apply the organizers' API changes from the
+live schema's change log. Optionally swap the rebuilt schema in.
 
 The replay reads until every partition has reached the end offset captured at the start and no record has
 arrived for ``quiet_seconds``: Tansu reports a partition's end as its newest batch's base offset + 1, which
@@ -22,8 +22,9 @@ from services.catalog import migrations_dir
 from services.profiles import relationships
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, project
-from shared import topics as registry
+from shared.consumer import Delivery
 from shared.db import checked_schema, create_engine
+from shared.lifecycle import relay_channel
 from shared.migrations import upgrade
 
 log = structlog.get_logger(__name__)
@@ -85,14 +86,13 @@ async def _prepare_target(engine: AsyncEngine, *, settings: ProfilesSettings, ta
 async def replay_topics(
     engine: AsyncEngine, *, settings: ProfilesSettings, quiet_seconds: float, batch_size: int
 ) -> tuple[int, int]:
-    """Project both topics from the beginning into ``engine``'s schema; returns (records read, applied).
-    Tracking records are claimed under the live consumer group's name, so a swapped-in schema lets the
-    service resume from its committed offsets without applying anything twice."""
+    """Project the contact log from the beginning into ``engine``'s schema; returns (records read, events
+    staged). Positions are stored under the live consumer group's name, so a swapped-in schema lets the service
+    resume where the rebuild stopped without applying anything twice."""
     topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
-    accepted = {
-        topics.contact_events: registry.CONTACT_EVENTS.events,
-        topics.enrichments: registry.ENRICHMENTS.events,
-    }
+    delivery = Delivery(service="profiles", group=settings.consumer_group,
+                        bootstrap_servers=settings.platform.kafka_bootstrap_servers,
+                        channel=relay_channel(settings.db_schema))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.platform.kafka_bootstrap_servers,
         group_id=None,
@@ -104,7 +104,7 @@ async def replay_topics(
         await consumer.topics()  # metadata for every topic
         partitions = [
             TopicPartition(topic, partition)
-            for topic in accepted
+            for topic in (topics.contact_events,)
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not partitions:
@@ -119,10 +119,7 @@ async def replay_topics(
             records = [record for part in batches.values() for record in part]
             if records:
                 read += len(records)
-                applied += await project(
-                    engine, records, accepted=accepted, topics=topics, consumer=settings.consumer_group,
-                    publish=False,
-                )
+                applied += await project(engine, records, topics=topics, delivery=delivery, publish=False)
                 last_record = time.monotonic()
                 continue
             positions = {partition: await consumer.position(partition) for partition in partitions}
@@ -144,9 +141,11 @@ async def _swap(engine: AsyncEngine, *, live: str, target: str) -> str:
     retired = f"{live}_replaced_{datetime.now(UTC):%Y%m%d%H%M%S}"
     checked_schema(retired)
     async with engine.begin() as conn:
-        pending = (await conn.execute(text(f'SELECT count(*) FROM "{live}".outbox'))).scalar_one()
+        pending = (await conn.execute(text(f'SELECT count(*) FROM "{live}".outbox_batches'))).scalar_one()
         if pending:
-            raise RebuildError(f"{pending} unsent messages in {live}.outbox: stop the service cleanly, then swap")
+            raise RebuildError(
+                f"{pending} unsent batches in {live}.outbox_batches: stop the service cleanly, then swap"
+            )
         await conn.execute(text(f'ALTER SCHEMA "{live}" RENAME TO "{retired}"'))
         await conn.execute(text(f'ALTER SCHEMA "{target}" RENAME TO "{live}"'))
     return retired

@@ -41,7 +41,7 @@ async def lock(
     conn: AsyncConnection, *, organizer_id: str, contact_id: str, profile_required: bool = False
 ) -> Locked | None:
     """The organizer's relationship with the contact, row-locked; None when there is none (or, with
-    ``profile_required``, when the contact's creation has not been projected yet)."""
+    ``profile_required``, when the contact's creation has not been projected into its view yet)."""
     sql = (
         "SELECT o.tags, o.notes, o.preferences, o.relationship_version, "
         "o.explicit_permission, o.explicit_permission_at, o.explicit_permission_by, "
@@ -49,10 +49,7 @@ async def lock(
         "FROM organizer_contacts o WHERE o.organizer_id = :organizer_id AND o.contact_id = :contact_id"
     )
     if profile_required:
-        sql += (
-            " AND EXISTS (SELECT 1 FROM contact_profiles p "
-            "WHERE p.contact_id = o.contact_id AND p.created_at IS NOT NULL)"
-        )
+        sql += " AND o.email IS NOT NULL"
     row = (
         await conn.execute(text(sql + " FOR UPDATE OF o"), {"organizer_id": organizer_id, "contact_id": contact_id})
     ).first()

@@ -1,7 +1,6 @@
-"""How the calling organizer sees a contact: the canonical profile, its own relationship and insights, and of
-each field's source only what is its own. Built from a row of ``queries``, which holds only the caller's
-relationship row; the stored field sources name any organizer, so ``field_sources`` keeps the ids only for the
-caller's own."""
+"""How the calling organizer sees a contact: its own view of the profile (the person's values, else its own),
+its own relationship and insights, and the source of each value shown. Built from a row of ``queries``: the
+caller's own ``organizer_contacts`` row, which holds nothing of any other organizer."""
 
 from __future__ import annotations
 
@@ -15,15 +14,14 @@ from shared.events import EmailPermission
 
 
 class FieldSource(BaseModel):
-    """Where a field's current value came from. The organizer and the import or interaction are shown only
-    when they are the caller's own (``yours``); otherwise only the kind and the time."""
+    """Where a value shown came from: the caller's own import (``yours``, with the organizer and the import
+    id), or the person (``interaction``, ``attendee``: only the kind and the time)."""
 
     kind: str
     at: datetime | None = None
     yours: bool
     organizer_id: str | None = None
     import_id: str | None = None
-    interaction_id: str | None = None
 
 
 class PermissionView(BaseModel):
@@ -61,9 +59,11 @@ class InsightsView(BaseModel):
 
 
 class Contact(BaseModel):
-    """A contact as the calling organizer sees it: the canonical profile (shared by every organizer related to
-    the contact), the caller's own relationship and insights (never another organizer's), and the caller's
-    email permission status at the top level for convenience."""
+    """A contact as the calling organizer sees it: per field the value the person stated, else the caller's
+    own imported one (never another organizer's); the caller's own relationship and insights; and the
+    caller's email permission status at the top level for convenience. ``view_version`` counts the changes to
+    these values (1 when the contact became the caller's); ``created_at`` is when it did, ``updated_at`` the
+    last change. Only the caller's own actions and the person's own statements change any of them."""
 
     contact_id: str
     email: str
@@ -78,7 +78,7 @@ class Contact(BaseModel):
     social_links: dict[str, str]
     user_account_id: str | None
     email_permission: EmailPermission
-    profile_version: int
+    view_version: int
     created_at: datetime
     updated_at: datetime
     relationship: RelationshipView
@@ -124,7 +124,6 @@ def field_sources(raw: Any, organizer_id: str) -> dict[str, FieldSource]:
             "yours": yours,
             "organizer_id": organizer_id if yours else None,
             "import_id": source.get("import_id") if yours else None,
-            "interaction_id": source.get("interaction_id") if yours else None,
         }
         try:
             sources[name] = FieldSource.model_validate({**shown, "at": source.get("at")})
@@ -133,13 +132,12 @@ def field_sources(raw: Any, organizer_id: str) -> dict[str, FieldSource]:
     return sources
 
 
-
 def contact_fields(row: Any) -> dict[str, Any]:
     values = row._mapping
     return {
         **{name: values[name] for name in (
             "contact_id", "email", "email_original", "first_name", "last_name", "company", "title", "phone",
-            "display_name", "bio", "user_account_id", "email_permission", "profile_version", "created_at",
+            "display_name", "bio", "user_account_id", "email_permission", "view_version", "created_at",
             "updated_at",
         )},
         "social_links": values["social_links"] or {},

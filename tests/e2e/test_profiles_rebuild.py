@@ -22,7 +22,7 @@ from shared.envelope import Envelope
 from shared.events import EmailPermission, EventCheckedInV1, ImportRowReceivedV1, InteractionEvent, TicketPurchasedV1
 from shared.kafka import OutgoingMessage, encode
 from shared.lag import consumer_lag
-from shared.topics import CONTACT_EVENTS, ENRICHMENTS, IMPORT_ROWS, INTERACTIONS
+from shared.topics import CONTACT_EVENTS, IMPORT_ROWS, INTERACTIONS
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet, publish
 from tests.support.processes import CHECKOUT, ServiceProcess
@@ -78,9 +78,9 @@ def relationship(isolation: Isolation, organizer: str, email: str) -> dict[str, 
 
 
 async def profiles_consumed_everything(isolation: Isolation) -> None:
-    """Wait until profiles has committed past the last record of both topics it reads (read from the records:
+    """Wait until profiles has committed past the last record of the contact log (read from the records:
     Tansu's reported end offsets can fall short)."""
-    for topic in (isolation.topic(CONTACT_EVENTS), isolation.topic(ENRICHMENTS)):
+    for topic in (isolation.topic(CONTACT_EVENTS),):
         ends: dict[int, int] = {}
         for consumed in await consume_quiet(isolation.kafka_bootstrap, topic, quiet_seconds=2.0):
             partition = consumed.record.partition

@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 
 from shared import topics
-from shared.events import DisplayNameResolvedV1, Event
-from tests.integration.test_profiles_service import created, matched, message, new_id, profiles_api, rows, updated
+from shared.events import ContactEvent
+from tests.integration.test_profiles_service import (
+    consumed,
+    created,
+    matched,
+    message,
+    new_id,
+    profiles_api,
+    rows,
+    updated,
+)
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
 from tests.support.processes import CHECKOUT
@@ -51,13 +60,12 @@ async def test_the_example_subscriber_receives_snapshots_in_version_order_and_dr
     isolation: Isolation,
 ) -> None:
     ann, bob = new_id(), new_id()
-    history: list[list[Event]] = [
+    history: list[list[ContactEvent]] = [
         [created(ann, "ann@example.com", "org-a"), created(bob, "bob@example.com", "org-b")],
-        [DisplayNameResolvedV1(contact_id=ann, display_name="ann", contact_version=1)],
-        [updated(ann, 2, "org-a", first_name="Ann", company="Acme"), matched(bob, 2, "org-a")],
-        [DisplayNameResolvedV1(contact_id=ann, display_name="Ann", contact_version=2),
-         DisplayNameResolvedV1(contact_id=bob, display_name="bob", contact_version=1)],
-        [updated(bob, 3, "org-b", title="CTO")],
+        [updated(ann, 2, "org-a", by_person=True, first_name="Ann"), matched(bob, 2, "org-a")],
+        [updated(ann, 3, "org-a", company="Acme"), updated(bob, 3, "org-b", first_name="Robert")],
+        [updated(ann, 4, "org-b", by_person=True, company="Acme Labs"),
+         updated(bob, 4, "org-b", by_person=True, title="CTO")],
     ]
     async with profiles_api(isolation):
         published = 0
@@ -65,7 +73,7 @@ async def test_the_example_subscriber_receives_snapshots_in_version_order_and_dr
             await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in batch])
             published += len(batch)
             await wait_until(
-                lambda n=published: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                lambda n=published: consumed(isolation) >= n,
                 timeout=30,
             )
         lines = await run_subscriber(isolation, f"{isolation.consumer_group('example')}.1")
@@ -75,12 +83,14 @@ async def test_the_example_subscriber_receives_snapshots_in_version_order_and_dr
         }
 
     received = {contact: [line for line in lines if line["contact_id"] == contact] for contact in (ann, bob)}
-    assert [s["profile_version"] for s in received[ann]] == [1, 2, 3, 4]
-    assert [s["profile_version"] for s in received[bob]] == [1, 3, 4]  # bob's match (version 2) was not a change
+    # created, then what each person stated; the imports and the match were not the people's own
+    assert [s["profile_version"] for s in received[ann]] == [2, 4, 8]
+    assert [s["profile_version"] for s in received[bob]] == [2, 8]
     assert all(line["applied"] for line in lines)
-    assert [s["display_name"] for s in received[ann]] == [None, "ann", "ann", "Ann"]
-    assert received[ann][-1]["company"] == "Acme" and received[bob][-1]["title"] == "CTO"
-    assert final == {ann: 4, bob: 4}
+    assert [s["display_name"] for s in received[ann]] == ["ann", "Ann", "Ann"]
+    assert received[ann][-1]["company"] == "Acme Labs" and received[bob][-1]["title"] == "CTO"
+    assert received[bob][-1]["first_name"] is None  # org-b's import: not the person's
+    assert final == {ann: 8, bob: 8}
     assert all("organizer" not in json.dumps(line) and "imp-" not in json.dumps(line) for line in lines)
 
     # delivered again, in any order (a replay, a restart from an older offset): only newer versions apply

@@ -1,6 +1,7 @@
 """Privacy of the contacts API against the running profiles service: two organizers share a contact, each has
-private tags, notes, preferences, permission and insights, and one has a contact the other has never met.
-Neither ever sees the other's data in any response, list, search, filter result or error."""
+its own imported values, private tags, notes, preferences, permission and insights, and one has a contact the
+other has never met. Neither ever sees the other's data in any response, list, search, filter result or error;
+both see what the person stated."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 A_SECRETS = ("a-secret-tag", "a secret note", "imp-a1", "org-a", "a-topic")
-B_SECRETS = ("b-secret-tag", "b secret note", "imp-b1", "org-b", "b-topic", "bob@example.com", "Bobby")
+B_SECRETS = ("b-secret-tag", "b secret note", "imp-b1", "org-b", "b-topic", "bob@example.com", "Bobby", "CTO")
 
 
 def leaks(response: httpx.Response, secrets: tuple[str, ...]) -> list[str]:
@@ -41,9 +42,12 @@ async def test_two_organizers_sharing_a_contact_see_only_their_own_data(isolatio
     b_unsubscribes = imported("org-b", "unsubscribed", import_id="imp-b1")
     org_a, org_b, org_c = auth(isolation, "org-a"), auth(isolation, "org-b"), auth(isolation, "org-c")
     async with profiles_api(isolation) as api:
+        b_spelling = updated(ann, 2, b_unsubscribes, title="CTO").model_copy(
+            update={"email_original": "ANN@EXAMPLE.COM"}
+        )
         await publish_contact_events(isolation, [
             created(ann, "ann@example.com", a_source, first_name="Ann", company="Acme"),
-            updated(ann, 2, b_unsubscribes, title="CTO"),
+            b_spelling,
             interaction(ann, 3, "org-a", "event_checked_in", event="a-event", hours=10),
             created(bob, "bob@example.com", b_source, first_name="Bobby", company="Acme"),
             interaction(bob, 2, "org-b", "ticket_purchased", event="b-event", hours=20, order_id="o1", tickets=3),
@@ -71,7 +75,12 @@ async def test_two_organizers_sharing_a_contact_see_only_their_own_data(isolatio
         as_b = await api.get(f"/v1/contacts/{ann}", headers=org_b)
         assert leaks(as_a, B_SECRETS) == [] and leaks(as_b, A_SECRETS) == []
         mine, theirs = as_a.json(), as_b.json()
-        assert (mine["title"], theirs["first_name"]) == ("CTO", "Ann")  # the canonical profile is shared
+        assert (mine["first_name"], mine["company"], mine["title"]) == ("Ann", "Acme", None)  # its own import
+        assert (theirs["first_name"], theirs["company"], theirs["title"]) == (None, None, "CTO")
+        assert (mine["email_original"], theirs["email_original"]) == ("ann@example.com", "ANN@EXAMPLE.COM")
+        assert (mine["view_version"], theirs["view_version"]) == (1, 1)
+        assert (mine["created_at"], mine["updated_at"]) == ("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z")
+        assert (theirs["created_at"], theirs["updated_at"]) == ("2026-03-01T02:00:00Z", "2026-03-01T02:00:00Z")
         assert (mine["relationship"]["tags"], mine["relationship"]["notes"]) == (["a-secret-tag"], "a secret note")
         assert (theirs["relationship"]["tags"], theirs["relationship"]["notes"]) == (["b-secret-tag"], "b secret note")
         assert mine["relationship"]["preferences"]["topics"] == ["a-topic"]
@@ -83,16 +92,14 @@ async def test_two_organizers_sharing_a_contact_see_only_their_own_data(isolatio
         )
         assert (mine["insights"]["events_attended"], theirs["insights"]["events_attended"]) == (1, 0)
         assert theirs["insights"]["last_active_at"] is None
-        assert mine["field_sources"]["first_name"] == {
-            "kind": "import", "at": "2026-03-01T00:00:00Z", "yours": True, "organizer_id": "org-a",
-            "import_id": "imp-a1", "interaction_id": None,
-        }
-        assert mine["field_sources"]["title"] == {
-            "kind": "import", "at": "2026-03-01T02:00:00Z", "yours": False,
-            "organizer_id": None, "import_id": None, "interaction_id": None,
-        }
-        assert theirs["field_sources"]["title"]["import_id"] == "imp-b1"
-        assert theirs["field_sources"]["first_name"]["yours"] is False
+        own = {"kind": "import", "at": "2026-03-01T00:00:00Z", "yours": True, "organizer_id": "org-a",
+               "import_id": "imp-a1"}
+        assert mine["field_sources"] == {"email": own, "first_name": own, "company": own}
+        assert theirs["field_sources"] == {"title": {
+            "kind": "import", "at": "2026-03-01T02:00:00Z", "yours": True, "organizer_id": "org-b",
+            "import_id": "imp-b1"}, "email": {
+            "kind": "import", "at": "2026-03-01T02:00:00Z", "yours": True, "organizer_id": "org-b",
+            "import_id": "imp-b1"}}
 
         # the contact only org-b knows: identical "not found" for org-a, for a stranger and for no such contact
         missing = new_id()
@@ -139,7 +146,8 @@ async def test_two_organizers_sharing_a_contact_see_only_their_own_data(isolatio
         # and as org-b: both of its contacts, none of org-a's data
         assert sorted(await listed(org_b)) == sorted([ann, bob])
         assert await listed(org_b, tag="a-secret-tag") == []
-        assert await listed(org_b, tag="b-secret-tag", company="ACME") == sorted([ann, bob])
+        assert await listed(org_b, tag="b-secret-tag", company="ACME") == [bob]  # ann's company is org-a's
+        assert await listed(org_b, q="ann") == [ann] and await listed(org_b, q="Ann") == [ann]  # by email only
         assert await listed(org_b, min_events_attended=1) == []  # ann's check-in was at org-a's event
         assert await listed(org_b, permission="subscribed") == []
         assert await listed(org_b, "/v1/insights/most-engaged") == [bob]

@@ -1,5 +1,5 @@
-"""profiles against the real broker and PostgreSQL: contact events and display names in; the read models,
-served only to the organizers related to each contact; full snapshots out, exactly once in effect."""
+"""profiles against the real broker and PostgreSQL: contact events in; each organizer's view, served only to
+the organizers related to each contact; full snapshots of the canonical profile out, exactly once in effect."""
 
 from __future__ import annotations
 
@@ -26,9 +26,8 @@ from shared.events import (
     ContactProfileUpdatedV1,
     ContactSource,
     ContactUpdatedV1,
-    DisplayNameResolvedV1,
     EmailPermission,
-    Event,
+    ImportRowReceivedV1,
 )
 from shared.kafka import OutgoingMessage, encode
 from tests.support.isolation import Isolation
@@ -41,6 +40,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def source(organizer: str, permission: EmailPermission | None = None) -> ContactSource:
+    """``organizer``'s import."""
     return ContactSource(
         kind="import",
         organizer_id=organizer,
@@ -48,6 +48,11 @@ def source(organizer: str, permission: EmailPermission | None = None) -> Contact
         row_number=1,
         email_permission=permission,
     )
+
+
+def person(organizer: str) -> ContactSource:
+    """The person, through an interaction with ``organizer``'s event."""
+    return ContactSource(kind="interaction", organizer_id=organizer, interaction_id=f"m-{uuid.uuid4().hex[:8]}")
 
 
 def created(
@@ -64,12 +69,15 @@ def created(
     )  # type: ignore[arg-type]
 
 
-def updated(contact_id: str, version: int, organizer: str, **changes: str) -> ContactUpdatedV1:
+def updated(
+    contact_id: str, version: int, organizer: str, *, by_person: bool = False, **changes: str
+) -> ContactUpdatedV1:
+    """``organizer``'s import (or, ``by_person``, the person at its event) stating ``changes``."""
     return ContactUpdatedV1(
         contact_id=contact_id,
         version=version,
         occurred_at=T0 + timedelta(hours=version),
-        source=source(organizer),
+        source=person(organizer) if by_person else source(organizer),
         changes=changes,
     )  # type: ignore[arg-type]
 
@@ -85,25 +93,20 @@ def matched(
     )
 
 
-def message(isolation: Isolation, event: Event) -> OutgoingMessage:
-    """What identity (contact events) or enrichment (display names) would publish, keyed by contact id."""
-    if isinstance(event, ContactEvent):
-        topic, writer, contact_id = topics.CONTACT_EVENTS, "identity", event.contact_id
-    else:
-        assert isinstance(event, DisplayNameResolvedV1)
-        topic, writer, contact_id = topics.ENRICHMENTS, "enrichment", event.contact_id
+def message(isolation: Isolation, event: ContactEvent) -> OutgoingMessage:
+    """What identity would publish on the contact log, keyed by contact id."""
     envelope = Envelope(
         type=event.TYPE,
-        source=f"kagibag-contacts/{writer}",
-        subject=contact_id,
+        source="kagibag-contacts/identity",
+        subject=event.contact_id,
         correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
     )
-    return encode(event, envelope, topic=isolation.topic(topic), key=contact_id)
+    return encode(event, envelope, topic=isolation.topic(topics.CONTACT_EVENTS), key=event.contact_id)
 
 
 PROFILE_KEYS = (
     "contact_id", "email", "email_original", "first_name", "last_name", "company", "title", "phone",
-    "display_name", "email_permission", "profile_version", "created_at", "updated_at",
+    "display_name", "email_permission", "view_version", "created_at", "updated_at",
 )
 
 
@@ -139,6 +142,11 @@ def rows(isolation: Isolation, sql: str, *params: object) -> list[tuple[Any, ...
         return conn.execute(sql, params).fetchall()
 
 
+def consumed(isolation: Isolation) -> int:
+    """How many records of the contact log profiles has applied (its stored positions, over every partition)."""
+    return int(rows(isolation, "SELECT coalesce(sum(next_offset), 0) FROM consumer_positions")[0][0])
+
+
 def snapshots(seen: list[Consumed], contact_id: str) -> list[ContactProfileUpdatedV1]:
     return [
         c.event
@@ -149,14 +157,12 @@ def snapshots(seen: list[Consumed], contact_id: str) -> list[ContactProfileUpdat
 
 async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(isolation: Isolation) -> None:
     ann, bob = sorted([new_id(), new_id()])
-    events: list[Event] = [
+    events: list[ContactEvent] = [
         created(
             ann, " Ann@Example.com", "org-a", "subscribed", first_name="Ann", last_name="Lee", company="Acme"
         ),
         created(bob, "bob_99@example.com", "org-a"),
         matched(ann, 2, "org-b", "unsubscribed"),
-        DisplayNameResolvedV1(contact_id=ann, display_name="Ann Lee", contact_version=1),
-        DisplayNameResolvedV1(contact_id=bob, display_name="bob_99", contact_version=1),
     ]
     async with profiles_api(isolation) as api:
         await publish(isolation.kafka_bootstrap, [message(isolation, e) for e in events])
@@ -185,14 +191,19 @@ async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(
             "phone": None,
             "display_name": "Ann Lee",
             "email_permission": "subscribed",
-            "profile_version": 3,  # contact version 2 + the display name's 1, however the topics interleaved
+            "view_version": 1,  # org-b's match is not org-a's business
             "created_at": "2026-03-01T00:00:00Z",
-            "updated_at": item["updated_at"],
+            "updated_at": "2026-03-01T00:00:00Z",
         }
         as_b = (await api.get("/v1/contacts", params={"email": "ann@example.com"}, headers=org_b)).json()[
             "items"
         ]
         assert [(c["contact_id"], c["email_permission"]) for c in as_b] == [(ann, "unsubscribed")]
+        assert {key: as_b[0][key] for key in ("first_name", "company", "display_name", "email_original",
+                                              "view_version", "created_at")} == {
+            "first_name": None, "company": None, "display_name": "ann", "email_original": "ann@example.com",
+            "view_version": 1, "created_at": "2026-03-01T02:00:00Z",
+        }  # none of org-a's values: org-b brought the bare email
         assert [c["contact_id"] for c in (await api.get("/v1/contacts", headers=org_b)).json()["items"]] == [
             ann
         ]
@@ -213,6 +224,7 @@ async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(
             return [c["contact_id"] for c in response.json()["items"]]
 
         assert await search("an") == [ann]  # email, first and display name
+        assert (await api.get("/v1/contacts", params={"q": "lee"}, headers=org_b)).json()["items"] == []
         assert await search("LEE") == [ann]  # last name, any case
         assert await search("bob_") == [bob]
         assert await search("b%") == [] and await search("_") == []  # LIKE wildcards are plain characters
@@ -230,16 +242,16 @@ async def test_each_organizer_sees_only_the_contacts_it_has_a_relationship_with(
     ) == [("org-a", ann, "subscribed"), ("org-a", bob, "unknown"), ("org-b", ann, "unsubscribed")]
 
 
-async def test_snapshots_carry_increasing_profile_versions_and_a_redelivered_batch_changes_nothing(
+async def test_snapshots_carry_the_canonical_profile_with_increasing_versions_and_a_redelivery_changes_nothing(
     isolation: Isolation,
 ) -> None:
     contact = new_id()
-    history: list[Event] = [
-        created(contact, "zoe@example.com", "org-a"),
-        DisplayNameResolvedV1(contact_id=contact, display_name="zoe", contact_version=1),
-        updated(contact, 2, "org-a", first_name="Zoë", title="CTO"),
-        DisplayNameResolvedV1(contact_id=contact, display_name="Zoë", contact_version=2),
+    history: list[ContactEvent] = [
+        created(contact, "Zoe@Example.com", "org-a", first_name="Zo", company="Acme"),
+        updated(contact, 2, "org-b", by_person=True, first_name="Zoë", title="CTO"),
         matched(contact, 3, "org-b", "subscribed"),
+        updated(contact, 4, "org-a", phone="+1 555"),
+        updated(contact, 5, "org-a", by_person=True, last_name="Ōkubo"),
     ]
     messages = [message(isolation, event) for event in history]
     profile_updates = isolation.topic(topics.PROFILE_UPDATES)
@@ -247,22 +259,20 @@ async def test_snapshots_carry_increasing_profile_versions_and_a_redelivered_bat
         for applied, single in enumerate(messages, start=1):  # one by one: each its own batch and snapshot
             await publish(isolation.kafka_bootstrap, [single])
             await wait_until(
-                lambda n=applied: rows(isolation, "SELECT count(*) FROM processed_messages")[0][0] >= n,
+                lambda n=applied: consumed(isolation) >= n,
                 timeout=20,
             )
         seen = await consume_until(
-            isolation.kafka_bootstrap, profile_updates, lambda seen: len(snapshots(seen, contact)) >= 4
+            isolation.kafka_bootstrap, profile_updates, lambda seen: len(snapshots(seen, contact)) >= 3
         )
         before = (
             rows(isolation, "SELECT * FROM contact_profiles"),
             rows(isolation, "SELECT * FROM organizer_contacts"),
         )
 
-        stale = DisplayNameResolvedV1(contact_id=contact, display_name="zoe", contact_version=1)
         marker = new_id()
         await publish(
-            isolation.kafka_bootstrap,
-            [*messages, message(isolation, stale), message(isolation, created(marker, "m@x.io", "org-m"))],
+            isolation.kafka_bootstrap, [*messages, message(isolation, created(marker, "m@x.io", "org-m"))]
         )
         again = await consume_until(
             isolation.kafka_bootstrap, profile_updates, lambda seen: len(snapshots(seen, marker)) == 1
@@ -274,28 +284,30 @@ async def test_snapshots_carry_increasing_profile_versions_and_a_redelivered_bat
         )
 
     published = snapshots(seen, contact)
-    assert [s.profile_version for s in published] == [1, 2, 3, 4]  # the match changed no public field
-    assert [s.display_name for s in published] == [None, "zoe", "zoe", "Zoë"]
+    # created (by an import: the email alone), then each statement of the person; the imports and the
+    # match changed nothing the person said
+    assert [s.profile_version for s in published] == [2, 4, 10]
+    assert [s.display_name for s in published] == ["zoe", "Zoë", "Zoë Ōkubo"]
     assert published[-1].model_dump() == {
         "contact_id": contact,
-        "profile_version": 4,
+        "profile_version": 10,
         "email": "zoe@example.com",
         "email_original": "zoe@example.com",
         "first_name": "Zoë",
-        "last_name": None,
+        "last_name": "Ōkubo",
         "company": None,
         "title": "CTO",
         "phone": None,
-        "display_name": "Zoë",
+        "display_name": "Zoë Ōkubo",
         "created_at": T0,
-        "updated_at": published[-1].updated_at,
+        "updated_at": T0 + timedelta(hours=5),
         "bio": None,
         "social_links": {},
         "user_account_id": None,
         "field_sources": {
-            "email": {"kind": "import", "at": T0},
-            "first_name": {"kind": "import", "at": T0 + timedelta(hours=2)},
-            "title": {"kind": "import", "at": T0 + timedelta(hours=2)},
+            "first_name": {"kind": "interaction", "at": T0 + timedelta(hours=2)},
+            "title": {"kind": "interaction", "at": T0 + timedelta(hours=2)},
+            "last_name": {"kind": "interaction", "at": T0 + timedelta(hours=5)},
         },
     }
     assert all(c.key == contact for c in seen if c.event and c.event.contact_id == contact)  # type: ignore[attr-defined]
@@ -308,25 +320,13 @@ async def test_a_message_of_the_wrong_type_is_dead_lettered_and_the_rest_applied
     isolation: Isolation,
 ) -> None:
     contact = new_id()
-    misplaced = message(isolation, created(new_id(), "x@x.io", "org-a"))
-    misplaced = OutgoingMessage(
-        topic=isolation.topic(topics.ENRICHMENTS),
-        key=misplaced.key,
-        value=misplaced.value,
-        headers=misplaced.headers,
-    )
+    row = ImportRowReceivedV1(import_id="imp-1", organizer_id="org-a", row_number=1, email="x@x.io")
+    misplaced = encode(row, Envelope(type=row.TYPE, source="kagibag-contacts/ingest"),
+                       topic=isolation.topic(topics.CONTACT_EVENTS), key="x@x.io")
     dead_letters = isolation.topic(topics.dead_letter_topic("profiles"))
     async with profiles_api(isolation) as api:
         await publish(
-            isolation.kafka_bootstrap,
-            [
-                misplaced,
-                message(
-                    isolation,
-                    DisplayNameResolvedV1(contact_id=contact, display_name="early", contact_version=1),
-                ),
-                message(isolation, created(contact, "early@x.io", "org-a")),
-            ],
+            isolation.kafka_bootstrap, [misplaced, message(isolation, created(contact, "early@x.io", "org-a"))]
         )
         (letter,) = await consume_until(isolation.kafka_bootstrap, dead_letters, lambda seen: len(seen) >= 1)
 
@@ -338,3 +338,24 @@ async def test_a_message_of_the_wrong_type_is_dead_lettered_and_the_rest_applied
 
     assert letter.headers["dlq_error_code"] == b"UNEXPECTED_TYPE"
     assert letter.record.value == misplaced.value
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_alone_and_the_rest_applied(isolation: Isolation) -> None:
+    """A NUL character decodes as JSON but PostgreSQL refuses it: after retries the batch is split until that
+    event stands alone, which goes to the dead letters; its neighbours are applied."""
+    poisoned, fine = new_id(), new_id()
+    bad = message(isolation, created(poisoned, "nul@x.io", "org-a", first_name="A\u0000nn"))
+    dead_letters = isolation.topic(topics.dead_letter_topic("profiles"))
+    async with profiles_api(isolation) as api:
+        await publish(isolation.kafka_bootstrap, [bad, message(isolation, created(fine, "fine@x.io", "org-a"))])
+        (letter,) = await consume_until(isolation.kafka_bootstrap, dead_letters, lambda seen: len(seen) >= 1,
+                                        timeout=60)
+
+        async def fine_applied() -> bool:
+            return (await api.get(f"/v1/contacts/{fine}", headers=auth(isolation, "org-a"))).status_code == 200
+
+        await wait_until(fine_applied, timeout=30)
+        assert (await api.get(f"/v1/contacts/{poisoned}", headers=auth(isolation, "org-a"))).status_code == 404
+
+    assert letter.headers["dlq_error_code"] == b"PROCESSING_FAILED"
+    assert letter.record.value == bad.value
