@@ -303,6 +303,7 @@ def main() -> None:
             broker.stop()
         result = {"run": number, "baseline_seconds": baseline, **result, **per_row(result, args.rows, baseline)}
         runs.append(result)
+        (logs / "result.json").write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2), flush=True)
     summary = {key: statistics.median(run[key] for run in runs) for key in (
         "baseline_seconds", "processed_seconds", "projected_seconds", "processed_ratio", "projected_ratio",

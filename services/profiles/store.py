@@ -41,6 +41,9 @@ _TEMPORARY = (
     # the events that changed a canonical profile, and the organizers' rows to write
     "CREATE TEMP TABLE IF NOT EXISTS changing (contact_id text, version int, occurred_at timestamptz) "
     "ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS own_stage (organizer_id text, contact_id text, first_version int, "
+    "first_seen timestamptz, last_seen timestamptz) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS pairs_stage (organizer_id text, contact_id text) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS touched (organizer_id text, contact_id text, imported jsonb, view_version int, "
     "created_at timestamptz, updated_at timestamptz, first_seen_at timestamptz, last_seen_at timestamptz, "
     "permission text, permission_at timestamptz, permission_by text) ON COMMIT DELETE ROWS",
@@ -79,8 +82,11 @@ _STEPS = (
     'contact_events_stage) s ORDER BY contact_id COLLATE "C" ON CONFLICT DO NOTHING',
     'SELECT count(*) FROM (SELECT 1 FROM contact_profiles WHERE contact_id IN (SELECT contact_id FROM '
     'contact_events_stage) ORDER BY contact_id COLLATE "C" FOR UPDATE) locked',
-    'SELECT count(*) FROM (SELECT 1 FROM organizer_contacts WHERE contact_id IN (SELECT contact_id FROM '
-    'contact_events_stage) ORDER BY contact_id COLLATE "C", organizer_id COLLATE "C" FOR UPDATE) locked',
+    # (LATERAL ... OFFSET 0: one index lookup per contact, whatever the planner believes about the statistics)
+    'SELECT count(*) FROM (SELECT 1 FROM (SELECT DISTINCT contact_id FROM contact_events_stage) s '
+    'CROSS JOIN LATERAL (SELECT o.organizer_id FROM organizer_contacts o WHERE o.contact_id = s.contact_id '
+    'OFFSET 0) o '
+    'ORDER BY s.contact_id COLLATE "C", o.organizer_id COLLATE "C" FOR UPDATE OF o) locked',
     # stale: at or below the applied version (redeliveries, replays), or a second copy in the batch
     "DELETE FROM contact_events_stage e USING contact_profiles p "
     "WHERE p.contact_id = e.contact_id AND e.version <= p.contact_version",
@@ -97,7 +103,8 @@ _STEPS = (
     SELECT e.organizer_id, e.contact_id, e.version, s.key, s.value,
            s.value IS DISTINCT FROM coalesce(lag(s.value) OVER w, o.imported -> 'values' ->> s.key), {SOURCE}
     FROM contact_events_stage e
-    LEFT JOIN organizer_contacts o ON o.organizer_id = e.organizer_id AND o.contact_id = e.contact_id
+    LEFT JOIN LATERAL (SELECT imported FROM organizer_contacts WHERE organizer_id = e.organizer_id
+                       AND contact_id = e.contact_id OFFSET 0) o ON true
     CROSS JOIN LATERAL jsonb_each_text(e.stated) s
     WHERE e.kind = 'import'
     WINDOW w AS (PARTITION BY e.contact_id, e.organizer_id, s.key ORDER BY e.version)""",
@@ -110,17 +117,18 @@ _STEPS = (
            AND NOT EXISTS (SELECT 1 FROM contact_events_stage f WHERE f.contact_id = e.contact_id
                            AND f.kind IN {PERSON} AND f.spelled IS NOT NULL AND f.version < e.version))""",
     # every organizer's row the batch changes: its own events', and every row of a contact whose person spoke
+    f"""INSERT INTO own_stage (organizer_id, contact_id, first_version, first_seen, last_seen)
+    SELECT organizer_id, contact_id, min(version), min(occurred_at), max(occurred_at)
+    FROM contact_events_stage WHERE kind IN {RELATIONSHIP} GROUP BY 1, 2""",
+    """INSERT INTO pairs_stage (organizer_id, contact_id)
+    SELECT organizer_id, contact_id FROM own_stage
+    UNION SELECT o.organizer_id, o.contact_id FROM (SELECT DISTINCT contact_id FROM changing) c
+    CROSS JOIN LATERAL (SELECT organizer_id, contact_id FROM organizer_contacts WHERE contact_id = c.contact_id
+                        OFFSET 0) o  -- OFFSET 0: a per-contact index lookup, never flattened into a scan""",
     f"""INSERT INTO touched (organizer_id, contact_id, imported, view_version, created_at, updated_at, first_seen_at,
                          last_seen_at, permission, permission_at, permission_by)
-    WITH own AS (
-        SELECT organizer_id, contact_id, min(version) AS first_version, min(occurred_at) AS first_seen,
-               max(occurred_at) AS last_seen
-        FROM contact_events_stage WHERE kind IN {RELATIONSHIP} GROUP BY 1, 2
-    ), pairs AS (
-        SELECT organizer_id, contact_id FROM own
-        UNION SELECT organizer_id, contact_id FROM organizer_contacts
-        WHERE contact_id IN (SELECT contact_id FROM changing)
-    ), since AS (  -- changes count after the version the row appears at: before the batch, or its first event
+    WITH own AS (SELECT * FROM own_stage), pairs AS (SELECT * FROM pairs_stage),
+    since AS (  -- changes count after the version the row appears at: before the batch, or its first event
         SELECT x.organizer_id, x.contact_id,
                CASE WHEN o.organizer_id IS NULL THEN own.first_version ELSE 0 END AS version
         FROM pairs x LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)
@@ -324,6 +332,18 @@ SNAPSHOTS = f"""
     ORDER BY cause.seq"""
 
 
+_ANALYZE_AFTER = {
+    "INSERT INTO brought (org": "said, brought",
+    "INSERT INTO changing (co": "changing",
+    "INSERT INTO own_stage (o": "own_stage",
+    "INSERT INTO pairs_stage ": "pairs_stage",
+    "INSERT INTO touched (org": "touched",
+}
+"""Temporary tables have no statistics until analyzed: without them the planner expects thousands of rows where a
+batch holds a few, or the reverse, and scans the whole of ``organizer_contacts`` to join a batch (quadratic over an
+import) instead of looking its rows up by key."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A canonical profile to publish (the JSON of ``ContactProfileUpdatedV1``) and the event that caused it."""
@@ -342,8 +362,12 @@ async def merge(conn: AsyncConnection, staged: Iterable[Sequence[Any]]) -> list[
     for statement in _TEMPORARY:
         await conn.execute(text(statement))
     await copy_rows(conn, table="contact_events_stage", columns=STAGE_COLUMNS, rows=staged)
+    await conn.execute(text("ANALYZE contact_events_stage"))
     for statement in _STEPS:
         await conn.execute(text(statement))
+        analyzed = _ANALYZE_AFTER.get(statement.lstrip()[:24])
+        if analyzed:
+            await conn.execute(text(f"ANALYZE {analyzed}"))
     result = await conn.execute(text(SNAPSHOTS))
     return [Snapshot(row.contact_id, row.profile_version, row.message_id, row.correlation_id, row.payload)
             for row in result]
