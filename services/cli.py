@@ -39,7 +39,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _topics(_: argparse.Namespace) -> int:
     platform = PlatformSettings()
-    created = asyncio.run(create_topics(platform))
+    created = asyncio.run(create_topics(platform, platform.kafka_clients("topics")))
     print(f"created {len(created)} of {len(ALL_TOPICS)} topics" + "".join(f"\n  {name}" for name in created))
     return 0
 

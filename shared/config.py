@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka_security import KafkaSecuritySettings
+
+if TYPE_CHECKING:
+    from shared.kafka import KafkaClients
 
 DEVELOPMENT_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
@@ -41,6 +46,14 @@ class PlatformSettings(BaseSettings):
     tracking_prune_interval_seconds: float = Field(default=3600, gt=0)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_min_insync_replicas: int = Field(default=1, ge=1)
+    kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
+    """How clients connect: ``CONTACTS_KAFKA_*`` (``shared.kafka_security``)."""
+
+    def kafka_clients(self, service: str) -> KafkaClients:
+        """How ``service``'s Kafka clients connect (built once, in its composition root)."""
+        from shared.kafka import KafkaClients
+
+        return KafkaClients(self.kafka_bootstrap_servers, service, self.kafka)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_in_production(self) -> PlatformSettings:

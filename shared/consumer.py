@@ -5,19 +5,19 @@ logs a failed batch with its topics, partitions and offsets before its ack polic
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
 from shared.logcheck import lost_markers
-from shared.positions import forget_positions, stored_positions
+from shared.positions import claim_positions, forget_positions, stored_positions
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +51,23 @@ class Delivery:
     group: str
     bootstrap_servers: str
     channel: str
+    kafka_options: Mapping[str, Any] = field(default_factory=dict)
+    """Consumer options (security, client id) of the service's ``KafkaClients``; none for a plain broker."""
+
+    async def claim(self, conn: AsyncConnection, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
+        """``shared.positions.claim_positions`` for this group: the records not applied before, the positions
+        advanced past them, in the caller's transaction."""
+        return await claim_positions(conn, group=self.group, records=records,
+                                     bootstrap_servers=self.bootstrap_servers, kafka_options=self.kafka_options)
+
+    def subscriber(self, broker: KafkaBroker, *, topics: Sequence[str], engine: AsyncEngine, description: str,
+                   max_records: int, group: str | None = None) -> Callable[[Callable[..., Awaitable[None]]], Any]:
+        """``batch_subscriber`` for this group (or ``group``: another lane's), committing after the handler
+        (``NACK_ON_ERROR``: a failed batch is redelivered)."""
+        return batch_subscriber(broker, topics=topics, group_id=group or self.group, engine=engine,
+                                bootstrap_servers=self.bootstrap_servers, service=self.service,
+                                kafka_options=self.kafka_options, ack_policy=AckPolicy.NACK_ON_ERROR,
+                                description=description, max_records=max_records)
 
 
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -60,10 +77,12 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     longer at its offset) is forgotten and the partition read from its beginning; what the new log repeats is
     recognised by the service's own deduplication."""
 
-    def __init__(self, engine: AsyncEngine, *, group: str, bootstrap_servers: str) -> None:
+    def __init__(self, engine: AsyncEngine, *, group: str, bootstrap_servers: str,
+                 options: Mapping[str, Any] | None = None) -> None:
         self._engine = engine
         self._group = group
         self._bootstrap_servers = bootstrap_servers
+        self._options = options
         self.subscriber: Any = None
         self.assigned: set[TopicPartition] = set()
 
@@ -80,7 +99,8 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
                 conn, group=self._group, partitions=sorted((tp.topic, tp.partition) for tp in assigned)
             )
         markers = [m for (t, p), s in stored.items() if (m := s.as_marker(t, p)) is not None]
-        lost = {(m.topic, m.partition) for m in await lost_markers(self._bootstrap_servers, markers)}
+        lost = {(m.topic, m.partition) for m in await lost_markers(self._bootstrap_servers, markers,
+                                                                   options=self._options)}
         if lost:
             async with self._engine.begin() as conn:
                 await forget_positions(conn, group=self._group, partitions=sorted(lost))
@@ -104,12 +124,14 @@ def batch_subscriber(
     engine: AsyncEngine,
     bootstrap_servers: str,
     service: str,
+    kafka_options: Mapping[str, Any] | None = None,
     max_records: int = 5000,
     batch_timeout_ms: int = 500,
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """A batch subscriber whose handler takes the raw records (``raw_records(msg)``) and applies them in one
     transaction that also stores the group's positions (``shared.positions.claim_positions``)."""
-    listener = SeekToStoredPositions(engine, group=group_id, bootstrap_servers=bootstrap_servers)
+    listener = SeekToStoredPositions(engine, group=group_id, bootstrap_servers=bootstrap_servers,
+                                     options=kafka_options)
     subscriber = broker.subscriber(
         *topics,
         group_id=group_id,

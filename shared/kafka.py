@@ -9,7 +9,8 @@ import dataclasses
 import functools
 import json
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from shared.envelope import Envelope, Headers, MissingHeaderError
 from shared.events import EVENTS_BY_TYPE, Event
+from shared.kafka_security import ClientRole, KafkaSecuritySettings, client_options
 from shared.logcheck import Marker, fingerprint
 from shared.partitioning import partition_of
 from shared.topics import Topic
@@ -92,16 +94,36 @@ def dead_letter(record: ConsumerRecord, error: UndecodableMessage, *, topic: str
     return OutgoingMessage(topic=topic, key=record.key, value=record.value or b"", headers=headers)
 
 
-def create_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    """Plain at-least-once producer (idempotent and transactional producers fail against Tansu)."""
+def create_producer(bootstrap_servers: str, *, options: Mapping[str, Any] | None = None) -> AIOKafkaProducer:
+    """A producer for batches: ``options`` from ``KafkaClients`` (security, client id, acks, idempotence,
+    compression); without, a plain at-least-once producer (what the local broker and the tests use)."""
+    settings: dict[str, Any] = {"acks": "all", "enable_idempotence": False, **(options or {})}
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
-        acks="all",
         linger_ms=5,
         max_batch_size=512 * 1024,
         max_request_size=MAX_MESSAGE_BYTES * 4,
-        enable_idempotence=False,
+        **settings,
     )
+
+
+@dataclass(frozen=True)
+class KafkaClients:
+    """How one service's clients connect, built once in its composition root: the broker list and the
+    ``CONTACTS_KAFKA_*`` security, client-id and producer settings (``shared.kafka_security``)."""
+
+    bootstrap_servers: str
+    service: str
+    security: KafkaSecuritySettings
+
+    def options(self, role: ClientRole) -> dict[str, Any]:
+        return client_options(self.security, service=self.service, role=role)
+
+    def producer(self) -> AIOKafkaProducer:
+        return create_producer(self.bootstrap_servers, options=self.options("producer"))
+
+    def broker(self, *, description: str) -> KafkaBroker:
+        return create_broker(self.bootstrap_servers, description=description, options=self.options("broker"))
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Iterable[OutgoingMessage]) -> int:
@@ -158,6 +180,7 @@ async def ensure_topics(
     topics: Iterable[Topic],
     replication_factor: int = 1,
     min_insync_replicas: int = 1,
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing topics with their configs; returns the names created (or re-created).
 
@@ -165,7 +188,7 @@ async def ensure_topics(
     (the local broker does so, with 4, when it restarted empty and a client asked first): its partitions are
     raised where the broker can (Apache Kafka), else it is deleted and created again (what was written to it in
     the meantime is published again by its writers, who check their logs)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(options or {}))
     await admin.start()
     try:
         wanted = {topic.qualified(prefix): topic for topic in topics}
@@ -199,10 +222,13 @@ async def ensure_topics(
         await admin.close()
 
 
-def create_broker(bootstrap_servers: str, *, description: str) -> KafkaBroker:
+def create_broker(
+    bootstrap_servers: str, *, description: str, options: Mapping[str, Any] | None = None
+) -> KafkaBroker:
     """FastStream broker; its per-message log lines are off because every subscriber here is a batch one and
-    logs its own batch with topic, partitions and offsets."""
-    return KafkaBroker(bootstrap_servers, logger=None, description=description)
+    logs its own batch with topic, partitions and offsets. ``options``: ``KafkaClients.options("broker")``."""
+    settings: dict[str, Any] = {"enable_idempotence": False, **(options or {})}
+    return KafkaBroker(bootstrap_servers, logger=None, description=description, **settings)
 
 
 async def _keep_raw(_: Any) -> None:

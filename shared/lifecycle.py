@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import PlatformSettings
-from shared.kafka import create_producer, ensure_topics
+from shared.kafka import KafkaClients, ensure_topics
 from shared.relay import Relay, RelaySource
 from shared.topics import ALL_TOPICS
 
@@ -37,16 +37,17 @@ def relay_channel(db_schema: str) -> str:
     return f"{db_schema}.relay"
 
 
-async def watch_broker(*, platform: PlatformSettings, relay: Relay, every: float = 30.0) -> None:
+async def watch_broker(*, platform: PlatformSettings, clients: KafkaClients, relay: Relay, every: float = 30.0
+                       ) -> None:
     """A broker that restarted empty (the local one keeps its log in memory) comes back without topics and
     without the messages relayed so far: recreate the topics, and publish again what was relayed into the lost
     log. Consumers check their own positions when their partitions are assigned again."""
     while True:
         try:
-            created = await create_topics(platform)
+            created = await create_topics(platform, clients)
             if created:
                 log.warning("topics.recreated", topics=created)
-            await relay.verify(platform.kafka_bootstrap_servers)
+            await relay.verify(platform.kafka_bootstrap_servers, options=clients.options("consumer"))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the broker may be down for a while: try again at the next turn
@@ -63,11 +64,12 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-async def create_topics(platform: PlatformSettings) -> list[str]:
+async def create_topics(platform: PlatformSettings, clients: KafkaClients) -> list[str]:
     """Every topic of the registry, with the replication the platform settings ask for."""
     return await ensure_topics(
         platform.kafka_bootstrap_servers, prefix=platform.topic_prefix, topics=ALL_TOPICS,
         replication_factor=platform.topic_replication_factor, min_insync_replicas=platform.topic_min_insync_replicas,
+        options=clients.options("admin"),
     )
 
 
@@ -83,16 +85,19 @@ async def running(
     jobs: Sequence[BackgroundJob] = (),
 ) -> AsyncIterator[Running]:
     bootstrap_servers = platform.kafka_bootstrap_servers
-    created = await create_topics(platform)
+    clients = platform.kafka_clients(service)
+    created = await create_topics(platform, clients)
     if created:
         log.info("topics.created", topics=created)
-    producer = create_producer(bootstrap_servers)
+    producer = clients.producer()
     await producer.start()
     relay = Relay(engine, producer, sources=relay_sources, service=service, lock_name=f"{db_schema}.relay",
                   channel=relay_channel(db_schema))
-    await relay.verify(bootstrap_servers)  # before anything is published into a log that may be a new one
+    # before anything is published into a log that may be a new one
+    await relay.verify(bootstrap_servers, options=clients.options("consumer"))
     tasks = [
-        asyncio.create_task(watch_broker(platform=platform, relay=relay), name=f"{service}-broker-watch"),
+        asyncio.create_task(watch_broker(platform=platform, clients=clients, relay=relay),
+                            name=f"{service}-broker-watch"),
         asyncio.create_task(relay.run(), name=f"{service}-relay"),
         asyncio.create_task(relay.listen(), name=f"{service}-relay-listen"),
         *(asyncio.create_task(job(), name=f"{service}-job-{index}") for index, job in enumerate(jobs)),

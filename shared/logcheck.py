@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +42,15 @@ def marker_of(record: Any) -> Marker:
     return Marker(record.topic, record.partition, record.offset, fingerprint(record.key, record.value, record.headers))
 
 
-async def lost_markers(bootstrap_servers: str, markers: Sequence[Marker], *, wait: float = 5.0) -> list[Marker]:
+async def lost_markers(
+    bootstrap_servers: str, markers: Sequence[Marker], *, wait: float = 5.0, options: Mapping[str, Any] | None = None
+) -> list[Marker]:
     """The markers whose record is no longer at its offset. A record removed by retention (its offset below the
     log's start) is not lost: the log is still the same one."""
     if not markers:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="latest")
+                                auto_offset_reset="latest", **(options or {}))
     await consumer.start()
     try:
         existing = await consumer.topics()

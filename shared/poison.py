@@ -19,7 +19,6 @@ from shared import metrics
 from shared.consumer import Delivery, describe_batch
 from shared.kafka import UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
-from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +39,7 @@ async def dead_letter_alone(engine: AsyncEngine, record: Any, error: BaseExcepti
                             topic: str) -> None:
     """Send ``record`` to ``topic`` with the error, in a transaction that also moves the positions past it."""
     async with engine.begin() as conn:
-        if await claim_positions(conn, group=delivery.group, records=[record],
-                                 bootstrap_servers=delivery.bootstrap_servers):
+        if await delivery.claim(conn, [record]):
             problem = UndecodableMessage("PROCESSING_FAILED", f"{type(error).__name__}: {error}")
             await enqueue(conn, [dead_letter(record, problem, topic=topic)], channel=delivery.channel)
     metrics.dead_lettered(delivery.service, topic=record.topic, error_code="PROCESSING_FAILED")

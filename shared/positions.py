@@ -8,7 +8,7 @@ row, an interaction sent twice): that is each service's own rule, not this modul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,8 @@ async def stored_positions(
 
 
 async def claim_positions(
-    conn: AsyncConnection, *, group: str, records: Sequence[Any], bootstrap_servers: str | None = None
+    conn: AsyncConnection, *, group: str, records: Sequence[Any], bootstrap_servers: str | None = None,
+    kafka_options: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """In the caller's transaction: the records of ``records`` at or past ``group``'s stored positions (the
     others were applied before), and the positions advanced past the whole batch. Records keep their order.
@@ -105,7 +106,8 @@ async def claim_positions(
     behind = {(r.topic, r.partition) for r in records if r.offset < position.get((r.topic, r.partition), 0)}
     if behind and bootstrap_servers is not None:
         markers = [m for key in behind if (m := stored[key].as_marker(*key)) is not None]
-        lost = sorted({(m.topic, m.partition) for m in await lost_markers(bootstrap_servers, markers)})
+        lost = sorted({(m.topic, m.partition)
+                       for m in await lost_markers(bootstrap_servers, markers, options=kafka_options)})
         if lost:
             await forget_positions(conn, group=group, partitions=lost)
             log.warning("consumer.log_replaced", group=group, partitions=[f"{t}[{p}]" for t, p in lost],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -192,7 +192,7 @@ class Relay:
         metrics.outbox_published(self._service, sent)
         return sent
 
-    async def verify(self, bootstrap_servers: str) -> list[str]:
+    async def verify(self, bootstrap_servers: str, *, options: Mapping[str, Any] | None = None) -> list[str]:
         """Streams whose earlier publications are no longer in the broker's log (it restarted empty, or the topic
         was recreated) start over from the beginning of their store; returns their names.
 
@@ -204,7 +204,8 @@ class Relay:
         async with self._engine.connect() as conn:
             markers = {source.stream: await source.markers(conn) for source in cursors}
         checked = {stream: anchor or latest for stream, (anchor, latest) in markers.items()}
-        lost = set(await lost_markers(bootstrap_servers, [m for m in checked.values() if m is not None]))
+        lost = set(await lost_markers(bootstrap_servers, [m for m in checked.values() if m is not None],
+                                      options=options))
         restarted = [source for source in cursors if checked[source.stream] in lost]
         async with self._engine.begin() as conn:
             # serialized with relay_once: a publication in flight must not overwrite the restarted cursor

@@ -14,7 +14,6 @@ from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.relay import OutboxSource
@@ -26,7 +25,8 @@ def create_app(settings: EnrichmentSettings) -> FastAPI:
     platform = settings.platform
     configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
     engine = create_engine(platform.database_url, schema=settings.db_schema)
-    broker = create_broker(platform.kafka_bootstrap_servers, description="contact enrichment")
+    clients = platform.kafka_clients(SERVICE)
+    broker = clients.broker(description="contact enrichment")
     prefix = platform.topic_prefix
     enrichment_topics = EnrichmentTopics(
         contact_events=topics.CONTACT_EVENTS.qualified(prefix),
@@ -34,7 +34,8 @@ def create_app(settings: EnrichmentSettings) -> FastAPI:
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
     delivery = Delivery(service=SERVICE, group=settings.consumer_group,
-                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema),
+                        kafka_options=clients.options("consumer"))
     register(broker, engine=engine, topics=enrichment_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager

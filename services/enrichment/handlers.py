@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import structlog
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.enrichment.service import EnrichmentTopics, enrich
 from shared import metrics
-from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.consumer import Delivery, describe_batch, raw_records
 from shared.poison import apply_isolating_poison, dead_letter_alone
 
 log = structlog.get_logger(__name__)
@@ -24,14 +23,10 @@ def register(
 ) -> None:
     """Subscribe enrichment to the contact log."""
 
-    @batch_subscriber(
+    @delivery.subscriber(
         broker,
         topics=(topics.contact_events,),
-        group_id=delivery.group,
         engine=engine,
-        bootstrap_servers=delivery.bootstrap_servers,
-        service="enrichment",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Resolve each contact's display name and publish it when it changes. The group's positions "
         "are stored with the batch's effect; Kafka offsets are committed after it; a failed batch is redelivered "

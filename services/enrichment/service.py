@@ -19,7 +19,6 @@ from shared.envelope import HeaderTemplate
 from shared.inbox import derived_id
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
-from shared.positions import claim_positions
 
 SOURCE = "kagibag-contacts/enrichment"
 DISPLAY_NAME_TYPE = wire.TYPE_OF_STRUCT[wire.DisplayNameResolved]
@@ -72,8 +71,7 @@ async def enrich(
 ) -> Enriched:
     """Apply ``records`` exactly once in effect in the caller's transaction: the group's positions advance past
     them, redelivered events are stale by their version, and what changed is published through the outbox."""
-    fresh = await claim_positions(conn, group=delivery.group, records=records,
-                                  bootstrap_servers=delivery.bootstrap_servers)
+    fresh = await delivery.claim(conn, records)
     causes: dict[tuple[str, int], ConsumerRecord] = {}
     todo: list[ContactEvent] = []
     dead: list[OutgoingMessage] = []

@@ -16,7 +16,6 @@ from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.retention import Pruner, Retained
@@ -31,7 +30,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
     platform = settings.platform
     configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
     engine = create_engine(platform.database_url, schema=settings.db_schema)
-    broker = create_broker(platform.kafka_bootstrap_servers, description="identity resolution")
+    clients = platform.kafka_clients(SERVICE)
+    broker = clients.broker(description="identity resolution")
     prefix = platform.topic_prefix
     identity_topics = IdentityTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
@@ -43,7 +43,8 @@ def create_app(settings: IdentitySettings) -> FastAPI:
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
     delivery = Delivery(service=SERVICE, group=settings.consumer_group,
-                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema),
+                        kafka_options=clients.options("consumer"))
     register(broker, engine=engine, topics=identity_topics, delivery=delivery, batch_size=settings.batch_size)
     pruner = Pruner(engine, targets=EXPIRING, retention=timedelta(hours=platform.tracking_retention_hours),
                     interval=platform.tracking_prune_interval_seconds)

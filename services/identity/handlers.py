@@ -9,14 +9,13 @@ from dataclasses import replace
 
 import structlog
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity.service import IdentityTopics, resolve_with_retries
 from shared import metrics
-from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
+from shared.consumer import Delivery, describe_batch, raw_records
 from shared.poison import apply_isolating_poison, dead_letter_alone
 from shared.topics import BULK_IMPORT_ROWS, lane_group
 
@@ -39,14 +38,10 @@ def register(
         "a message that keeps failing is dead-lettered alone."
     )
 
-    @batch_subscriber(
+    @delivery.subscriber(
         broker,
         topics=(topics.import_rows, topics.interactions, topics.attendee_statements),
-        group_id=delivery.group,
         engine=engine,
-        bootstrap_servers=delivery.bootstrap_servers,
-        service="identity",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="The interactive lane: resolve small imports' rows, interactions reported by platform teams and "
         "attendees' own statements to canonical contacts." + description,
@@ -54,14 +49,10 @@ def register(
     async def on_interactive_lane(msg: KafkaMessage) -> None:
         await _isolating(raw_records(msg), delivery)
 
-    @batch_subscriber(
+    @bulk_delivery.subscriber(
         broker,
         topics=(topics.bulk_import_rows,),
-        group_id=bulk_delivery.group,
         engine=engine,
-        bootstrap_servers=delivery.bootstrap_servers,
-        service="identity",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="The bulk lane: resolve the rows of big imports to canonical contacts." + description,
     )

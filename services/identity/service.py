@@ -31,7 +31,6 @@ from shared.events import MAX_ROWS_PER_OUTCOME_MESSAGE
 from shared.inbox import derived_id
 from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue, notify
-from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
@@ -135,8 +134,7 @@ async def resolve(
     conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: IdentityTopics, delivery: Delivery
 ) -> Resolved:
     """Apply ``records`` in the caller's transaction (see the module docstring)."""
-    fresh = await claim_positions(conn, group=delivery.group, records=records,
-                                  bootstrap_servers=delivery.bootstrap_servers)
+    fresh = await delivery.claim(conn, records)
     intake = take_in(fresh, rows_topics=(topics.import_rows, topics.bulk_import_rows),
                      statements_topic=topics.attendee_statements, dead_letter_topic=topics.dead_letters)
     rows = [item for item in intake.items if isinstance(item, RowIntake)]

@@ -13,7 +13,6 @@ from services.profiles.handlers import ProfilesTopics, register
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.relay import OutboxSource
@@ -25,10 +24,12 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     platform = settings.platform
     configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
     engine = create_engine(platform.database_url, schema=settings.db_schema)
-    broker = create_broker(platform.kafka_bootstrap_servers, description="contact profile read models")
+    clients = platform.kafka_clients(SERVICE)
+    broker = clients.broker(description="contact profile read models")
     profiles_topics = ProfilesTopics.qualified(platform.topic_prefix)
     delivery = Delivery(service=SERVICE, group=settings.consumer_group,
-                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema))
+                        bootstrap_servers=platform.kafka_bootstrap_servers, channel=relay_channel(settings.db_schema),
+                        kafka_options=clients.options("consumer"))
     register(broker, engine=engine, topics=profiles_topics, delivery=delivery, batch_size=settings.batch_size)
 
     @asynccontextmanager

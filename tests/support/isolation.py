@@ -16,6 +16,7 @@ from services.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, setti
 from services.local_broker import LOOPBACK, free_port
 from services.local_postgres import libpq_url
 from shared.config import PlatformSettings
+from shared.kafka_security import KafkaSecuritySettings
 from shared.migrations import upgrade
 from shared.topics import Topic
 
@@ -91,6 +92,7 @@ class Isolation:
             "topic_prefix": self.topic_prefix,
             "database_url": self.database_url,
             "auth_secret": SecretStr(self.auth_secret),
+            "kafka": KafkaSecuritySettings(enable_idempotence=False),  # Tansu refuses idempotent producers
             **overrides,
         }
         return PlatformSettings(**values)
