@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.ingest.api import import_routes
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import IngestTopics, register
-from services.ingest.json_intake import JsonImports
+from services.ingest.importer import Importer
+from services.ingest.intake import imports_api, mapping_api, upload_api
+from services.ingest.intake.dependencies import Intake, provide
+from services.ingest.intake.json_imports import JsonImports
+from services.ingest.intake.uploads import Uploads
 from services.ingest.mcp_server import ServiceImports, build_server, http_app
-from services.ingest.processing import Importer
 from shared import topics
 from shared.http import operations_router
 from shared.runtime import build_plumbing, running
@@ -49,9 +51,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
         limits=settings.file_limits(),
     )
     json_imports = JsonImports(
-        engine=engine, importer=importer, limits=settings.file_limits(), max_contacts=settings.max_json_contacts,
-        max_bytes=settings.max_json_bytes,
+        engine=engine, importer=importer, max_contacts=settings.max_json_contacts, max_bytes=settings.max_json_bytes
     )
+    uploads = Uploads(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
     mcp = build_server(ServiceImports(engine=engine, json_imports=json_imports))
     mcp_app = http_app(mcp, auth_secret=platform.auth_secret.get_secret_value())
 
@@ -66,9 +68,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 await importer.stop()
 
     app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
-    app.state.auth_secret = platform.auth_secret.get_secret_value()
-    app.state.importer = importer
-    app.state.json_imports = json_imports
+    app.state.auth_secret = platform.auth_secret.get_secret_value()  # read by shared.auth's token dependency
+    provide(app, Intake(engine=engine, importer=importer, uploads=uploads, json_imports=json_imports))
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
     app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
@@ -76,9 +77,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse("/app/")
 
-    app.include_router(
-        import_routes(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
-    )
+    for router in (upload_api.router, imports_api.router, mapping_api.router):
+        app.include_router(router)
     app.include_router(
         operations_router(
             service=SERVICE,

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.ingest.reading import FileLimits
+from services.ingest.reading.records import FileLimits
 from shared.config import PlatformSettings
 
 MEBIBYTE = 1024 * 1024

@@ -16,7 +16,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import store
+from services.ingest import outcomes
 from shared.envelope import Envelope
 from shared.events import ImportRowsProcessedV1
 from shared.inbox import DecodedBatch, claim_batch, decode_batch
@@ -80,7 +80,7 @@ class Applied:
     messages: int
     rows: int
     dead_lettered: int
-    finished: list[store.Progress]
+    finished: list[outcomes.Progress]
 
 
 async def count_outcomes(
@@ -95,7 +95,7 @@ async def count_outcomes(
             async with engine.begin() as conn:
                 claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
                 fresh = [message for _, message in claimed.fresh]
-                progress = await store.record_outcomes(conn, fresh)
+                progress = await outcomes.count_outcomes(conn, fresh)
                 await enqueue(conn, claimed.dead_letters)
             return Applied(
                 messages=len(fresh),

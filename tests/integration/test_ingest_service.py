@@ -19,7 +19,7 @@ import pytest
 
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
-from services.ingest.reading import row_event_id
+from services.ingest.importer import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
 from shared.auth import mint_token

@@ -11,29 +11,34 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.ingest.domain import (
-    COLUMN_COUNT_MISMATCH,
     FINISHED,
-    INVALID_EMAIL,
-    MAX_EMAIL_LENGTH,
-    MAX_FIELD_LENGTH,
-    MISSING_EMAIL,
-    NUL_CHARACTER,
     PARSABLE,
-    VALUE_TOO_LONG,
     ColumnMap,
     FileProblem,
-    RejectedRow,
     Status,
-    ValidRow,
     advance,
+    map_columns,
+    next_status,
+)
+from services.ingest.reading.checks import (
+    MAX_EMAIL_LENGTH,
+    MAX_FIELD_LENGTH,
     check_row,
     email_permission,
     email_problem,
-    is_blank,
-    map_columns,
-    matching_key,
-    next_status,
 )
+from services.ingest.reading.rows import (
+    COLUMN_COUNT_MISMATCH,
+    INVALID_EMAIL,
+    MISSING_EMAIL,
+    NUL_CHARACTER,
+    VALUE_TOO_LONG,
+    RejectedRow,
+    ValidRow,
+    is_blank,
+    matching_key,
+)
+from shared.events import CONTACT_FIELDS
 
 STANDARD_HEADER = ["email", "first_name", "last_name", "company", "title", "phone"]
 COLUMNS = map_columns(STANDARD_HEADER)
@@ -82,13 +87,13 @@ def test_a_complete_row_is_valid_with_its_email_as_received_and_a_normalized_key
     row = check_row(7, ["  Jane@Example.COM ", "Jane", "Doe", "Acme", "CTO", "+1 555"], COLUMNS)
 
     assert row == ValidRow(
-        row_number=7,
-        email="  Jane@Example.COM ",
-        key="jane@example.com",
-        fields={
-            "first_name": "Jane", "last_name": "Doe", "company": "Acme", "title": "CTO", "phone": "+1 555",
-        },
+        row_number=7, email="  Jane@Example.COM ", key="jane@example.com",
+        first_name="Jane", last_name="Doe", company="Acme", title="CTO", phone="+1 555",
     )
+
+
+def test_a_valid_row_holds_the_contact_fields_in_the_contracts_order() -> None:
+    assert ValidRow._fields[3:8] == CONTACT_FIELDS
 
 
 def test_empty_cells_and_unmapped_fields_are_absent_values() -> None:
@@ -97,7 +102,7 @@ def test_empty_cells_and_unmapped_fields_are_absent_values() -> None:
     row = check_row(1, ["jane@example.com", "", "likes tea"], columns)
 
     assert isinstance(row, ValidRow)
-    assert row.fields == dict.fromkeys(["first_name", "last_name", "company", "title", "phone"])
+    assert (row.first_name, row.last_name, row.company, row.title, row.phone) == (None,) * 5
 
 
 @pytest.mark.parametrize("email", ["", "   ", "\t"])
@@ -236,7 +241,7 @@ def test_a_value_at_the_limit_is_kept_whole() -> None:
     row = check_row(1, ["jane@example.com", "x" * MAX_FIELD_LENGTH, "", "", "", ""], COLUMNS)
 
     assert isinstance(row, ValidRow)
-    assert row.fields["first_name"] == "x" * MAX_FIELD_LENGTH
+    assert row.first_name == "x" * MAX_FIELD_LENGTH
 
 
 def test_checking_a_valid_row_takes_well_under_20_microseconds() -> None:
