@@ -18,10 +18,16 @@ from services.ingest.intake import imports_api, mapping_api, upload_api
 from services.ingest.intake.dependencies import Intake, provide
 from services.ingest.intake.json_imports import JsonImports
 from services.ingest.intake.uploads import Uploads
+from services.ingest.jobs import ImportJobs
 from services.ingest.mcp_server import ServiceImports, build_server, http_app
 from shared import topics
+from shared.consumer import Delivery
+from shared.db import create_engine
 from shared.http import operations_router
-from shared.runtime import build_plumbing, running
+from shared.kafka import create_broker
+from shared.lifecycle import Running, relay_channel, running
+from shared.logging import configure_logging
+from shared.relay import OutboxSource
 
 SERVICE = "ingest"
 WEB_DIR = Path(__file__).parent / "web"
@@ -30,46 +36,52 @@ WEB_DIR = Path(__file__).parent / "web"
 
 def create_app(settings: IngestSettings) -> FastAPI:
     platform = settings.platform
-    plumbing = build_plumbing(
-        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="import tracking"
-    )
-    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    broker = create_broker(platform.kafka_bootstrap_servers, description="import tracking")
     prefix = platform.topic_prefix
     ingest_topics = IngestTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    register(broker, engine=engine, messaging=messaging, topics=ingest_topics, group=settings.consumer_group)
+    delivery = Delivery(
+        group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+        channel=relay_channel(settings.db_schema),
+    )
+    register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(
-        engine=engine,
-        messaging=messaging,
-        topic=ingest_topics.import_rows,
-        data_dir=settings.data_dir,
-        batch_size=settings.publish_batch_size,
-        parallel=settings.max_parallel_imports,
+        topic=ingest_topics.import_rows, data_dir=settings.data_dir, batch_size=settings.publish_batch_size,
         limits=settings.file_limits(),
     )
-    json_imports = JsonImports(
-        engine=engine, importer=importer, max_contacts=settings.max_json_contacts, max_bytes=settings.max_json_bytes
+    jobs = ImportJobs(
+        engine=engine, importer=importer, parallel=settings.max_parallel_imports,
+        sweep_seconds=settings.sweep_seconds,
     )
-    uploads = Uploads(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
+    json_imports = JsonImports(
+        engine=engine, importer=importer, jobs=jobs, max_contacts=settings.max_json_contacts,
+        max_bytes=settings.max_json_bytes,
+    )
+    uploads = Uploads(engine=engine, importer=importer, jobs=jobs, max_upload_bytes=settings.max_upload_bytes)
     mcp = build_server(ServiceImports(engine=engine, json_imports=json_imports))
     mcp_app = http_app(mcp, auth_secret=platform.auth_secret.get_secret_value())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
         await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-        async with running(messaging, broker, service=SERVICE), mcp.session_manager.run():
-            await importer.resume()
-            try:
-                yield
-            finally:
-                await importer.stop()
+        async with (
+            running(
+                service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
+                engine=engine, broker=broker, relay_sources=[OutboxSource()], db_schema=settings.db_schema,
+            ) as started,
+            jobs.running(started.producer),
+            mcp.session_manager.run(),
+        ):
+            yield {"running": started}
 
     app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()  # read by shared.auth's token dependency
-    provide(app, Intake(engine=engine, importer=importer, uploads=uploads, json_imports=json_imports))
+    provide(app, Intake(engine=engine, jobs=jobs, uploads=uploads, json_imports=json_imports))
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
     app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
@@ -83,8 +95,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         operations_router(
             service=SERVICE,
             engine=engine,
-            messaging=messaging,
             group=settings.consumer_group,
+            bootstrap_servers=platform.kafka_bootstrap_servers,
             consumed_topics=[ingest_topics.row_outcomes],
         )
     )

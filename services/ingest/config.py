@@ -21,6 +21,8 @@ class IngestSettings(BaseSettings):
     CONTACTS_INGEST_PUBLISH_BATCH_SIZE          rows per publish batch (acknowledged together)
     CONTACTS_INGEST_MAX_UPLOAD_BYTES            larger uploads are refused with 413 (default 512 MiB)
     CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance
+    CONTACTS_INGEST_SWEEP_SECONDS               how often an instance looks for started imports no one reads
+                                                (one whose instance crashed) and for overdue work
     CONTACTS_INGEST_MAX_ROWS / _MAX_COLUMNS      larger files end in error (defaults like HubSpot's: 1,048,576
                                                 rows, 1,000 columns)"""
 
@@ -34,6 +36,7 @@ class IngestSettings(BaseSettings):
     publish_batch_size: int = Field(default=5000, gt=0, le=50_000)
     max_upload_bytes: int = Field(default=512 * MEBIBYTE, gt=0)
     max_parallel_imports: int = Field(default=2, gt=0, le=16)
+    sweep_seconds: float = Field(default=10.0, gt=0)
     max_rows: int = Field(default=1_048_576, gt=0)
     max_columns: int = Field(default=1_000, gt=0)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)

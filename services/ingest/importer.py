@@ -1,31 +1,36 @@
-"""The importer: reads a started import's file in the background and hands every valid row on as an
-``ImportRowReceivedV1``, in batches, storing the refused rows and moving the checkpoint after each batch, and
-resumes from that checkpoint after a crash or restart. This is the one place where rows become events."""
+"""The importer: reads a started import's file from its checkpoint and hands every valid row on as an
+``ImportRowReceivedV1``, batch by batch, storing the refused rows and moving the checkpoint once a batch is
+acknowledged. This is the one place where rows become events and are published.
+
+Per row, only what the wire needs is built: the row's struct encoded by the fast codec, its key, and its headers
+(the batch's CloudEvents headers with the row's own ``ce_id``); rows are grouped by the partition Kafka's default
+partitioner gives their key and appended straight into the producer's record batches, off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
+import struct
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import outcomes, store
 from services.ingest.domain import ColumnMap, FileProblem, Source
 from services.ingest.reading.csv_rows import CsvRows
 from services.ingest.reading.records import FileLimits, Inspection
 from services.ingest.reading.row_file import RowFile
-from services.ingest.reading.rows import RowSource, ValidRow
-from shared.envelope import Headers, cloud_event_headers
+from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
+from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage, publish_all
-from shared.runtime import Messaging
 from shared.wire import ImportRowReceived, encode
 
 log = structlog.get_logger(__name__)
@@ -34,74 +39,136 @@ SOURCE = "kagibag-contacts/ingest"
 ROW_EVENT_NAMESPACE = uuid.UUID("5b0f6c1e-8f5e-4f43-9d59-3c0a6f7e2b14")
 JSON_SOURCES: frozenset[Source] = frozenset({"json", "mcp"})
 
+_M, _MASK = 0x5BD1E995, 0xFFFFFFFF
+_word_readers: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (what its default partitioner uses for keys), twice as fast as aiokafka's."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length >> 2
+    read = _word_readers.get(words)
+    if read is None:
+        read = _word_readers[words] = struct.Struct(f"<{words}I").unpack_from
+    for k in read(data):
+        k = k * _M & _MASK
+        h = (h * _M & _MASK) ^ ((k ^ k >> 24) * _M & _MASK)
+    tail = length & 3
+    if tail:
+        i = length - tail
+        if tail == 3:
+            h ^= data[i + 2] << 16
+        if tail >= 2:
+            h ^= data[i + 1] << 8
+        h = (h ^ data[i]) * _M & _MASK
+    h = (h ^ h >> 13) * _M & _MASK
+    return h ^ h >> 15
+
 
 def row_event_id(import_id: str, row_number: int) -> str:
     """The same row of the same import always travels under the same event id, so identity applies a row
-    published twice (after a crash) only once: ``uuid.uuid5(ROW_EVENT_NAMESPACE, "<import>/<row>")``."""
-    return derived_id(import_id, row_number, namespace=ROW_EVENT_NAMESPACE)
+    published twice (after a crash, or again after its deadline) only once:
+    ``uuid.uuid5(ROW_EVENT_NAMESPACE, "<import>/<row>")``."""
+    return RowIds(import_id).of(row_number).decode()
+
+
+class RowIds:
+    """``row_event_id`` for the rows of one import: the hash of the shared prefix is computed once."""
+
+    def __init__(self, import_id: str) -> None:
+        self._prefix = hashlib.sha1(ROW_EVENT_NAMESPACE.bytes + f"{import_id}/".encode(), usedforsecurity=False)
+
+    def of(self, row_number: int) -> bytes:
+        digest = self._prefix.copy()
+        digest.update(b"%d" % row_number)
+        d = digest.digest()
+        x = d.hex()
+        return (
+            f"{x[:8]}-{x[8:12]}-{(d[6] & 0x0F) | 0x50:02x}{x[14:16]}-{(d[8] & 0x3F) | 0x80:02x}{x[18:20]}-{x[20:32]}"
+        ).encode()
+
+
+@dataclass
+class Prepared:
+    """A batch of rows ready for the producer: full record batches per partition, and the rows refused."""
+
+    batches: list[tuple[int, Any]] = field(default_factory=list)
+    rows: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    last_row: int = 0
+    done: bool = False
 
 
 class RowEvents:
-    """Turns an import's valid rows into ``ImportRowReceivedV1`` messages: one envelope per batch, in which
-    each row differs only by its id (``row_event_id``)."""
+    """Turns the valid rows of one import into ``ImportRowReceivedV1`` records in the producer's batches."""
 
-    def __init__(self, *, import_id: str, organizer_id: str, topic: str) -> None:
+    def __init__(
+        self, *, import_id: str, organizer_id: str, partitions: list[int], new_batch: Callable[[], Any]
+    ) -> None:
         self._import_id = import_id
         self._organizer_id = organizer_id
-        self._topic = topic
+        self._partitions = partitions
+        self._new_batch = new_batch
+        self._ids = RowIds(import_id)
 
-    def messages(self, rows: list[ValidRow]) -> list[OutgoingMessage]:
-        import_id, organizer_id, topic = self._import_id, self._organizer_id, self._topic
-        headers = cloud_event_headers(
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The CloudEvents headers every row of a batch shares (all but ``ce_id``)."""
+        shared = cloud_event_headers(
             id="", type=ImportRowReceivedV1.TYPE, source=SOURCE, time=datetime.now(UTC).isoformat(),
-            subject=import_id, correlation_id=import_id,
+            subject=self._import_id, correlation_id=self._import_id,
         )
-        shared = [header for header in headers if header[0] != "ce_id"]
+        return [item for item in shared if item[0] != "ce_id"]
+
+    def records(self, rows: list[ValidRow]) -> list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
+        """(partition, key, value, headers) of each row, in row order (for tests and tools)."""
+        shared, partitions, count = self.headers(), self._partitions, len(self._partitions)
         return [
-            OutgoingMessage(
-                topic=topic,
-                key=row.key.encode(),
-                value=encode(
-                    ImportRowReceived(
-                        import_id=import_id, organizer_id=organizer_id, row_number=row.row_number,
-                        email=row.email, first_name=row.first_name, last_name=row.last_name,
-                        company=row.company, title=row.title, phone=row.phone, external_id=row.external_id,
-                        email_permission=row.email_permission,
-                    )
-                ),
-                headers=_with_id(shared, row_event_id(import_id, row.row_number)),
-            )
+            (partitions[(murmur2(key) & 0x7FFFFFFF) % count], key, self._value(row),
+             [("ce_id", self._ids.of(row.row_number)), *shared])
             for row in rows
+            for key in (row.key.encode(),)
         ]
 
+    def _value(self, row: ValidRow) -> bytes:
+        return encode(
+            ImportRowReceived(
+                import_id=self._import_id, organizer_id=self._organizer_id, row_number=row.row_number, email=row.email,
+                first_name=row.first_name, last_name=row.last_name, company=row.company, title=row.title,
+                phone=row.phone, external_id=row.external_id, email_permission=row.email_permission,
+            )
+        )
 
-def _with_id(shared: Headers, event_id: str) -> Headers:
-    return [("ce_id", event_id.encode()), *shared]
+    def batches(self, rows: list[ValidRow]) -> list[tuple[int, Any]]:
+        """The rows as the producer's record batches, per partition in row order (blocking: builds bytes)."""
+        shared, partitions, count, ids = self.headers(), self._partitions, len(self._partitions), self._ids
+        open_batches: dict[int, Any] = {}
+        full: list[tuple[int, Any]] = []
+        for row in rows:
+            key = row.key.encode()
+            partition = partitions[(murmur2(key) & 0x7FFFFFFF) % count]
+            value = self._value(row)
+            headers = [("ce_id", ids.of(row.row_number)), *shared]
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = self._new_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                full.append((partition, batch))
+                batch = open_batches[partition] = self._new_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"row {row.row_number} is too large for a record batch")
+        full.extend(open_batches.items())
+        return full
 
 
 class Importer:
-    """Reads imports' files in the background, at most ``parallel`` at a time in this instance. An advisory
-    lock per import keeps two instances (or a resume and a fresh start) from reading the same file at once."""
+    """One attempt at an import's file (``import_file``): from the checkpoint to the end, or until it fails."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        messaging: Messaging,
-        topic: str,
-        data_dir: Path,
-        batch_size: int,
-        parallel: int,
-        limits: FileLimits,
-    ) -> None:
-        self._engine = engine
-        self._messaging = messaging
+    def __init__(self, *, topic: str, data_dir: Path, batch_size: int, limits: FileLimits) -> None:
         self._topic = topic
         self.data_dir = data_dir
         self._batch_size = batch_size
         self.limits = limits
-        self._slots = asyncio.Semaphore(parallel)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def file_path(self, import_id: str, *, source: Source = "csv") -> Path:
         """Where the import's file is kept: the upload, or a JSON import's rows."""
@@ -112,93 +179,46 @@ class Importer:
         refused) it is deleted, so organizers' contact lists do not pile up on disk."""
         await asyncio.to_thread(self.file_path(import_id, source=source).unlink, missing_ok=True)
 
-    def start(self, import_id: str) -> None:
-        """Read the import's file in the background, once ``store.start_import`` has committed its mapping."""
-        if import_id in self._tasks:
-            return
-        task = asyncio.create_task(self._run(import_id), name=f"ingest-import-{import_id}")
-        self._tasks[import_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(import_id, None))
-
-    async def resume(self) -> list[str]:
-        """Start every import whose reading was interrupted (started, but not read to the end)."""
-        async with self._engine.connect() as conn:
-            pending = await store.imports_to_parse(conn)
-        for import_id in pending:
-            self.start(import_id)
-        if pending:
-            log.info("imports.resumed", count=len(pending), import_ids=pending[:20])
-        return pending
-
-    async def stop(self) -> None:
-        """Interrupt the readers; their imports stay ``parsing`` and are resumed at the next start."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self, import_id: str) -> None:
-        delay = 1.0
-        async with self._slots:
-            while True:
-                try:
-                    await self.read_file(import_id)
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("import.read_failed", import_id=import_id, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def read_file(self, import_id: str) -> None:
-        """One attempt at reading the file, from the import's checkpoint on."""
-        async with self._engine.connect() as conn:
-            lock = {"name": f"ingest.import.{import_id}"}
-            locked = (await conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock)).scalar()
-            await conn.commit()
-            if not locked:
-                log.info("import.already_being_read", import_id=import_id)
-                return
-            try:
-                await self._read_locked(conn, import_id)
-            finally:
-                await _unlock(conn, lock)
-
-    async def _read_locked(self, conn: AsyncConnection, import_id: str) -> None:
+    async def import_file(self, conn: AsyncConnection, import_id: str, *, producer: AIOKafkaProducer) -> None:
+        """Read and hand on the file from the checkpoint (the caller holds the import's lock on ``conn``)."""
         async with conn.begin():
             started = await store.start_parsing(conn, import_id)
         if started is None:
             return
         bound = log.bind(import_id=import_id, correlation_id=import_id)
         source: Source = started.source
-        path = self.file_path(import_id, source=source)
-        began = time.monotonic()
-        published = rejected = 0
-        events = RowEvents(import_id=import_id, organizer_id=started.organizer_id, topic=self._topic)
+        began, published, rejected = time.monotonic(), 0, 0
         try:
+            path = self.file_path(import_id, source=source)
             if not path.is_file():
                 raise FileProblem("the uploaded file is no longer available; upload it again")
             rows = await asyncio.to_thread(
                 _open_rows, path, source=source, inspection=started.inspection, mapping=started.mapping,
                 limits=self.limits, skip_through=started.parsed_rows,
             )
+            events = RowEvents(
+                import_id=import_id, organizer_id=started.organizer_id,
+                partitions=sorted(await producer.partitions_for(self._topic)), new_batch=producer.create_batch,
+            )
             try:
+                reading = asyncio.ensure_future(asyncio.to_thread(_prepare, rows, events, self._batch_size))
                 done = False
                 while not done:
-                    batch = await asyncio.to_thread(rows.next_batch, self._batch_size)
-                    messages = await asyncio.to_thread(events.messages, batch.valid)
-                    assert self._messaging.producer is not None, "the producer starts before any import"
-                    published += await publish_all(self._messaging.producer, messages)
+                    prepared = await reading
+                    sent = [await producer.send_batch(batch, self._topic, partition=p) for p, batch in prepared.batches]
+                    done = prepared.done
+                    if not done:  # read the next batch while this one is acknowledged
+                        reading = asyncio.ensure_future(asyncio.to_thread(_prepare, rows, events, self._batch_size))
+                    await asyncio.gather(*sent)
+                    published += prepared.rows
                     async with conn.begin():
                         rejected += await outcomes.record_rejections(
-                            conn, import_id=import_id, rejected=batch.rejected, parsed_rows=batch.last_row
+                            conn, import_id=import_id, rejected=prepared.rejected, parsed_rows=prepared.last_row
                         )
-                    done = batch.done
-                    bound.debug("import.batch", published=published, rejected=rejected, row=batch.last_row)
+                    bound.debug("import.batch", published=published, rejected=rejected, row=prepared.last_row)
             finally:
+                if not reading.done():
+                    await asyncio.wait([reading])
                 rows.close()
         except FileProblem as problem:
             async with conn.begin():
@@ -217,8 +237,14 @@ class Importer:
         )
 
 
+def _prepare(rows: RowSource, events: RowEvents, size: int) -> Prepared:
+    """The next batch of the file as record batches (blocking: runs in a worker thread)."""
+    batch = rows.next_batch(size)
+    return Prepared(events.batches(batch.valid), len(batch.valid), batch.rejected, batch.last_row, batch.done)
+
+
 def _open_rows(
-    path: Path, *, source: Source, inspection: dict[str, object] | None, mapping: dict[str, object] | None,
+    path: Path, *, source: Source, inspection: dict[str, Any] | None, mapping: dict[str, Any] | None,
     limits: FileLimits, skip_through: int,
 ) -> RowSource:
     """The reader for the import's file (blocking): a JSON import's stored rows, or the CSV with its mapping."""
@@ -226,18 +252,7 @@ def _open_rows(
         return RowFile(path, skip_through=skip_through)
     return CsvRows(
         path,
-        inspection=Inspection.from_json(inspection) if inspection else None,  # type: ignore[arg-type]
-        columns=ColumnMap.from_json(mapping) if mapping else None,  # type: ignore[arg-type]
+        inspection=Inspection.from_json(inspection) if inspection else None,
+        columns=ColumnMap.from_json(mapping) if mapping else None,
         limits=limits, skip_through=skip_through,
     )
-
-
-async def _unlock(conn: AsyncConnection, lock: dict[str, str]) -> None:
-    """Release the session lock; if the connection is unusable, close it, which releases the lock too."""
-    try:
-        if conn.in_transaction():
-            await conn.rollback()
-        await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
-        await conn.commit()
-    except Exception:
-        await conn.invalidate()

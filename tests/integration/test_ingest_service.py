@@ -532,9 +532,15 @@ async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
             (import_id, org),
         )
         conn.execute(
-            f'INSERT INTO "{isolation.schema("ingest")}".import_rows '
-            "(import_id, row_number, outcome, error_code, error_message, cells) "
-            "VALUES (%s, 1, 'error', 'MISSING_EMAIL', 'the email cell is empty', '[\"\", \"Nobody\"]')",
+            f'INSERT INTO "{isolation.schema("ingest")}".import_row_blocks '
+            "(import_id, block, outcomes, contact_ids, created, matched, errors) "
+            "VALUES (%s, 0, '\\x03', '{NULL}', 0, 0, 1)",
+            (import_id,),
+        )
+        conn.execute(
+            f'INSERT INTO "{isolation.schema("ingest")}".import_row_errors '
+            "(import_id, row_number, error_code, error_message, cells) "
+            "VALUES (%s, 1, 'MISSING_EMAIL', 'the email cell is empty', '[\"\", \"Nobody\"]')",
             (import_id,),
         )
 
@@ -589,3 +595,63 @@ async def test_at_start_up_only_started_imports_are_read_and_with_their_stored_m
         assert (row.event.email, row.event.first_name) == ("jane@work.example", "Jane")
         await ingest.wait_for(org, started_id, "processing")
         assert (await ingest.get(org, waiting_id))["status"] == "uploaded"
+
+
+# --- a million rows -----------------------------------------------------------------------------------------
+
+
+async def test_rows_of_a_million_row_import_are_paged_fast_by_outcome(ingest: Ingest) -> None:
+    """Outcomes of 1,000,000 rows as the counting stores them (every 10th row matched, every 100th an error),
+    written straight into the tables; any page, deep or filtered, reads a block or two."""
+    org, import_id, total = organizer(), str(uuid.uuid4()), 1_000_000
+    schema = ingest.isolation.schema("ingest")
+    code = "CASE WHEN mod(n, 100) = 0 THEN '03' WHEN mod(n, 10) = 0 THEN '02' ELSE '01' END"
+    with psycopg.connect(libpq_url(ingest.isolation.database_url)) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".imports (import_id, organizer_id, source, status, total_rows, processed_rows, '
+            "created, matched, errors) VALUES (%s, %s, 'csv', 'error', %s, %s, 891000, 99000, 10000)",
+            (import_id, org, total, total),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_blocks '
+            "(import_id, block, outcomes, contact_ids, created, matched, errors) "
+            f"SELECT %s, b, decode(string_agg({code}, '' ORDER BY n), 'hex'), "
+            "array_agg(CASE WHEN mod(n, 100) = 0 THEN NULL ELSE 'c-' || n END ORDER BY n), "
+            "count(*) FILTER (WHERE mod(n, 10) <> 0), count(*) FILTER (WHERE mod(n, 10) = 0 AND mod(n, 100) <> 0), "
+            "count(*) FILTER (WHERE mod(n, 100) = 0) "
+            "FROM (SELECT n, (n - 1) / 1024 AS b FROM generate_series(1, %s) AS n) AS r GROUP BY b",
+            (import_id, total),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_errors (import_id, row_number, error_code, error_message, cells) '
+            "SELECT %s, n, 'INVALID_EMAIL', 'bad', jsonb_build_array('row ' || n) "
+            "FROM generate_series(100, %s, 100) AS n",
+            (import_id, total),
+        )
+
+    async def page(**params: Any) -> tuple[dict[str, Any], float]:
+        began = asyncio.get_running_loop().time()
+        response = await ingest.client.get(
+            f"/v1/imports/{import_id}/rows", headers=ingest.auth(org), params=params
+        )
+        assert response.status_code == 200, response.text
+        return response.json(), asyncio.get_running_loop().time() - began
+
+    first, _ = await page(limit=3)
+    assert [(r["row_number"], r["outcome"], r["contact_id"]) for r in first["items"]] == [
+        (1, "created", "c-1"), (2, "created", "c-2"), (3, "created", "c-3")
+    ]
+    deep, deep_seconds = await page(after=899_998, limit=1000)
+    assert [r["row_number"] for r in deep["items"]] == list(range(899_999, 900_999))
+    failed = next(r for r in deep["items"] if r["row_number"] == 900_000)
+    assert (failed["outcome"], failed["error_code"], failed["cells"]) == ("error", "INVALID_EMAIL", ["row 900000"])
+    assert deep["next_after"] == 900_998
+    matched, matched_seconds = await page(outcome="matched", after=500_000, limit=1000)
+    assert [r["row_number"] for r in matched["items"]][:3] == [500_010, 500_020, 500_030]
+    assert len(matched["items"]) == 1000 and all(r["row_number"] % 100 for r in matched["items"])
+    errors, errors_seconds = await page(outcome="error", after=990_000, limit=1000)
+    assert [r["row_number"] for r in errors["items"]] == list(range(990_100, 1_000_001, 100))
+    assert errors["next_after"] is None
+    last, _ = await page(outcome="created", after=999_998)
+    assert [r["row_number"] for r in last["items"]] == [999_999] and last["next_after"] is None
+    assert max(deep_seconds, matched_seconds, errors_seconds) < 0.5, (deep_seconds, matched_seconds, errors_seconds)

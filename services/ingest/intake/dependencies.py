@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.importer import Importer
 from services.ingest.intake.json_imports import JsonImports
 from services.ingest.intake.uploads import Uploads
+from services.ingest.jobs import ImportJobs
 from shared.auth import current_organizer
 
 
@@ -21,7 +21,7 @@ class Intake:
     """Everything the routes use, built once by ``create_app``."""
 
     engine: AsyncEngine
-    importer: Importer
+    jobs: ImportJobs
     uploads: Uploads
     json_imports: JsonImports
 
@@ -40,8 +40,8 @@ def _engine(intake: Annotated[Intake, Depends(_intake)]) -> AsyncEngine:
     return intake.engine
 
 
-def _importer(intake: Annotated[Intake, Depends(_intake)]) -> Importer:
-    return intake.importer
+def _jobs(intake: Annotated[Intake, Depends(_intake)]) -> ImportJobs:
+    return intake.jobs
 
 
 def _uploads(intake: Annotated[Intake, Depends(_intake)]) -> Uploads:
@@ -76,7 +76,7 @@ def _import_id(import_id: str) -> str:
 
 
 Engine = Annotated[AsyncEngine, Depends(_engine)]
-ImporterDep = Annotated[Importer, Depends(_importer)]
+Jobs = Annotated[ImportJobs, Depends(_jobs)]
 UploadsDep = Annotated[Uploads, Depends(_uploads)]
 JsonImportsDep = Annotated[JsonImports, Depends(_json_imports)]
 Organizer = Annotated[str, Depends(_organizer)]

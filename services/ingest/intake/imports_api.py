@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
-from services.ingest import outcomes, store
+from services.ingest import row_pages, store
 from services.ingest.domain import Source, Status
 from services.ingest.intake.dependencies import Engine, ImportId, Organizer, not_found
 from shared.events import RowOutcome
@@ -114,6 +114,6 @@ async def list_rows(
     async with engine.connect() as conn:
         if await store.find_import(conn, organizer_id=organizer_id, import_id=import_id) is None:
             raise not_found(import_id)
-        rows = await outcomes.list_rows(conn, import_id=import_id, outcome=outcome, after=after, limit=limit + 1)
-    items = [RowView.model_validate(dict(row._mapping)) for row in rows[:limit]]
+        rows = await row_pages.list_rows(conn, import_id=import_id, outcome=outcome, after=after, limit=limit + 1)
+    items = [RowView.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return RowPage(items=items, next_after=items[-1].row_number if len(rows) > limit else None)

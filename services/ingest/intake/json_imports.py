@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest import store
 from services.ingest.domain import Source, Status
 from services.ingest.importer import Importer
+from services.ingest.jobs import ImportJobs
 from services.ingest.reading.json_rows import JSON_KEYS, check_contacts, contact_rows
 from services.ingest.reading.row_file import encode_rows
 from services.ingest.reading.rows import RejectedRow
@@ -79,9 +80,12 @@ class Previous:
 class JsonImports:
     """The JSON import use case, shared by the REST handler and the MCP tools."""
 
-    def __init__(self, *, engine: AsyncEngine, importer: Importer, max_contacts: int, max_bytes: int) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, importer: Importer, jobs: ImportJobs, max_contacts: int, max_bytes: int
+    ) -> None:
         self._engine = engine
         self._importer = importer
+        self._jobs = jobs
         self.max_contacts = max_contacts
         self.max_bytes = max_bytes
 
@@ -118,7 +122,7 @@ class JsonImports:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        self._importer.start(import_id)
+        self._jobs.want(import_id)
         log.info("import.json_accepted", import_id=import_id, organizer_id=organizer_id, source=source,
                  contacts=len(elements), refused=refused)
         return Accepted(import_id=import_id, status="parsing", replayed=False)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from services.ingest import store
 from services.ingest.domain import ColumnMap, no_email_column
-from services.ingest.intake.dependencies import Engine, ImporterDep, ImportId, Organizer, not_found
+from services.ingest.intake.dependencies import Engine, ImportId, Jobs, Organizer, not_found
 from services.ingest.intake.upload_api import ImportAccepted
 from services.ingest.mapping.proposal import MappingRefused, column_map, propose_for_file
 from services.ingest.mapping.views import MappingChoices, MappingView, confirmed, mapping_view
@@ -74,7 +74,7 @@ async def put_mapping(
     responses={409: {"description": "Already started."}, 422: {"description": "No email column mapped."}},
 )
 async def start(
-    import_id: ImportId, organizer_id: Organizer, engine: Engine, importer: ImporterDep
+    import_id: ImportId, organizer_id: Organizer, engine: Engine, jobs: Jobs
 ) -> ImportAccepted:
     """Start reading the file with the confirmed mapping, or the proposed one if none was confirmed."""
     setup, inspection = await _setup(engine, import_id, organizer_id)
@@ -92,5 +92,5 @@ async def start(
     async with engine.begin() as conn:
         if not await store.start_import(conn, import_id=import_id, organizer_id=organizer_id, columns=columns):
             raise _not_waiting(setup)
-    importer.start(import_id)
+    jobs.want(import_id)
     return ImportAccepted(import_id=import_id, status="parsing")

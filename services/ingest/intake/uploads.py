@@ -16,6 +16,7 @@ from services.ingest import store
 from services.ingest.domain import ColumnMap, FileProblem, Status, no_email_column
 from services.ingest.importer import Importer
 from services.ingest.intake.multipart import ReceivedFile, receive_file
+from services.ingest.jobs import ImportJobs
 from services.ingest.mapping.proposal import column_map, propose_for_file
 from services.ingest.mapping.views import MAPPING_FIELD, parse_mapping_field
 from services.ingest.reading.records import inspect_file
@@ -32,9 +33,10 @@ class Uploaded:
 class Uploads:
     """The upload use case (``POST /v1/imports`` with a multipart body)."""
 
-    def __init__(self, *, engine: AsyncEngine, importer: Importer, max_upload_bytes: int) -> None:
+    def __init__(self, *, engine: AsyncEngine, importer: Importer, jobs: ImportJobs, max_upload_bytes: int) -> None:
         self._engine = engine
         self._importer = importer
+        self._jobs = jobs
         self.max_upload_bytes = max_upload_bytes
 
     async def receive(self, request: Request, *, organizer_id: str, auto_start: bool) -> Uploaded:
@@ -51,7 +53,7 @@ class Uploads:
             destination.unlink(missing_ok=True)
             raise
         if status == "parsing":
-            self._importer.start(import_id)
+            self._jobs.want(import_id)
         elif status == "error":
             await self._importer.discard_file(import_id)
         return Uploaded(import_id, status)
