@@ -52,6 +52,9 @@ class ColumnMap:
     extra_positions: tuple[tuple[Target, int], ...] = dataclasses.field(init=False, repr=False, compare=False)
     """The mapped external id and consent columns."""
 
+    email_position: int = dataclasses.field(init=False, repr=False, compare=False)
+    """The email's column (-1 when none is mapped: then no row is valid)."""
+
     def __post_init__(self) -> None:
         mapped = tuple(
             (index, self.positions[name]) for index, name in enumerate(CONTACT_FIELDS) if name in self.positions
@@ -59,6 +62,7 @@ class ColumnMap:
         object.__setattr__(self, "contact_positions", mapped)
         extras = tuple((name, self.positions[name]) for name in EXTRA_TARGETS if name in self.positions)
         object.__setattr__(self, "extra_positions", extras)
+        object.__setattr__(self, "email_position", self.positions.get("email", -1))
 
     def to_json(self) -> dict[str, Any]:
         return {"fields": dict(self.positions), "width": self.width}

@@ -44,9 +44,9 @@ def events() -> RowEvents:
     return RowEvents(import_id=IMPORT_ID, organizer_id="org-1", partitions=PARTITIONS, new_batch=new_batch)
 
 
-@given(st.binary(max_size=300))
-def test_murmur2_is_kafkas(key: bytes) -> None:
-    assert importer.murmur2(key) == murmur2(key)
+@given(st.lists(st.binary(max_size=300), max_size=50))
+def test_murmur2_is_kafkas(keys: list[bytes]) -> None:
+    assert importer.murmur2_many(keys) == [murmur2(key) for key in keys]
 
 
 @given(import_id=st.uuids().map(str), row_number=st.integers(min_value=1, max_value=2**31 - 1))

@@ -44,7 +44,12 @@ def email_problem(email: str) -> str | None:
     """Why ``email`` (already trimmed) is not a syntactically valid address, in the validator's words; None if
     it is. Plain ASCII local parts take a fast path that reaches the same verdict as ``validate_email``."""
     local, at, domain = email.rpartition("@")
-    if at and len(local) <= 64 and len(email) <= MAX_EMAIL_LENGTH and _SIMPLE_LOCAL_PART.fullmatch(local):
+    if (
+        at
+        and len(local) <= 64
+        and len(email) <= MAX_EMAIL_LENGTH
+        and ((local.isalnum() and local.isascii()) or _SIMPLE_LOCAL_PART.fullmatch(local))
+    ):
         return _domain_problem(domain)
     try:
         validate_email(email, check_deliverability=False)
@@ -105,10 +110,13 @@ def check_row(row_number: int, cells: list[str], columns: ColumnMap) -> ValidRow
         )
     if "\x00" in "".join(cells):
         return RejectedRow(row_number, NUL_CHARACTER, "the row contains a NUL character", cells)
-    email = cells[columns.positions["email"]]
-    refused = check_email(row_number, email, cells)
-    if refused is not None:
+    email = cells[columns.email_position]
+    key = email.strip()
+    if not key or len(key) > MAX_EMAIL_LENGTH or email_problem(key) is not None:
+        refused = check_email(row_number, email, cells)  # the same checks, now saying which failed
+        assert refused is not None
         return refused
+    key = key.lower()
     values: list[str | None] = [None, None, None, None, None]
     for index, position in columns.contact_positions:
         value = cells[position]
@@ -116,7 +124,6 @@ def check_row(row_number: int, cells: list[str], columns: ColumnMap) -> ValidRow
             if len(value) > MAX_FIELD_LENGTH:
                 return too_long(row_number, cells, CONTACT_FIELDS[index], value, MAX_FIELD_LENGTH)
             values[index] = value
-    key = email.strip().lower()
     first_name, last_name, company, title, phone = values
     if not columns.extra_positions:
         return ValidRow(row_number, email, key, first_name, last_name, company, title, phone)

@@ -3,6 +3,7 @@ refused rows. Blocking: call it from a worker thread."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from services.ingest.domain import ColumnMap, map_columns
@@ -52,28 +53,33 @@ class CsvRows:
 
     def next_batch(self, size: int) -> RowBatch:
         """Up to ``size`` rows of the import (blank records and already-handled rows do not count)."""
-        batch = RowBatch()
+        batch = RowBatch(done=True)
         valid, rejected = batch.valid, batch.rejected
-        records, columns, skip_through = self._records, self._columns, self._skip_through
-        handled = 0
-        while handled < size:
-            cells = next(records, None)
-            if cells is None:
-                batch.done = True
-                break
-            self._row_number += 1
-            if not "".join(cells).strip():  # reading.rows.is_blank, inlined: it runs for every record
-                continue
-            self.total_rows += 1
-            if self._row_number <= skip_through:
-                continue
-            handled += 1
-            checked = check_row(self._row_number, cells, columns)
-            if type(checked) is ValidRow:
-                valid.append(checked)
-            else:
-                rejected.append(checked)  # type: ignore[arg-type]
-        batch.last_row = self._row_number
+        columns, skip_through = self._columns, self._skip_through
+        row_number, rows, handled = self._row_number, self.total_rows, 0
+        try:
+            for cells in self._records.reader:  # the hot loop: no call per record but the check
+                row_number += 1
+                if not "".join(cells).strip():  # reading.rows.is_blank, inlined
+                    continue
+                rows += 1
+                if row_number <= skip_through:
+                    continue
+                checked = check_row(row_number, cells, columns)
+                if type(checked) is ValidRow:
+                    valid.append(checked)
+                else:
+                    rejected.append(checked)  # type: ignore[arg-type]
+                handled += 1
+                if handled == size:
+                    batch.done = False
+                    break
+        except csv.Error as error:
+            self._records.records_read = row_number
+            raise self._records.problem(error) from error
+        finally:
+            self._row_number, self.total_rows = row_number, rows
+        batch.last_row = row_number
         return batch
 
     def close(self) -> None:

@@ -83,7 +83,8 @@ class Records:
 
     def __init__(self, file: IO[str], fmt: FileFormat) -> None:
         self._file = file
-        self._reader = csv.reader(file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        self.reader = csv.reader(file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        """The records themselves, for a loop that counts them (``records_read``) and calls ``problem``."""
         self.records_read = 0
 
     def __iter__(self) -> Iterator[list[str]]:
@@ -91,11 +92,15 @@ class Records:
 
     def __next__(self) -> list[str]:
         try:
-            cells = next(self._reader)
+            cells = next(self.reader)
         except csv.Error as error:
-            raise FileProblem(_csv_problem(error, record=self.records_read + 1, line=self._reader.line_num)) from error
+            raise self.problem(error) from error
         self.records_read += 1
         return cells
+
+    def problem(self, error: csv.Error) -> FileProblem:
+        """What a CSV error at the next record means, saying where."""
+        return FileProblem(_csv_problem(error, record=self.records_read + 1, line=self.reader.line_num))
 
     def close(self) -> None:
         self._file.close()
