@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -16,6 +17,7 @@ from services.ingest.handlers import IngestTopics, register
 from services.ingest.importer import Importer
 from services.ingest.intake import imports_api, mapping_api, upload_api
 from services.ingest.intake.dependencies import Intake, provide
+from services.ingest.intake.guards import SMALL_BODY_BYTES, BodyLimit, short_validation_errors
 from services.ingest.intake.json_imports import JsonImports
 from services.ingest.intake.uploads import Uploads
 from services.ingest.jobs import ImportJobs
@@ -51,15 +53,16 @@ def create_app(settings: IngestSettings) -> FastAPI:
     )
     register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(
-        topic=ingest_topics.import_rows, data_dir=settings.data_dir, batch_size=settings.publish_batch_size,
-        limits=settings.file_limits(),
+        engine=engine, topic=ingest_topics.import_rows, data_dir=settings.data_dir,
+        batch_size=settings.publish_batch_size, limits=settings.file_limits(),
     )
     jobs = ImportJobs(
         engine=engine, importer=importer, parallel=settings.max_parallel_imports,
-        sweep_seconds=settings.sweep_seconds,
+        sweep_seconds=settings.sweep_seconds, answer_deadline_seconds=settings.answer_deadline_seconds,
+        upload_expiry_seconds=settings.upload_expiry_seconds,
     )
     json_imports = JsonImports(
-        engine=engine, importer=importer, jobs=jobs, max_contacts=settings.max_json_contacts,
+        engine=engine, jobs=jobs, max_contacts=settings.max_json_contacts,
         max_bytes=settings.max_json_bytes,
     )
     uploads = Uploads(engine=engine, importer=importer, jobs=jobs, max_upload_bytes=settings.max_upload_bytes)
@@ -79,7 +82,14 @@ def create_app(settings: IngestSettings) -> FastAPI:
         ):
             yield {"running": started}
 
+    def body_limit(method: str, path: str) -> int | None:
+        if method == "POST" and path.rstrip("/") == "/v1/imports":
+            return None  # uploads and JSON contacts: limited as they stream in (see intake/)
+        return settings.max_json_bytes + SMALL_BODY_BYTES if path.startswith("/mcp") else SMALL_BODY_BYTES
+
     app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit_of=body_limit)
+    app.add_exception_handler(RequestValidationError, short_validation_errors)
     app.state.auth_secret = platform.auth_secret.get_secret_value()  # read by shared.auth's token dependency
     provide(app, Intake(engine=engine, jobs=jobs, uploads=uploads, json_imports=json_imports))
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)

@@ -17,12 +17,18 @@ class IngestSettings(BaseSettings):
     """CONTACTS_INGEST_HTTP_HOST / _HTTP_PORT   the import API (default 127.0.0.1:8001)
     CONTACTS_INGEST_DB_SCHEMA                   the schema holding ingest's tables
     CONTACTS_INGEST_CONSUMER_GROUP              Kafka consumer group reading row outcomes
-    CONTACTS_INGEST_DATA_DIR                    where uploaded files are kept (relative: to the working dir)
+    CONTACTS_INGEST_DATA_DIR                    this instance's scratch copies of import files (relative: to the
+                                                working dir); the files themselves are kept in PostgreSQL
     CONTACTS_INGEST_PUBLISH_BATCH_SIZE          rows per publish batch (acknowledged together)
     CONTACTS_INGEST_MAX_UPLOAD_BYTES            larger uploads are refused with 413 (default 512 MiB)
     CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance
     CONTACTS_INGEST_SWEEP_SECONDS               how often an instance looks for started imports no one reads
-                                                (one whose instance crashed) and for overdue work
+                                                (one whose instance crashed) and for overdue work (default 10)
+    CONTACTS_INGEST_ANSWER_DEADLINE_SECONDS     rows identity has not answered after this long without any
+                                                progress are published again once; after as long again, the
+                                                import ends in error saying which rows (default 600)
+    CONTACTS_INGEST_UPLOAD_EXPIRY_SECONDS       an upload not started within this long expires: its file is
+                                                deleted and the import ends in error (default 86,400: a day)
     CONTACTS_INGEST_MAX_ROWS / _MAX_COLUMNS      larger files end in error (defaults like HubSpot's: 1,048,576
                                                 rows, 1,000 columns)"""
 
@@ -37,6 +43,8 @@ class IngestSettings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * MEBIBYTE, gt=0)
     max_parallel_imports: int = Field(default=2, gt=0, le=16)
     sweep_seconds: float = Field(default=10.0, gt=0)
+    answer_deadline_seconds: float = Field(default=600.0, gt=0)
+    upload_expiry_seconds: float = Field(default=86_400.0, gt=0)
     max_rows: int = Field(default=1_048_576, gt=0)
     max_columns: int = Field(default=1_000, gt=0)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)

@@ -47,6 +47,10 @@ imports = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("idempotency_key", Text, comment="the Idempotency-Key of the API request that created it"),
     Column("request_fingerprint", Text, comment="hash of that request's body, to refuse a reused key"),
+    Column("progress_at", DateTime(timezone=True), comment="the last row handed on or answered"),
+    Column("republished_at", DateTime(timezone=True), comment="when the unanswered rows were published again"),
+    Column("timed_out_at", DateTime(timezone=True), comment="when the import gave up waiting for answers"),
+    Column("republished_rows", JSONB, comment="the rows published again, as [first, last] ranges (at most 1,000)"),
     CheckConstraint(
         "status IN ('uploaded', 'parsing', 'processing', 'processed', 'error')", name="imports_status_check"
     ),
@@ -88,6 +92,18 @@ import_row_errors = Table(
     PrimaryKeyConstraint("import_id", "row_number"),
 )
 """Why each failed row failed (its outcome is also in its block)."""
+
+import_files = Table(
+    "import_files",
+    metadata,
+    Column(
+        "import_id", UUID(as_uuid=False), ForeignKey("imports.import_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False, comment="up to 1 MiB of the file (STORAGE EXTERNAL: not compressed)"),
+    PrimaryKeyConstraint("import_id", "seq"),
+)
+"""The import's file (an upload, or a JSON import's rows) while it may still be read, by any instance."""
 
 outbox_batches = outbox_batches_table(metadata)
 consumer_positions = consumer_positions_table(metadata)

@@ -4,7 +4,7 @@ which status an import's counters imply. (The rules for one row are in ``reading
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,9 +108,49 @@ def next_status(total_rows: int | None, processed_rows: int, errors: int) -> Sta
     return "processed" if errors == 0 else "error"
 
 
-def advance(current: Status, *, total_rows: int | None, processed_rows: int, errors: int) -> Status:
+def advance(
+    current: Status, *, total_rows: int | None, processed_rows: int, errors: int, timed_out: bool = False
+) -> Status:
     """The status after the counters changed. Only a file being read or rows being processed move on: an
-    uploaded import waits to be started, and a finished one (also one failed as a whole file) stays put."""
+    uploaded import waits to be started, and a finished one (also one failed as a whole file) stays put, except
+    one that gave up waiting for identity's answers (``timed_out``): once late answers have come for every row,
+    it ends as if they had come in time."""
+    if current == "error" and timed_out and total_rows is not None and processed_rows >= total_rows:
+        return next_status(total_rows, processed_rows, errors)
     if current not in ("parsing", "processing"):
         return current
     return next_status(total_rows, processed_rows, errors)
+
+
+MAX_RANGES = 1000
+SHOWN_RANGES = 10
+
+
+def row_ranges(row_numbers: Iterable[int], *, limit: int = MAX_RANGES) -> list[tuple[int, int]]:
+    """Ascending row numbers as [first, last] ranges of consecutive rows, the first ``limit`` of them."""
+    ranges: list[tuple[int, int]] = []
+    for number in row_numbers:
+        if ranges and number == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], number)
+        elif len(ranges) == limit:
+            break
+        else:
+            ranges.append((number, number))
+    return ranges
+
+
+def describe_ranges(ranges: Sequence[tuple[int, int]], *, shown: int = SHOWN_RANGES) -> str:
+    """``rows 3-7, 12, 15-20`` (and how many more ranges when there are more than ``shown``)."""
+    text = ", ".join(f"{first}-{last}" if last > first else f"{first}" for first, last in ranges[:shown])
+    more = len(ranges) - shown
+    return f"rows {text}" + (f" and {more:,} more ranges" if more > 0 else "") if ranges else "no rows"
+
+
+def no_answer(unanswered: int, ranges: Sequence[tuple[int, int]], *, deadline_seconds: float) -> str:
+    """The import's error when identity did not answer its rows in time, even after they were published again."""
+    which = f" ({describe_ranges(ranges)})" if ranges else ""
+    return (
+        f"identity did not answer {unanswered:,} row{'s' if unanswered != 1 else ''} within {deadline_seconds:g} s, "
+        f"even after they were published again{which}; the other rows were counted. Answers that come later are "
+        "still counted, and the import finishes once every row has one."
+    )

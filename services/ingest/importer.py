@@ -9,11 +9,13 @@ partitioner gives their key and appended straight into the producer's record bat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +23,15 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.ingest import outcomes, store
-from services.ingest.domain import ColumnMap, FileProblem, Source
+from services.ingest import files, outcomes, store
+from services.ingest.domain import MAX_RANGES, ColumnMap, FileProblem, Source, describe_ranges, row_ranges
 from services.ingest.reading.csv_rows import CsvRows
 from services.ingest.reading.records import FileLimits, Inspection
 from services.ingest.reading.row_file import RowFile
 from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
+from services.ingest.row_blocks import first_unanswered, is_unanswered
 from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
 from shared.wire import ImportRowReceived, encode
@@ -109,10 +112,11 @@ class RowIds:
 
 @dataclass
 class Prepared:
-    """A batch of rows ready for the producer: full record batches per partition, and the rows refused."""
+    """A batch of rows ready for the producer: full record batches per partition, the rows in them, the rows
+    refused, and where the reader stands."""
 
     batches: list[tuple[int, Any]] = field(default_factory=list)
-    rows: int = 0
+    row_numbers: list[int] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
     last_row: int = 0
     done: bool = False
@@ -180,73 +184,76 @@ class RowEvents:
 
 
 class Importer:
-    """One attempt at an import's file (``import_file``): from the checkpoint to the end, or until it fails."""
+    """Attempts at an import's file: reading it from the checkpoint to the end (``import_file``), or publishing
+    again the rows identity has not answered (``republish``). The caller holds the import's lock."""
 
-    def __init__(self, *, topic: str, data_dir: Path, batch_size: int, limits: FileLimits) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, topic: str, data_dir: Path, batch_size: int, limits: FileLimits
+    ) -> None:
+        self._engine = engine
         self._topic = topic
         self.data_dir = data_dir
         self._batch_size = batch_size
         self.limits = limits
 
-    def file_path(self, import_id: str, *, source: Source = "csv") -> Path:
-        """Where the import's file is kept: the upload, or a JSON import's rows."""
+    def local_path(self, import_id: str, *, source: Source = "csv") -> Path:
+        """This instance's copy of the import's file (the upload, or a JSON import's rows)."""
         return self.data_dir / f"{import_id}.{'json' if source in JSON_SOURCES else 'csv'}"
 
-    async def discard_file(self, import_id: str, *, source: Source = "csv") -> None:
-        """The file is kept only while it may still be read: once every row has been handed on (or the file was
-        refused) it is deleted, so organizers' contact lists do not pile up on disk."""
-        await asyncio.to_thread(self.file_path(import_id, source=source).unlink, missing_ok=True)
+    async def discard_local(self, import_id: str, *, source: Source = "csv") -> None:
+        await asyncio.to_thread(self.local_path(import_id, source=source).unlink, missing_ok=True)
+
+    async def _fetched(self, import_id: str, source: Source) -> Path:
+        path = self.local_path(import_id, source=source)
+        if not await asyncio.to_thread(path.is_file) and not await files.fetch(self._engine, import_id, path):
+            raise FileProblem("the uploaded file is no longer available; upload it again")
+        return path
+
+    async def _open(self, import_id: str, started: Any, *, skip_through: int) -> RowSource:
+        path = await self._fetched(import_id, started.source)
+        return await asyncio.to_thread(
+            _open_rows, path, source=started.source, inspection=started.inspection, mapping=started.mapping,
+            limits=self.limits, skip_through=skip_through,
+        )
+
+    async def _events(self, import_id: str, organizer_id: str, producer: AIOKafkaProducer) -> RowEvents:
+        partitions = sorted(await producer.partitions_for(self._topic))
+        return RowEvents(
+            import_id=import_id, organizer_id=organizer_id, partitions=partitions, new_batch=producer.create_batch
+        )
 
     async def import_file(self, conn: AsyncConnection, import_id: str, *, producer: AIOKafkaProducer) -> None:
-        """Read and hand on the file from the checkpoint (the caller holds the import's lock on ``conn``)."""
+        """Read and hand on the file from the checkpoint, storing the refused rows and moving the checkpoint
+        after every acknowledged batch."""
         async with conn.begin():
             started = await store.start_parsing(conn, import_id)
         if started is None:
             return
         bound = log.bind(import_id=import_id, correlation_id=import_id)
-        source: Source = started.source
         began, published, rejected = time.monotonic(), 0, 0
         try:
-            path = self.file_path(import_id, source=source)
-            if not path.is_file():
-                raise FileProblem("the uploaded file is no longer available; upload it again")
-            rows = await asyncio.to_thread(
-                _open_rows, path, source=source, inspection=started.inspection, mapping=started.mapping,
-                limits=self.limits, skip_through=started.parsed_rows,
-            )
-            events = RowEvents(
-                import_id=import_id, organizer_id=started.organizer_id,
-                partitions=sorted(await producer.partitions_for(self._topic)), new_batch=producer.create_batch,
-            )
+            rows = await self._open(import_id, started, skip_through=started.parsed_rows)
             try:
-                reading = asyncio.ensure_future(asyncio.to_thread(_prepare, rows, events, self._batch_size))
-                done = False
-                while not done:
-                    prepared = await reading
-                    sent = [await producer.send_batch(batch, self._topic, partition=p) for p, batch in prepared.batches]
-                    done = prepared.done
-                    if not done:  # read the next batch while this one is acknowledged
-                        reading = asyncio.ensure_future(asyncio.to_thread(_prepare, rows, events, self._batch_size))
-                    await asyncio.gather(*sent)
-                    published += prepared.rows
-                    async with conn.begin():
-                        rejected += await outcomes.record_rejections(
-                            conn, import_id=import_id, rejected=prepared.rejected, parsed_rows=prepared.last_row
-                        )
-                    bound.debug("import.batch", published=published, rejected=rejected, row=prepared.last_row)
+                events = await self._events(import_id, started.organizer_id, producer)
+                async with contextlib.aclosing(self._handed_on(rows, events, producer)) as batches:
+                    async for prepared in batches:
+                        published += len(prepared.row_numbers)
+                        async with conn.begin():
+                            rejected += await outcomes.record_rejections(
+                                conn, import_id=import_id, rejected=prepared.rejected, parsed_rows=prepared.last_row
+                            )
+                        bound.debug("import.batch", published=published, rejected=rejected, row=prepared.last_row)
             finally:
-                if not reading.done():
-                    await asyncio.wait([reading])
                 rows.close()
         except FileProblem as problem:
             async with conn.begin():
                 await store.fail_import(conn, import_id=import_id, message=str(problem))
-            await self.discard_file(import_id, source=source)
+            await self.discard_local(import_id, source=started.source)
             bound.warning("import.file_refused", reason=str(problem), published=published)
             return
         async with conn.begin():
             status = await store.finish_parsing(conn, import_id=import_id, total_rows=rows.total_rows)
-        await self.discard_file(import_id, source=source)
+        await self.discard_local(import_id, source=started.source)
         seconds = time.monotonic() - began
         bound.info(
             "import.file_read", status=status, total_rows=rows.total_rows, published=published,
@@ -254,11 +261,74 @@ class Importer:
             rows_per_second=round(rows.total_rows / seconds) if seconds else None,
         )
 
+    async def republish(
+        self, conn: AsyncConnection, import_id: str, claimed: Any, *, producer: AIOKafkaProducer
+    ) -> list[tuple[int, int]]:
+        """Publish again, under their own ids, the rows identity has not answered (``claimed``: what
+        ``store.claim_republish`` returned), reading the file from the first of them; the ranges published."""
+        answered = await outcomes.answered_blocks(conn, import_id)
+        ranges: list[tuple[int, int]] = []
+        republished = 0
+        try:
+            rows = await self._open(import_id, claimed, skip_through=first_unanswered(answered) - 1)
+        except FileProblem as problem:  # nothing to publish from: the deadline will say which rows are missing
+            log.warning("import.republish_impossible", import_id=import_id, reason=str(problem))
+            return ranges
+        try:
+            events = await self._events(import_id, claimed.organizer_id, producer)
+            only = functools.partial(is_unanswered, answered)
+            async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
+                async for prepared in batches:
+                    republished += len(prepared.row_numbers)
+                    ranges = merge_ranges(ranges, row_ranges(prepared.row_numbers))
+        finally:
+            rows.close()
+            await self.discard_local(import_id, source=claimed.source)
+        async with conn.begin():
+            await store.note_republished(conn, import_id=import_id, ranges=ranges)
+        log.warning("import.republished", import_id=import_id, correlation_id=import_id, rows=republished,
+                    ranges=describe_ranges(ranges))
+        return ranges
 
-def _prepare(rows: RowSource, events: RowEvents, size: int) -> Prepared:
+    async def _handed_on(
+        self, rows: RowSource, events: RowEvents, producer: AIOKafkaProducer,
+        *, only: Callable[[int], bool] | None = None,
+    ) -> AsyncGenerator[Prepared, None]:
+        """Every batch of the file once its records are acknowledged (only the rows ``only`` keeps, if given);
+        the next batch is read while one is acknowledged."""
+        def prepare() -> Prepared:
+            return _prepare(rows, events, self._batch_size, only)
+
+        reading = asyncio.ensure_future(asyncio.to_thread(prepare))
+        try:
+            while True:
+                prepared = await reading
+                sent = [await producer.send_batch(batch, self._topic, partition=p) for p, batch in prepared.batches]
+                if not prepared.done:
+                    reading = asyncio.ensure_future(asyncio.to_thread(prepare))
+                await asyncio.gather(*sent)
+                yield prepared
+                if prepared.done:
+                    return
+        finally:
+            if not reading.done():
+                await asyncio.wait([reading])
+
+
+def _prepare(rows: RowSource, events: RowEvents, size: int, only: Callable[[int], bool] | None) -> Prepared:
     """The next batch of the file as record batches (blocking: runs in a worker thread)."""
     batch = rows.next_batch(size)
-    return Prepared(events.batches(batch.valid), len(batch.valid), batch.rejected, batch.last_row, batch.done)
+    valid = batch.valid if only is None else [row for row in batch.valid if only(row.row_number)]
+    return Prepared(events.batches(valid), [row.row_number for row in valid], batch.rejected, batch.last_row,
+                    batch.done)
+
+
+def merge_ranges(ranges: list[tuple[int, int]], more: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` followed by ``more`` (both ascending), joined where they touch, at most ``MAX_RANGES``."""
+    if ranges and more and more[0][0] == ranges[-1][1] + 1:
+        ranges = [*ranges[:-1], (ranges[-1][0], more[0][1])]
+        more = more[1:]
+    return (ranges + more)[:MAX_RANGES]
 
 
 def _open_rows(

@@ -1,32 +1,46 @@
-"""ingest's background work: reading the started imports' files with the importer, at most ``parallel`` at a
-time in this instance. An import is asked for by the route that started it (``want``), and found again by a
-sweep at start-up and every ``sweep_seconds``: an import left half-read by a crashed instance is resumed by any
-other. An advisory lock per import keeps two instances (or a sweep and a fresh start) from reading one file at
+"""ingest's background work, in every instance: reading the started imports' files with the importer (at most
+``parallel`` at a time), and a sweep every ``sweep_seconds`` that
+
+- resumes an import left half-read by a crashed instance (any instance can: the files are in PostgreSQL);
+- publishes again, once, the rows of an import that got no answer for ``answer_deadline_seconds``, and ends it
+  in ``error`` saying which rows when as long again passes without one (nothing stays ``processing`` for ever);
+- expires the uploads never started within ``upload_expiry_seconds``, and deletes the files no longer needed.
+
+An advisory lock per import keeps two instances (or a sweep and a fresh start) from working on one import at
 once; a failed attempt is retried with a growing delay."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.ingest import store
+from services.ingest import outcomes, store
+from services.ingest.domain import no_answer, row_ranges
 from services.ingest.importer import Importer
+from services.ingest.row_blocks import unanswered
 
 log = structlog.get_logger(__name__)
 
+Work = Callable[[AsyncConnection], Awaitable[object]]
+
 
 class ImportJobs:
-    def __init__(self, *, engine: AsyncEngine, importer: Importer, parallel: int, sweep_seconds: float) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, importer: Importer, parallel: int, sweep_seconds: float,
+        answer_deadline_seconds: float, upload_expiry_seconds: float,
+    ) -> None:
         self._engine = engine
         self._importer = importer
         self._parallel = parallel
         self._sweep_seconds = sweep_seconds
+        self._deadline = answer_deadline_seconds
+        self._expiry = upload_expiry_seconds
         self._wanted: asyncio.Queue[str] = asyncio.Queue()
 
     def want(self, import_id: str) -> None:
@@ -35,65 +49,107 @@ class ImportJobs:
 
     @contextlib.asynccontextmanager
     async def running(self, producer: AIOKafkaProducer) -> AsyncIterator[None]:
-        """Work while the service runs; on exit the readers are interrupted, their imports stay ``parsing`` and
-        are resumed at the next start (here or by another instance)."""
-        readers: dict[str, asyncio.Task[None]] = {}
+        """Work while the service runs; on exit the work is interrupted: an import being read stays ``parsing``
+        and is resumed at the next start (here or by another instance)."""
+        tasks: dict[str, asyncio.Task[None]] = {}
         slots = asyncio.Semaphore(self._parallel)
 
-        def start(import_id: str) -> None:
-            if import_id not in readers:
-                task = asyncio.create_task(self._read(import_id, producer, slots), name=f"ingest-import-{import_id}")
-                readers[import_id] = task
-                task.add_done_callback(lambda _: readers.pop(import_id, None))
+        def spawn(key: str, import_id: str, work: Work) -> None:
+            if key not in tasks:
+                task = asyncio.create_task(self._locked(import_id, work, slots), name=f"ingest-{key}")
+                tasks[key] = task
+                task.add_done_callback(lambda _: tasks.pop(key, None))
+
+        def read(import_id: str) -> None:
+            spawn(f"read-{import_id}", import_id,
+                  lambda conn: self._importer.import_file(conn, import_id, producer=producer))
 
         async def take_wanted() -> None:
             while True:
-                start(await self._wanted.get())
+                read(await self._wanted.get())
 
         async def sweep() -> None:
             while True:
-                with contextlib.suppress(Exception):
-                    async with self._engine.connect() as conn:
-                        pending = await store.imports_to_parse(conn)
-                    for import_id in pending:
-                        start(import_id)
+                try:
+                    await self._sweep(read, spawn, producer)
+                except Exception:
+                    log.exception("imports.sweep_failed")
                 await asyncio.sleep(self._sweep_seconds)
 
         loops = [asyncio.create_task(take_wanted()), asyncio.create_task(sweep())]
         try:
             yield
         finally:
-            for task in [*loops, *readers.values()]:
+            every = [*loops, *tasks.values()]
+            for task in every:
                 task.cancel()
-            for task in [*loops, *list(readers.values())]:
+            for task in every:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _read(self, import_id: str, producer: AIOKafkaProducer, slots: asyncio.Semaphore) -> None:
+    async def _sweep(
+        self, read: Callable[[str], None], spawn: Callable[[str, str, Work], None], producer: AIOKafkaProducer
+    ) -> None:
+        async with self._engine.begin() as conn:
+            expired = await store.expire_unstarted(conn, older_than_seconds=self._expiry)
+            discarded = await store.discard_finished_files(conn)
+            pending = await store.imports_to_parse(conn)
+            late = await store.overdue(conn, deadline_seconds=self._deadline)
+        if expired or discarded:
+            log.info("imports.tidied", expired_uploads=len(expired), files_deleted=discarded)
+        for import_id in pending:
+            read(import_id)
+        for item in late:
+            import_id = str(item.import_id)
+            if item.republished:
+                await self._time_out(import_id)
+            else:
+                spawn(f"republish-{import_id}", import_id,
+                      lambda conn, i=import_id: self._republish(conn, i, producer))  # type: ignore[misc]
+
+    async def _republish(self, conn: AsyncConnection, import_id: str, producer: AIOKafkaProducer) -> None:
+        async with conn.begin():
+            claimed = await store.claim_republish(conn, import_id=import_id, deadline_seconds=self._deadline)
+        if claimed is not None:
+            await self._importer.republish(conn, import_id, claimed, producer=producer)
+
+    async def _time_out(self, import_id: str) -> None:
+        async with self._engine.begin() as conn:
+            overdue = await store.still_overdue(conn, import_id=import_id, deadline_seconds=self._deadline)
+            if overdue is None:
+                return
+            answered = await outcomes.answered_blocks(conn, import_id)
+            republished = (n for first, last in overdue.republished_rows or [] for n in range(first, last + 1))
+            ranges = row_ranges(unanswered(answered, republished))
+            missing = overdue.total_rows - overdue.processed_rows
+            await store.time_out(
+                conn, import_id=import_id, message=no_answer(missing, ranges, deadline_seconds=self._deadline)
+            )
+        log.warning("import.timed_out", import_id=import_id, correlation_id=import_id, unanswered=missing)
+
+    async def _locked(self, import_id: str, work: Work, slots: asyncio.Semaphore) -> None:
+        """``work`` under the import's advisory lock (skipped when another instance holds it), retried."""
         delay = 1.0
         async with slots:
             while True:
                 try:
-                    await self._read_once(import_id, producer)
+                    async with self._engine.connect() as conn:
+                        lock = {"name": f"ingest.import.{import_id}"}
+                        held = (await conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock)).scalar()
+                        await conn.commit()
+                        if not held:
+                            return  # another instance works on it
+                        try:
+                            await work(conn)
+                        finally:
+                            await _unlock(conn, lock)
                     return
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("import.read_failed", import_id=import_id, retry_in=delay)
+                    log.exception("import.work_failed", import_id=import_id, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-    async def _read_once(self, import_id: str, producer: AIOKafkaProducer) -> None:
-        async with self._engine.connect() as conn:
-            lock = {"name": f"ingest.import.{import_id}"}
-            locked = (await conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock)).scalar()
-            await conn.commit()
-            if not locked:
-                return  # another instance is reading it
-            try:
-                await self._importer.import_file(conn, import_id, producer=producer)
-            finally:
-                await _unlock(conn, lock)
 
 
 async def _unlock(conn: AsyncConnection, lock: dict[str, str]) -> None:

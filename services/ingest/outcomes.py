@@ -189,18 +189,26 @@ async def _count(conn: AsyncConnection, import_id: str, tally: list[int]) -> Pro
         await conn.execute(
             text(
                 "UPDATE imports SET processed_rows = processed_rows + :processed, created = created + :created, "
-                "matched = matched + :matched, errors = errors + :errors, updated_at = now() "
-                "WHERE import_id = :id RETURNING status, total_rows, processed_rows, errors"
+                "matched = matched + :matched, errors = errors + :errors, updated_at = now(), progress_at = now() "
+                "WHERE import_id = :id "
+                "RETURNING status, total_rows, processed_rows, errors, timed_out_at IS NOT NULL AS timed_out"
             ),
             {"id": import_id, "processed": sum(tally), "created": tally[1], "matched": tally[2], "errors": tally[3]},
         )
     ).one()
-    status = advance(row.status, total_rows=row.total_rows, processed_rows=row.processed_rows, errors=row.errors)
-    if status != row.status:
+    status = advance(
+        row.status, total_rows=row.total_rows, processed_rows=row.processed_rows, errors=row.errors,
+        timed_out=row.timed_out,
+    )
+    # an import that gave up waiting, answered at last for every row: the deadline's message no longer holds
+    answered_late = row.timed_out and row.status == "error" and row.processed_rows >= (row.total_rows or 0)
+    if status != row.status or answered_late:
         await conn.execute(
-            text("UPDATE imports SET status = :status, finished_at = CASE WHEN :finished THEN now() END "
-                 "WHERE import_id = :id"),
-            {"id": import_id, "status": status, "finished": status in FINISHED},
+            text(
+                "UPDATE imports SET status = :status, finished_at = CASE WHEN :finished THEN now() END, "
+                "error = CASE WHEN :answered_late THEN NULL ELSE error END WHERE import_id = :id"
+            ),
+            {"id": import_id, "status": status, "finished": status in FINISHED, "answered_late": answered_late},
         )
     return Progress(
         import_id, status, row.total_rows, row.processed_rows, row.errors, finished_now=status != row.status,
@@ -224,3 +232,11 @@ def _cells_json(cells: Iterable[str] | None) -> str | None:
         budget -= len(shown)
         kept.append(shown.replace("\x00", "\ufffd").encode("utf-8", "replace").decode())
     return json.dumps(kept, ensure_ascii=False)
+
+
+async def answered_blocks(conn: AsyncConnection, import_id: str) -> dict[int, Block]:
+    """Which rows of the import have an outcome (the outcome bytes only: 1 KiB per 1,024 rows)."""
+    result = await conn.execute(
+        text("SELECT block, outcomes FROM import_row_blocks WHERE import_id = :id"), {"id": import_id}
+    )
+    return {row.block: Block(row.block, bytearray(row.outcomes)) for row in result}

@@ -4,7 +4,7 @@ counting exact however often an answer is delivered again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from shared.events import RowOutcome
@@ -72,13 +72,29 @@ class Block:
                 yield base + index, found, contact_ids[index]
 
 
-def unanswered(blocks: dict[int, Block], rows: Iterator[int] | range) -> Iterator[int]:
-    """The row numbers among ``rows`` that have no outcome in ``blocks`` (a missing block: none has one)."""
-    for row_number in rows:
-        block = blocks.get(block_of(row_number))
-        if block is None:
-            yield row_number
-            continue
-        index = row_number - 1 - block.number * BLOCK_ROWS
-        if index >= len(block.outcomes) or not block.outcomes[index]:
-            yield row_number
+def is_unanswered(blocks: dict[int, Block], row_number: int) -> bool:
+    """Whether the row has no outcome in ``blocks`` (a missing block: none of its rows has one)."""
+    block = blocks.get(block_of(row_number))
+    if block is None:
+        return True
+    index = row_number - 1 - block.number * BLOCK_ROWS
+    return index >= len(block.outcomes) or not block.outcomes[index]
+
+
+def unanswered(blocks: dict[int, Block], rows: Iterable[int]) -> Iterator[int]:
+    """The row numbers among ``rows`` that have no outcome in ``blocks``."""
+    return (row_number for row_number in rows if is_unanswered(blocks, row_number))
+
+
+def first_unanswered(blocks: dict[int, Block]) -> int:
+    """The first row number without an outcome (a blank record's number, possibly: those never get one)."""
+    number = 0
+    while number in blocks:
+        outcomes = blocks[number].outcomes
+        index = outcomes.find(NO_OUTCOME.to_bytes(1, "little"))
+        if index >= 0:
+            return first_row(number) + index
+        if len(outcomes) < BLOCK_ROWS:
+            return first_row(number) + len(outcomes)
+        number += 1
+    return first_row(number)

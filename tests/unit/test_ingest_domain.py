@@ -17,8 +17,11 @@ from services.ingest.domain import (
     FileProblem,
     Status,
     advance,
+    describe_ranges,
     map_columns,
     next_status,
+    no_answer,
+    row_ranges,
 )
 from services.ingest.reading.checks import (
     MAX_EMAIL_LENGTH,
@@ -373,3 +376,35 @@ def test_reading_and_processing_imports_follow_their_counters(
     status = advance(current, total_rows=total, processed_rows=processed, errors=errors)
 
     assert status == next_status(total, processed, errors)
+
+
+# --- the deadline for identity's answers -----------------------------------------------------------------
+
+
+def test_an_import_that_gave_up_waiting_finishes_once_late_answers_cover_every_row() -> None:
+    assert advance("error", total_rows=3, processed_rows=2, errors=0, timed_out=True) == "error"
+    assert advance("error", total_rows=3, processed_rows=3, errors=0, timed_out=True) == "processed"
+    assert advance("error", total_rows=3, processed_rows=3, errors=1, timed_out=True) == "error"
+
+
+def test_row_numbers_become_ranges_and_a_short_description() -> None:
+    ranges = row_ranges([1, 2, 3, 7, 9, 10])
+
+    assert ranges == [(1, 3), (7, 7), (9, 10)]
+    assert describe_ranges(ranges) == "rows 1-3, 7, 9-10"
+    assert describe_ranges(row_ranges(range(1, 100, 2)), shown=3) == "rows 1, 3, 5 and 47 more ranges"
+    assert row_ranges(range(1, 100, 2), limit=4) == [(1, 1), (3, 3), (5, 5), (7, 7)]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=500), unique=True).map(sorted))
+def test_ranges_cover_exactly_the_rows(rows: list[int]) -> None:
+    covered = [n for first, last in row_ranges(rows, limit=10**6) for n in range(first, last + 1)]
+    assert covered == rows
+
+
+def test_the_deadline_message_says_how_many_rows_which_and_why() -> None:
+    message = no_answer(4, [(5, 7), (12, 12)], deadline_seconds=600)
+
+    assert message.startswith("identity did not answer 4 rows within 600 s, even after they were published again")
+    assert "(rows 5-7, 12)" in message
+    assert "later are still counted" in message

@@ -7,10 +7,8 @@ started in one transaction; from then on the importer hands the rows on like an 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -18,9 +16,8 @@ from fastapi import HTTPException, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import store
+from services.ingest import files, store
 from services.ingest.domain import Source, Status
-from services.ingest.importer import Importer
 from services.ingest.jobs import ImportJobs
 from services.ingest.reading.json_rows import JSON_KEYS, check_contacts, contact_rows
 from services.ingest.reading.row_file import encode_rows
@@ -80,11 +77,8 @@ class Previous:
 class JsonImports:
     """The JSON import use case, shared by the REST handler and the MCP tools."""
 
-    def __init__(
-        self, *, engine: AsyncEngine, importer: Importer, jobs: ImportJobs, max_contacts: int, max_bytes: int
-    ) -> None:
+    def __init__(self, *, engine: AsyncEngine, jobs: ImportJobs, max_contacts: int, max_bytes: int) -> None:
         self._engine = engine
-        self._importer = importer
         self._jobs = jobs
         self.max_contacts = max_contacts
         self.max_bytes = max_bytes
@@ -102,26 +96,23 @@ class JsonImports:
             if previous is not None:
                 return _replay(previous, idempotency_key, request_fingerprint)
         import_id = str(uuid.uuid4())
-        path = self._importer.file_path(import_id, source=source)
-        refused = await asyncio.to_thread(_write_rows, elements, path)
+        rows = await asyncio.to_thread(contact_rows, elements)
+        refused = sum(1 for row in rows if isinstance(row, RejectedRow))
         try:
             async with self._engine.begin() as conn:
                 await store.create_import(
                     conn, import_id=import_id, organizer_id=organizer_id, source=source, filename=None,
                     idempotency_key=idempotency_key, request_fingerprint=request_fingerprint,
                 )
+                await files.keep_bytes(conn, import_id, encode_rows(rows))
                 started = await store.start_import(conn, import_id=import_id, organizer_id=organizer_id, columns=None)
                 assert started, "a new import is uploaded until started"
         except IntegrityError as error:
-            path.unlink(missing_ok=True)
             if idempotency_key is None or _constraint(error) != IDEMPOTENCY_INDEX:
                 raise
             previous = await self._previous(organizer_id, idempotency_key)
             assert previous is not None, "the unique index was violated by a committed import"
             return _replay(previous, idempotency_key, request_fingerprint)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
         self._jobs.want(import_id)
         log.info("import.json_accepted", import_id=import_id, organizer_id=organizer_id, source=source,
                  contacts=len(elements), refused=refused)
@@ -133,22 +124,6 @@ class JsonImports:
                 conn, organizer_id=organizer_id, idempotency_key=idempotency_key
             )
         return None if row is None else Previous(str(row.import_id), row.status, row.request_fingerprint)
-
-
-def _write_rows(elements: list[Any], path: Path) -> int:
-    """The elements' rows, kept as the import's file and made durable (fsync, rename) before the import that
-    names it is committed (blocking). Returns how many were refused."""
-    rows = contact_rows(elements)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with partial.open("wb") as file:
-            file.write(encode_rows(rows))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return sum(1 for row in rows if isinstance(row, RejectedRow))
 
 
 def _replay(previous: Previous, idempotency_key: str, request_fingerprint: str) -> Accepted:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
+from services.ingest import store
 from services.ingest.domain import Status
-from services.ingest.intake.dependencies import JsonImportsDep, Organizer, UploadsDep
+from services.ingest.intake.dependencies import Engine, ImportId, JsonImportsDep, Organizer, UploadsDep, not_found
 from services.ingest.intake.json_imports import (
     JSON_UPLOAD_CONTENT,
     REPLAYED_HEADER,
@@ -107,3 +108,22 @@ async def upload_import(
     except MappingRefused as refused:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
     return ImportAccepted(import_id=uploaded.import_id, status=uploaded.status)
+
+
+@router.delete(
+    "/{import_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No such import of yours."}, 409: {"description": "The import was started."}},
+)
+async def delete_import(import_id: ImportId, organizer_id: Organizer, engine: Engine) -> Response:
+    """Delete an upload that was never started, with its file. A started import cannot be withdrawn: its rows
+    are on their way to the contacts (409)."""
+    async with engine.begin() as conn:
+        deleted = await store.delete_unstarted(conn, import_id=import_id, organizer_id=organizer_id)
+    if deleted is None:
+        raise not_found(import_id)
+    if not deleted:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the import was started: its rows are on their way and it cannot be deleted"
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from services.ingest import store
+from services.ingest import files, store
 from services.ingest.domain import ColumnMap, FileProblem, Status, no_email_column
 from services.ingest.importer import Importer
 from services.ingest.intake.multipart import ReceivedFile, receive_file
@@ -43,26 +43,25 @@ class Uploads:
         """Store the upload and record its import. ``multipart.UploadRefused`` when the body cannot be taken,
         ``mapping.proposal.MappingRefused`` for an unusable ``mapping`` field: then nothing is kept."""
         import_id = str(uuid.uuid4())
-        destination = self._importer.file_path(import_id)
-        received = await receive_file(
-            request, field=FILE_FIELD, destination=destination, max_bytes=self.max_upload_bytes
-        )
+        local = self._importer.local_path(import_id)
+        received = await receive_file(request, field=FILE_FIELD, destination=local, max_bytes=self.max_upload_bytes)
         try:
-            status = await self._register(import_id, organizer_id, received, destination, auto_start=auto_start)
+            status = await self._register(import_id, organizer_id, received, local, auto_start=auto_start)
         except BaseException:
-            destination.unlink(missing_ok=True)
+            await self._importer.discard_local(import_id)
             raise
         if status == "parsing":
-            self._jobs.want(import_id)
-        elif status == "error":
-            await self._importer.discard_file(import_id)
+            self._jobs.want(import_id)  # read here first: this instance's copy is already on its disk
+        else:
+            await self._importer.discard_local(import_id)
         return Uploaded(import_id, status)
 
     async def _register(
         self, import_id: str, organizer_id: str, received: ReceivedFile, path: Path, *, auto_start: bool
     ) -> Status:
-        """Inspect the stored file and record the import: ``error`` if the file cannot be read, else
-        ``uploaded``, or ``parsing`` when the upload asked to start (with its mapping or the proposal)."""
+        """Inspect the received file and record the import with its file, in one transaction: ``error`` if the
+        file cannot be read (it is not kept), else ``uploaded``, or ``parsing`` when the upload asked to start
+        (with its mapping or the proposal)."""
         try:
             inspection = await asyncio.to_thread(inspect_file, path, limits=self._importer.limits)
         except FileProblem as problem:
@@ -89,6 +88,7 @@ class Uploads:
             )
             if error is not None:
                 return "error"
+            await files.keep(conn, import_id, path)
             if columns is None:
                 return "uploaded"
             await store.start_import(conn, import_id=import_id, organizer_id=organizer_id, columns=columns)

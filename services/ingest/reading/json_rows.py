@@ -60,6 +60,8 @@ def canonical_body(contacts: Sequence[Any]) -> bytes:
 
 
 _BYTE = re.compile(r"\(byte (\d+)\)")
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters no contact field holds (tabs and line breaks may be in a value, as in a CSV)."""
 
 
 def parse_body(body: bytes) -> Any:
@@ -176,8 +178,12 @@ def contact_row(row_number: int, element: Any) -> ValidRow | RejectedRow:
         return RejectedRow(
             row_number, INVALID_VALUE, f"'email_permission' is {shown!r}; expected one of {allowed} or null", cells
         )
-    if "\x00" in "".join(cells):
+    joined = "".join(cells)
+    if "\x00" in joined:
         return RejectedRow(row_number, NUL_CHARACTER, "the row contains a NUL character", cells)
+    if _CONTROL.search(joined):
+        name = next(key for key, value in zip(JSON_KEYS, cells, strict=True) if _CONTROL.search(value))
+        return RejectedRow(row_number, INVALID_VALUE, f"{name!r} holds a control character", cells)
     email = cells[0]
     refused = check_email(row_number, email, cells)
     if refused is not None:

@@ -1,6 +1,8 @@
 """A CSV file read as a stream of records with bounded memory: its format, header and first records
 (``inspect_file``, for the mapping step), and a first pass over the whole file (``survey``) that finds every
-file-level problem before any row is handed on. Blocking: call from a thread."""
+file-level problem before any row is handed on, a record too large among them: a single line of 50 MB, or an
+unclosed quote that would swallow the rest of the file, is refused once it passes ``max_record_chars`` without
+ever being held whole. Blocking: call from a thread."""
 
 from __future__ import annotations
 
@@ -25,9 +27,14 @@ class FileLimits:
     max_bytes: int = 512 * 1024 * 1024
     max_rows: int = 1_048_576
     max_columns: int = 1_000
+    max_record_chars: int = 1024 * 1024
 
 
 DEFAULT_LIMITS = FileLimits()
+MAX_SHOWN_CHARS = 500
+"""Characters of a header name or sample value kept in the inspection (shown on the mapping screen)."""
+
+csv.field_size_limit(DEFAULT_LIMITS.max_record_chars)  # a value may be as large as a record: the record limit rules
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,13 @@ class Inspection:
     samples: list[list[str]]
 
     def to_json(self) -> dict[str, Any]:
+        """What is stored (and shown): names and sample values cut short, NUL characters replaced."""
         return {
             "encoding": self.format.encoding,
             "delimiter": self.format.delimiter,
             "quotechar": self.format.quotechar,
-            "header": self.header,
-            "samples": self.samples,
+            "header": [_shown(name) for name in self.header],
+            "samples": [[_shown(cell) for cell in sample[: len(self.header) + 1]] for sample in self.samples],
         }
 
     @classmethod
@@ -64,7 +72,7 @@ def inspect_file(path: Path, *, limits: FileLimits = DEFAULT_LIMITS) -> Inspecti
         raise FileProblem(f"the file has {size:,} bytes; at most {limits.max_bytes:,} are allowed: split it")
     with path.open("rb") as file:
         fmt = detect_format(file.read(HEAD_BYTES))
-    with open_records(path, fmt) as records:
+    with open_records(path, fmt, limits) as records:
         header = read_header(records, limits)
         samples: list[list[str]] = []
         for cells in records:
@@ -77,15 +85,40 @@ def inspect_file(path: Path, *, limits: FileLimits = DEFAULT_LIMITS) -> Inspecti
     return Inspection(format=fmt, header=header, samples=samples)
 
 
+def _shown(text: str) -> str:
+    text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"
+
+
+class RecordTooLarge(FileProblem):
+    pass
+
+
 class Records:
     """A file's CSV records as lists of cells, read as a stream; a CSV error becomes a ``FileProblem`` that
-    says where (record and line) and what."""
+    says where (record and line) and what. With ``limits``, a record of more than ``max_record_chars``
+    characters or ``max_columns`` cells is refused as soon as it shows (``RecordTooLarge``)."""
 
-    def __init__(self, file: IO[str], fmt: FileFormat) -> None:
+    def __init__(self, file: IO[str], fmt: FileFormat, limits: FileLimits | None = None) -> None:
         self._file = file
-        self.reader = csv.reader(file, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        self._limits = limits
+        self._record_chars = 0
+        lines: Iterator[str] | IO[str] = file if limits is None else self._bounded_lines(limits.max_record_chars)
+        self.reader = csv.reader(lines, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
         """The records themselves, for a loop that counts them (``records_read``) and calls ``problem``."""
         self.records_read = 0
+
+    def _bounded_lines(self, limit: int) -> Iterator[str]:
+        """The file's lines, never reading more than ``limit`` characters of one record."""
+        while line := self._file.readline(limit + 1):
+            self._record_chars += len(line)
+            if self._record_chars > limit:
+                raise RecordTooLarge(
+                    f"the file is not valid CSV at record {self.records_read + 1} (line {self.reader.line_num + 1}): "
+                    f"the row is too large (more than {limit:,} characters); if it should not be this long, "
+                    "check the quotes around that line"
+                )
+            yield line
 
     def __iter__(self) -> Iterator[list[str]]:
         return self
@@ -96,6 +129,12 @@ class Records:
         except csv.Error as error:
             raise self.problem(error) from error
         self.records_read += 1
+        self._record_chars = 0
+        if self._limits is not None and len(cells) > self._limits.max_columns and self.records_read > 1:
+            raise RecordTooLarge(
+                f"the file is not valid CSV at record {self.records_read} (line {self.reader.line_num}): the row is "
+                f"too large ({len(cells):,} cells; the header allows at most {self._limits.max_columns:,} columns)"
+            )
         return cells
 
     def problem(self, error: csv.Error) -> FileProblem:
@@ -114,9 +153,9 @@ def _csv_problem(error: csv.Error, *, record: int, line: int) -> str:
 
 
 @contextlib.contextmanager
-def open_records(path: Path, fmt: FileFormat) -> Iterator[Records]:
+def open_records(path: Path, fmt: FileFormat, limits: FileLimits | None = None) -> Iterator[Records]:
     file = path.open(encoding=fmt.encoding, errors=STRAY_BYTES, newline="")
-    records = Records(file, fmt)
+    records = Records(file, fmt, limits)
     try:
         yield records
     finally:
@@ -129,6 +168,12 @@ def read_header(records: Iterator[list[str]], limits: FileLimits) -> list[str]:
         raise FileProblem("the file is empty: expected a header row naming the columns, with 'email'")
     if len(header) > limits.max_columns:
         raise FileProblem(f"the file has {len(header):,} columns; at most {limits.max_columns:,} are allowed")
+    for index, name in enumerate(header):
+        if "\x00" in name:
+            raise FileProblem(
+                f"the header row has a NUL character in column {index + 1}: the file is damaged or not text as "
+                "it seems (save it as CSV UTF-8 and upload it again)"
+            )
     return header
 
 
@@ -136,7 +181,7 @@ def survey(path: Path, fmt: FileFormat, limits: FileLimits) -> int:
     """Read the whole file once before any row is handed on: its number of rows (blank records are not
     rows), or a ``FileProblem`` for broken quoting anywhere, a header only, or more rows than allowed."""
     rows = 0
-    with open_records(path, fmt) as records:
+    with open_records(path, fmt, limits) as records:
         read_header(records, limits)
         for cells in records:
             if not is_blank(cells):
