@@ -4,7 +4,8 @@ acknowledged. This is the one place where rows become events and are published.
 
 Per row, only what the wire needs is built: the row's struct encoded by the fast codec, its key, and its headers
 (the batch's CloudEvents headers with the row's own ``ce_id``); rows are grouped by the partition Kafka's default
-partitioner gives their key and appended straight into the producer's record batches, off the event loop."""
+partitioner gives their key (``shared.partitioning``) and appended straight into the producer's record batches,
+off the event loop."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import struct
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
 from services.ingest.row_blocks import first_unanswered, is_unanswered
 from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
+from shared.partitioning import partition_of
 from shared.wire import ImportRowReceived, encode
 
 log = structlog.get_logger(__name__)
@@ -41,51 +42,6 @@ log = structlog.get_logger(__name__)
 SOURCE = "kagibag-contacts/ingest"
 ROW_EVENT_NAMESPACE = uuid.UUID("5b0f6c1e-8f5e-4f43-9d59-3c0a6f7e2b14")
 JSON_SOURCES: frozenset[Source] = frozenset({"json", "mcp"})
-
-_M = 0x5BD1E995
-_LANE_MASK = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def murmur2_many(keys: Sequence[bytes]) -> list[int]:
-    """Kafka's murmur2 hash of every key (what its default partitioner uses), computed for all keys of one length
-    at once: each key is a 64-bit lane of one large integer, and multiplying, masking and shifting that integer
-    does the same to every lane (32-bit values times a 32-bit constant never overflow into the next lane). A
-    fifth of the cost of hashing key by key in Python."""
-    by_length: dict[int, list[int]] = {}
-    for index, key in enumerate(keys):
-        by_length.setdefault(len(key), []).append(index)
-    hashes = [0] * len(keys)
-    for length, indexes in by_length.items():
-        lanes = _murmur2_lanes(b"".join([keys[i] for i in indexes]), length, len(indexes))
-        for index, value in zip(indexes, lanes, strict=True):
-            hashes[index] = value
-    return hashes
-
-
-def _murmur2_lanes(data: bytes, length: int, count: int) -> Sequence[int]:
-    """murmur2 of ``count`` keys of ``length`` bytes each, laid end to end in ``data``."""
-    ones = int.from_bytes(_LANE_MASK * count, "little")
-    h = int.from_bytes(struct.pack("<Q", 0x9747B28C ^ length) * count, "little")
-    lane = bytearray(8 * count)
-    for base in range(0, length & ~3, 4):  # the key's 4-byte words, one word of every key at a time
-        lane[0::8] = data[base::length]
-        lane[1::8] = data[base + 1 :: length]
-        lane[2::8] = data[base + 2 :: length]
-        lane[3::8] = data[base + 3 :: length]
-        k = int.from_bytes(lane, "little") * _M & ones
-        k = ((k ^ k >> 24) & ones) * _M & ones
-        h = (h * _M & ones) ^ k
-    tail = length & 3
-    if tail:
-        start = length - tail
-        rest = bytearray(8 * count)
-        for offset in range(tail):
-            rest[offset::8] = data[start + offset :: length]
-        h = (h ^ int.from_bytes(rest, "little")) * _M & ones
-    h = ((h ^ h >> 13) & ones) * _M & ones
-    h = (h ^ h >> 15) & ones
-    return struct.unpack(f"<{2 * count}I", h.to_bytes(8 * count, "little"))[0::2]
-
 
 def row_event_id(import_id: str, row_number: int) -> str:
     """The same row of the same import always travels under the same event id, so identity applies a row
@@ -145,11 +101,11 @@ class RowEvents:
     def records(self, rows: list[ValidRow]) -> list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
         """(partition, key, value, headers) of each row, in row order (for tests and tools)."""
         shared, partitions, count = self.headers(), self._partitions, len(self._partitions)
-        keys = [row.key.encode() for row in rows]
         return [
-            (partitions[(hash_ & 0x7FFFFFFF) % count], key, self._value(row),
+            (partitions[partition_of(key, count)], key, self._value(row),
              [("ce_id", self._ids.of(row.row_number)), *shared])
-            for row, key, hash_ in zip(rows, keys, murmur2_many(keys), strict=True)
+            for row in rows
+            for key in (row.key.encode(),)
         ]
 
     def _value(self, row: ValidRow) -> bytes:
@@ -166,9 +122,9 @@ class RowEvents:
         shared, partitions, count, ids = self.headers(), self._partitions, len(self._partitions), self._ids
         open_batches: dict[int, Any] = {}
         full: list[tuple[int, Any]] = []
-        keys = [row.key.encode() for row in rows]
-        for row, key, hash_ in zip(rows, keys, murmur2_many(keys), strict=True):
-            partition = partitions[(hash_ & 0x7FFFFFFF) % count]
+        for row in rows:
+            key = row.key.encode()
+            partition = partitions[partition_of(key, count)]
             value = self._value(row)
             headers = [("ce_id", ids.of(row.row_number)), *shared]
             batch = open_batches.get(partition)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import ConsumerRecord
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest import importer
 from services.ingest.importer import ROW_EVENT_NAMESPACE, SOURCE, RowEvents, row_event_id
 from services.ingest.reading.rows import ValidRow
 from shared.events import ImportRowReceivedV1
@@ -42,11 +41,6 @@ def new_batch() -> BatchBuilder:
 
 def events() -> RowEvents:
     return RowEvents(import_id=IMPORT_ID, organizer_id="org-1", partitions=PARTITIONS, new_batch=new_batch)
-
-
-@given(st.lists(st.binary(max_size=300), max_size=50))
-def test_murmur2_is_kafkas(keys: list[bytes]) -> None:
-    assert importer.murmur2_many(keys) == [murmur2(key) for key in keys]
 
 
 @given(import_id=st.uuids().map(str), row_number=st.integers(min_value=1, max_value=2**31 - 1))
