@@ -108,6 +108,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             group=settings.consumer_group,
             bootstrap_servers=platform.kafka_bootstrap_servers,
             consumed_topics=[ingest_topics.row_outcomes],
+            details=jobs.readiness,
         )
     )
     return app

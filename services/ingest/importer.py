@@ -222,7 +222,8 @@ class Importer:
     ) -> list[tuple[int, int]]:
         """Publish again, under their own ids, the rows identity has not answered (``claimed``: what
         ``store.claim_republish`` returned), reading the file from the first of them; the ranges published."""
-        answered = await outcomes.answered_blocks(conn, import_id)
+        async with conn.begin():
+            answered = await outcomes.answered_blocks(conn, import_id)
         ranges: list[tuple[int, int]] = []
         republished = 0
         try:

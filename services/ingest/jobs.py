@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -106,6 +107,28 @@ class ImportJobs:
             else:
                 spawn(f"republish-{import_id}", import_id,
                       lambda conn, i=import_id: self._republish(conn, i, producer))  # type: ignore[misc]
+
+    async def readiness(self) -> dict[str, Any]:
+        """What readiness reports about the imports: how many wait for identity's answers, how many got none
+        within the deadline, and, when some did, the likely cause. It never makes ingest unready: ingest itself
+        is fine, and taking it out of service would not bring the answers."""
+        try:
+            async with self._engine.connect() as conn:
+                found = await store.waiting_for_answers(conn, deadline_seconds=self._deadline)
+        except Exception as error:  # readiness reports, it does not raise
+            return {"imports": {"unknown": f"{type(error).__name__}: {error}"[:200]}}
+        imports: dict[str, Any] = {
+            "waiting_for_identity": found.waiting, "overdue": found.overdue, "republished": found.republished,
+            "timed_out_last_day": found.timed_out,
+            "oldest_progress_at": found.oldest_progress.isoformat() if found.oldest_progress else None,
+        }
+        if found.overdue or found.timed_out:
+            imports["cause"] = (
+                f"identity has not answered rows of {found.overdue + found.timed_out} import(s) within "
+                f"{self._deadline:g} s: is identity running and consuming contacts.import-rows.v1? Rows without "
+                "an answer are published again once, then the import ends in error naming them."
+            )
+        return {"imports": imports}
 
     async def _republish(self, conn: AsyncConnection, import_id: str, producer: AIOKafkaProducer) -> None:
         async with conn.begin():

@@ -290,3 +290,22 @@ async def time_out(conn: AsyncConnection, *, import_id: str, message: str) -> No
 
 def _ago(seconds: float) -> Any:
     return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+async def waiting_for_answers(conn: AsyncConnection, *, deadline_seconds: float) -> Any:
+    """For readiness: imports waiting for identity's answers, those without any for ``deadline_seconds`` (and of
+    them, those whose rows were already published again), and those that gave up in the last day."""
+    result = await conn.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE status = 'processing') AS waiting, "
+            "count(*) FILTER (WHERE status = 'processing' AND progress_at < now() - make_interval(secs => :s)) "
+            "AS overdue, "
+            "count(*) FILTER (WHERE status = 'processing' AND republished_at IS NOT NULL) AS republished, "
+            "count(*) FILTER (WHERE status = 'error' AND timed_out_at > now() - interval '1 day' "
+            "AND processed_rows < total_rows) AS timed_out, "
+            "min(progress_at) FILTER (WHERE status = 'processing') AS oldest_progress "
+            "FROM imports WHERE status IN ('processing', 'error')"
+        ),
+        {"s": deadline_seconds},
+    )
+    return result.one()
