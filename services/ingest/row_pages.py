@@ -1,13 +1,17 @@
 """An import's rows as the organizer reads them back: a page in file order (all rows with an outcome, or only one
 outcome), read from the blocks that hold such rows, with the failed rows' reasons and cells; fast however large
-the import (a page reads a block or two, or an index range of the error rows)."""
+the import (a page reads a block or two, or an index range of the error rows). And the failed rows as a file to
+fix and import again (``error_file``), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.row_blocks import BLOCK_ROWS, CODES, OUTCOMES, Block, block_of
 from shared.events import RowOutcome
@@ -92,3 +96,43 @@ async def _reasons(conn: AsyncConnection, import_id: str, row_numbers: list[int]
         {"id": import_id, "rows": row_numbers},
     )
     return [ListedRow(r.row_number, "error", None, r.error_code, r.error_message, r.cells) for r in result]
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet run a cell as a formula (OWASP, CSV injection)."""
+PAGE_ROWS = 1000
+
+
+def neutralized(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ``'`` (OWASP's advice,
+    with every cell quoted by the writer); the original is the cell without it."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+async def error_file(engine: AsyncEngine, *, import_id: str, header: list[str]) -> AsyncIterator[bytes]:
+    """The rows that failed, as a CSV like HubSpot's error files: the row number, the row's cells as read under
+    the file's ``header``, the reason code and message; every cell neutralized (``neutralized``), quoted, in
+    UTF-8 with a byte-order mark for spreadsheets. Read a page at a time, each with its own connection: memory
+    stays flat and a slow download holds no connection."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    width = len(header)
+    writer.writerow([neutralized(name) for name in ["Row", *header, "Error code", "Error message"]])
+    yield ("\ufeff" + buffer.getvalue()).encode()
+    after = 0
+    while True:
+        async with engine.connect() as conn:
+            page = await _failed_rows(conn, import_id, after=after, limit=PAGE_ROWS)
+        if not page:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for row in page:
+            cells = list(row.cells or [])
+            cells += [""] * (width - len(cells))
+            writer.writerow(
+                [str(row.row_number), *(neutralized(cell) for cell in cells),
+                 neutralized(row.error_code or ""), neutralized(row.error_message or "")]
+            )
+        yield buffer.getvalue().encode()
+        after = page[-1].row_number

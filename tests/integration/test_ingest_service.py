@@ -5,6 +5,8 @@ groups them."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,9 +16,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from services.ingest import row_pages
 from services.ingest.importer import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
+from shared.db import create_engine
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
 from shared.kafka import OutgoingMessage, encode
 from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
@@ -546,3 +550,87 @@ async def test_rows_of_a_million_row_import_are_paged_fast_by_outcome(ingest: In
     last, _ = await page(outcome="created", after=999_998)
     assert [r["row_number"] for r in last["items"]] == [999_999] and last["next_after"] is None
     assert max(deep_seconds, matched_seconds, errors_seconds) < 0.5, (deep_seconds, matched_seconds, errors_seconds)
+
+
+# --- the error file -----------------------------------------------------------------------------------------
+
+
+async def download(ingest: Ingest, org: str, import_id: str, **params: Any) -> list[list[str]]:
+    response = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org), params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == f'attachment; filename="import-{import_id}-errors.csv"'
+    text = response.content.decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text[1:], newline="")))
+    quoted = "\r\n".join(",".join('"' + cell.replace('"', '""') + '"' for cell in row) for row in rows) + "\r\n"
+    assert text[1:] == quoted, "every cell is quoted"
+    return rows
+
+
+async def test_the_failed_rows_download_as_a_csv_safe_in_a_spreadsheet(ingest: Ingest) -> None:
+    org = organizer()
+    content = (
+        "email,=cmd|' /C calc'!A0,phone\n"
+        ',"=HYPERLINK(""http://evil.example"",""click"")",+1 555 0100\n'
+        "not-an-email,@SUM(A1),-2+3\n"
+        'bad,"\tTabbed","\rReturned"\n'
+        "ok@example.com,Fine,1\n"
+        "fine@example.com,Fine,1\n"
+    )
+    import_id = await ingest.upload(org, content)
+    rows = await ingest.published_rows(import_id, 2)
+    await ingest.answer(ingest.outcomes(
+        ingest.processed(rows[0], "error", error_code="IDENTITY_REFUSED"), ingest.processed(rows[1], "created"),
+    ))
+    await ingest.wait_for(org, import_id, "error")
+
+    header, *failed = await download(ingest, org, import_id)
+
+    assert header == ["Row", "email", "'=cmd|' /C calc'!A0", "phone", "Error code", "Error message"]
+    assert [row[0] for row in failed] == ["1", "2", "3", "4"]
+    assert failed[0][:4] == ["1", "", '\'=HYPERLINK("http://evil.example","click")', "'+1 555 0100"]
+    assert failed[0][4:] == ["MISSING_EMAIL", "the email cell is empty"]
+    assert failed[1][:4] == ["2", "not-an-email", "'@SUM(A1)", "'-2+3"]
+    assert failed[1][4] == "INVALID_EMAIL"
+    assert failed[2][:4] == ["3", "bad", "'\tTabbed", "'\rReturned"]
+    assert failed[3] == ["4", "", "", "", "IDENTITY_REFUSED", "refused by identity"]
+    originals = [[cell[1:] if cell.startswith("'") else cell for cell in row[1:4]] for row in failed[:2]]
+    assert originals == [["", '=HYPERLINK("http://evil.example","click")', "+1 555 0100"],
+                         ["not-an-email", "@SUM(A1)", "-2+3"]]
+    other = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(organizer()))
+    created = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org),
+                                      params={"outcome": "created"})
+    assert (other.status_code, created.status_code) == (404, 422)
+
+
+async def test_the_error_file_of_a_hundred_thousand_failed_rows_streams_in_pages(ingest: Ingest) -> None:
+    org, import_id, total = organizer(), str(uuid.uuid4()), 100_000
+    schema = ingest.isolation.schema("ingest")
+    with psycopg.connect(libpq_url(ingest.isolation.database_url)) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".imports (import_id, organizer_id, source, status, total_rows, processed_rows, '
+            "errors, inspection) VALUES (%s, %s, 'csv', 'error', %s, %s, %s, %s)",
+            (import_id, org, total, total, total, json.dumps({
+                "encoding": "utf-8", "delimiter": ",", "quotechar": '"', "header": ["email", "name"], "samples": []
+            })),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_errors (import_id, row_number, error_code, error_message, cells) '
+            "SELECT %s, n, 'INVALID_EMAIL', 'bad ' || n, jsonb_build_array('x' || n, '=n' || n) "
+            "FROM generate_series(1, %s) AS n",
+            (import_id, total),
+        )
+
+    engine = create_engine(ingest.isolation.database_url, schema=schema)
+    try:
+        chunks = [chunk async for chunk in row_pages.error_file(engine, import_id=import_id, header=["email", "name"])]
+    finally:
+        await engine.dispose()
+    whole = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org))
+    lines = whole.content.splitlines()
+
+    assert len(chunks) == 1 + total // row_pages.PAGE_ROWS, "read and sent a page at a time"
+    assert max(len(chunk) for chunk in chunks) < 100_000
+    assert len(lines) == total + 1
+    assert lines[-1] == b'"100000","x100000","\'=n100000","INVALID_EMAIL","bad 100000"'

@@ -60,3 +60,4 @@ def test_however_often_answers_repeat_each_row_is_counted_once_with_its_first_ou
     assert found == first
     assert sum(sum(b.counts[1:]) for b in blocks.values()) == len(first)
     assert set(unanswered(blocks, range(1, 3 * BLOCK_ROWS + 1))) == set(range(1, 3 * BLOCK_ROWS + 1)) - set(first)
+

@@ -8,14 +8,16 @@ import binascii
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.ingest import row_pages, store
 from services.ingest.domain import Source, Status
 from services.ingest.intake.dependencies import Engine, ImportId, Organizer, not_found
+from services.ingest.reading.json_rows import JSON_KEYS
 from shared.events import RowOutcome
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -117,3 +119,33 @@ async def list_rows(
         rows = await row_pages.list_rows(conn, import_id=import_id, outcome=outcome, after=after, limit=limit + 1)
     items = [RowView.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return RowPage(items=items, next_after=items[-1].row_number if len(rows) > limit else None)
+
+
+@router.get(
+    "/{import_id}/rows.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The rows that failed, as a CSV file."}},
+)
+async def download_rows(
+    import_id: ImportId,
+    organizer_id: Organizer,
+    engine: Engine,
+    outcome: Annotated[Literal["error"], Query(description="only the rows that failed have a file")] = "error",
+) -> StreamingResponse:
+    """The rows that failed as a CSV file to fix and import again, like HubSpot's error files: ``Row`` (the row
+    number), the row's cells as read under the file's own header, ``Error code`` and ``Error message``. Any size,
+    streamed. Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return) start with ``'`` (OWASP's advice); every cell is quoted."""
+    async with engine.connect() as conn:
+        setup = await store.find_setup(conn, organizer_id=organizer_id, import_id=import_id)
+    if setup is None:
+        raise not_found(import_id)
+    if setup.source in ("json", "mcp"):
+        header = list(JSON_KEYS)
+    else:
+        header = list(setup.inspection["header"]) if setup.inspection else []
+    return StreamingResponse(
+        row_pages.error_file(engine, import_id=import_id, header=header),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{import_id}-{outcome}s.csv"'},
+    )
