@@ -30,7 +30,9 @@ class IngestSettings(BaseSettings):
     CONTACTS_INGEST_UPLOAD_EXPIRY_SECONDS       an upload not started within this long expires: its file is
                                                 deleted and the import ends in error (default 86,400: a day)
     CONTACTS_INGEST_MAX_ROWS / _MAX_COLUMNS      larger files end in error (defaults like HubSpot's: 1,048,576
-                                                rows, 1,000 columns)"""
+                                                rows, 1,000 columns)
+    CONTACTS_INGEST_MAX_ROW_CHARS               a row (record) longer than this ends the file in error: "the
+                                                row is too large" (default 1,048,576 characters)"""
 
     model_config = SettingsConfigDict(env_prefix="CONTACTS_INGEST_", extra="forbid")
 
@@ -47,11 +49,15 @@ class IngestSettings(BaseSettings):
     upload_expiry_seconds: float = Field(default=86_400.0, gt=0)
     max_rows: int = Field(default=1_048_576, gt=0)
     max_columns: int = Field(default=1_000, gt=0)
+    max_row_chars: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     def file_limits(self) -> FileLimits:
         """What one file may hold: the upload limit, and the row and column limits."""
-        return FileLimits(max_bytes=self.max_upload_bytes, max_rows=self.max_rows, max_columns=self.max_columns)
+        return FileLimits(
+            max_bytes=self.max_upload_bytes, max_rows=self.max_rows, max_columns=self.max_columns,
+            max_record_chars=self.max_row_chars,
+        )
 
     # JSON imports (POST /v1/imports with application/json, and the MCP tool import_contacts):
     # CONTACTS_INGEST_MAX_JSON_CONTACTS  more contacts in one request are refused with 413 (default 10,000)

@@ -34,7 +34,10 @@ DEFAULT_LIMITS = FileLimits()
 MAX_SHOWN_CHARS = 500
 """Characters of a header name or sample value kept in the inspection (shown on the mapping screen)."""
 
-csv.field_size_limit(DEFAULT_LIMITS.max_record_chars)  # a value may be as large as a record: the record limit rules
+MAX_RECORD_CHARS = 64 * 1024 * 1024
+"""The largest record limit a setting may choose."""
+
+csv.field_size_limit(MAX_RECORD_CHARS)  # a value may be as large as a record: the record limit rules
 
 
 @dataclass(frozen=True)
