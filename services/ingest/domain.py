@@ -139,6 +139,14 @@ def row_ranges(row_numbers: Iterable[int], *, limit: int = MAX_RANGES) -> list[t
     return ranges
 
 
+def merge_ranges(ranges: list[tuple[int, int]], more: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` followed by ``more`` (both ascending), joined where they touch, at most ``MAX_RANGES``."""
+    if ranges and more and more[0][0] == ranges[-1][1] + 1:
+        ranges = [*ranges[:-1], (ranges[-1][0], more[0][1])]
+        more = more[1:]
+    return (ranges + more)[:MAX_RANGES]
+
+
 def describe_ranges(ranges: Sequence[tuple[int, int]], *, shown: int = SHOWN_RANGES) -> str:
     """``rows 3-7, 12, 15-20`` (and how many more ranges when there are more than ``shown``)."""
     text = ", ".join(f"{first}-{last}" if last > first else f"{first}" for first, last in ranges[:shown])

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +25,11 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.ingest import files, outcomes, store
-from services.ingest.domain import MAX_RANGES, ColumnMap, FileProblem, Source, describe_ranges, row_ranges
-from services.ingest.reading.csv_rows import CsvRows
-from services.ingest.reading.records import FileLimits, Inspection
-from services.ingest.reading.row_file import RowFile
+from services.ingest import files, outcomes, store, sweeps
+from services.ingest.domain import FileProblem, Source, describe_ranges, merge_ranges, row_ranges
+from services.ingest.reading.records import FileLimits
 from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
+from services.ingest.reading.sources import open_rows
 from services.ingest.row_blocks import first_unanswered, is_unanswered
 from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
@@ -98,35 +97,26 @@ class RowEvents:
         )
         return [item for item in shared if item[0] != "ce_id"]
 
-    def records(self, rows: list[ValidRow]) -> list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
-        """(partition, key, value, headers) of each row, in row order (for tests and tools)."""
-        shared, partitions, count = self.headers(), self._partitions, len(self._partitions)
-        return [
-            (partitions[partition_of(key, count)], key, self._value(row),
-             [("ce_id", self._ids.of(row.row_number)), *shared])
-            for row in rows
-            for key in (row.key.encode(),)
-        ]
-
-    def _value(self, row: ValidRow) -> bytes:
-        return encode(
-            ImportRowReceived(
-                import_id=self._import_id, organizer_id=self._organizer_id, row_number=row.row_number, email=row.email,
-                first_name=row.first_name, last_name=row.last_name, company=row.company, title=row.title,
-                phone=row.phone, external_id=row.external_id, email_permission=row.email_permission,
+    def records(self, rows: list[ValidRow]) -> Iterator[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
+        """(partition, key, value, headers) of each row, in row order."""
+        shared, partitions, count, ids = self.headers(), self._partitions, len(self._partitions), self._ids
+        import_id, organizer_id = self._import_id, self._organizer_id
+        for row in rows:
+            key = row.key.encode()
+            value = encode(
+                ImportRowReceived(
+                    import_id=import_id, organizer_id=organizer_id, row_number=row.row_number, email=row.email,
+                    first_name=row.first_name, last_name=row.last_name, company=row.company, title=row.title,
+                    phone=row.phone, external_id=row.external_id, email_permission=row.email_permission,
+                )
             )
-        )
+            yield partitions[partition_of(key, count)], key, value, [("ce_id", ids.of(row.row_number)), *shared]
 
     def batches(self, rows: list[ValidRow]) -> list[tuple[int, Any]]:
         """The rows as the producer's record batches, per partition in row order (blocking: builds bytes)."""
-        shared, partitions, count, ids = self.headers(), self._partitions, len(self._partitions), self._ids
         open_batches: dict[int, Any] = {}
         full: list[tuple[int, Any]] = []
-        for row in rows:
-            key = row.key.encode()
-            partition = partitions[partition_of(key, count)]
-            value = self._value(row)
-            headers = [("ce_id", ids.of(row.row_number)), *shared]
+        for (partition, key, value, headers), row in zip(self.records(rows), rows, strict=True):
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = self._new_batch()
@@ -168,8 +158,8 @@ class Importer:
     async def _open(self, import_id: str, started: Any, *, skip_through: int) -> RowSource:
         path = await self._fetched(import_id, started.source)
         return await asyncio.to_thread(
-            _open_rows, path, source=started.source, inspection=started.inspection, mapping=started.mapping,
-            limits=self.limits, skip_through=skip_through,
+            open_rows, path, json=started.source in JSON_SOURCES, inspection=started.inspection,
+            mapping=started.mapping, limits=self.limits, skip_through=skip_through,
         )
 
     async def _events(self, import_id: str, organizer_id: str, producer: AIOKafkaProducer) -> RowEvents:
@@ -221,7 +211,7 @@ class Importer:
         self, conn: AsyncConnection, import_id: str, claimed: Any, *, producer: AIOKafkaProducer
     ) -> list[tuple[int, int]]:
         """Publish again, under their own ids, the rows identity has not answered (``claimed``: what
-        ``store.claim_republish`` returned), reading the file from the first of them; the ranges published."""
+        ``sweeps.claim_republish`` returned), reading the file from the first of them; the ranges published."""
         async with conn.begin():
             answered = await outcomes.answered_blocks(conn, import_id)
         ranges: list[tuple[int, int]] = []
@@ -242,7 +232,7 @@ class Importer:
             rows.close()
             await self.discard_local(import_id, source=claimed.source)
         async with conn.begin():
-            await store.note_republished(conn, import_id=import_id, ranges=ranges)
+            await sweeps.note_republished(conn, import_id=import_id, ranges=ranges)
         log.warning("import.republished", import_id=import_id, correlation_id=import_id, rows=republished,
                     ranges=describe_ranges(ranges))
         return ranges
@@ -278,26 +268,3 @@ def _prepare(rows: RowSource, events: RowEvents, size: int, only: Callable[[int]
     valid = batch.valid if only is None else [row for row in batch.valid if only(row.row_number)]
     return Prepared(events.batches(valid), [row.row_number for row in valid], batch.rejected, batch.last_row,
                     batch.done)
-
-
-def merge_ranges(ranges: list[tuple[int, int]], more: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``ranges`` followed by ``more`` (both ascending), joined where they touch, at most ``MAX_RANGES``."""
-    if ranges and more and more[0][0] == ranges[-1][1] + 1:
-        ranges = [*ranges[:-1], (ranges[-1][0], more[0][1])]
-        more = more[1:]
-    return (ranges + more)[:MAX_RANGES]
-
-
-def _open_rows(
-    path: Path, *, source: Source, inspection: dict[str, Any] | None, mapping: dict[str, Any] | None,
-    limits: FileLimits, skip_through: int,
-) -> RowSource:
-    """The reader for the import's file (blocking): a JSON import's stored rows, or the CSV with its mapping."""
-    if source in JSON_SOURCES:
-        return RowFile(path, skip_through=skip_through)
-    return CsvRows(
-        path,
-        inspection=Inspection.from_json(inspection) if inspection else None,
-        columns=ColumnMap.from_json(mapping) if mapping else None,
-        limits=limits, skip_through=skip_through,
-    )

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.ingest import outcomes, store
+from services.ingest import outcomes, store, sweeps
 from services.ingest.domain import no_answer, row_ranges
 from services.ingest.importer import Importer
 from services.ingest.row_blocks import unanswered
@@ -92,10 +92,10 @@ class ImportJobs:
         self, read: Callable[[str], None], spawn: Callable[[str, str, Work], None], producer: AIOKafkaProducer
     ) -> None:
         async with self._engine.begin() as conn:
-            expired = await store.expire_unstarted(conn, older_than_seconds=self._expiry)
-            discarded = await store.discard_finished_files(conn)
+            expired = await sweeps.expire_unstarted(conn, older_than_seconds=self._expiry)
+            discarded = await sweeps.discard_finished_files(conn)
             pending = await store.imports_to_parse(conn)
-            late = await store.overdue(conn, deadline_seconds=self._deadline)
+            late = await sweeps.overdue(conn, deadline_seconds=self._deadline)
         if expired or discarded:
             log.info("imports.tidied", expired_uploads=len(expired), files_deleted=discarded)
         for import_id in pending:
@@ -114,7 +114,7 @@ class ImportJobs:
         is fine, and taking it out of service would not bring the answers."""
         try:
             async with self._engine.connect() as conn:
-                found = await store.waiting_for_answers(conn, deadline_seconds=self._deadline)
+                found = await sweeps.waiting_for_answers(conn, deadline_seconds=self._deadline)
         except Exception as error:  # readiness reports, it does not raise
             return {"imports": {"unknown": f"{type(error).__name__}: {error}"[:200]}}
         imports: dict[str, Any] = {
@@ -132,20 +132,20 @@ class ImportJobs:
 
     async def _republish(self, conn: AsyncConnection, import_id: str, producer: AIOKafkaProducer) -> None:
         async with conn.begin():
-            claimed = await store.claim_republish(conn, import_id=import_id, deadline_seconds=self._deadline)
+            claimed = await sweeps.claim_republish(conn, import_id=import_id, deadline_seconds=self._deadline)
         if claimed is not None:
             await self._importer.republish(conn, import_id, claimed, producer=producer)
 
     async def _time_out(self, import_id: str) -> None:
         async with self._engine.begin() as conn:
-            overdue = await store.still_overdue(conn, import_id=import_id, deadline_seconds=self._deadline)
+            overdue = await sweeps.still_overdue(conn, import_id=import_id, deadline_seconds=self._deadline)
             if overdue is None:
                 return
             answered = await outcomes.answered_blocks(conn, import_id)
             republished = (n for first, last in overdue.republished_rows or [] for n in range(first, last + 1))
             ranges = row_ranges(unanswered(answered, republished))
             missing = overdue.total_rows - overdue.processed_rows
-            await store.time_out(
+            await sweeps.time_out(
                 conn, import_id=import_id, message=no_answer(missing, ranges, deadline_seconds=self._deadline)
             )
         log.warning("import.timed_out", import_id=import_id, correlation_id=import_id, unanswered=missing)
