@@ -53,13 +53,14 @@ def create_app(settings: IngestSettings) -> FastAPI:
     )
     register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(
-        engine=engine, topic=ingest_topics.import_rows, data_dir=settings.data_dir,
-        batch_size=settings.publish_batch_size, limits=settings.file_limits(),
+        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, topic=ingest_topics.import_rows,
+        data_dir=settings.data_dir, batch_size=settings.publish_batch_size, limits=settings.file_limits(),
     )
     jobs = ImportJobs(
-        engine=engine, importer=importer, parallel=settings.max_parallel_imports,
-        sweep_seconds=settings.sweep_seconds, answer_deadline_seconds=settings.answer_deadline_seconds,
-        upload_expiry_seconds=settings.upload_expiry_seconds,
+        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, importer=importer,
+        parallel=settings.max_parallel_imports, sweep_seconds=settings.sweep_seconds,
+        answer_deadline_seconds=settings.answer_deadline_seconds, upload_expiry_seconds=settings.upload_expiry_seconds,
+        broker_check_seconds=settings.broker_check_seconds,
     )
     json_imports = JsonImports(
         engine=engine, jobs=jobs, max_contacts=settings.max_json_contacts,

@@ -29,6 +29,9 @@ class IngestSettings(BaseSettings):
                                                 import ends in error saying which rows (default 600)
     CONTACTS_INGEST_UPLOAD_EXPIRY_SECONDS       an upload not started within this long expires: its file is
                                                 deleted and the import ends in error (default 86,400: a day)
+    CONTACTS_INGEST_BROKER_CHECK_SECONDS        how often an instance asks the broker whether it still holds the
+                                                rows of the imports waiting for answers; rows it lost (a local
+                                                broker restarted empty) are published again (default 30)
     CONTACTS_INGEST_MAX_ROWS / _MAX_COLUMNS      larger files end in error (defaults like HubSpot's: 1,048,576
                                                 rows, 1,000 columns)
     CONTACTS_INGEST_MAX_ROW_CHARS               a row (record) longer than this ends the file in error: "the
@@ -47,6 +50,7 @@ class IngestSettings(BaseSettings):
     sweep_seconds: float = Field(default=10.0, gt=0)
     answer_deadline_seconds: float = Field(default=600.0, gt=0)
     upload_expiry_seconds: float = Field(default=86_400.0, gt=0)
+    broker_check_seconds: float = Field(default=30.0, gt=0)
     max_rows: int = Field(default=1_048_576, gt=0)
     max_columns: int = Field(default=1_000, gt=0)
     max_row_chars: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)

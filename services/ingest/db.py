@@ -51,6 +51,7 @@ imports = Table(
     Column("republished_at", DateTime(timezone=True), comment="when the unanswered rows were published again"),
     Column("timed_out_at", DateTime(timezone=True), comment="when the import gave up waiting for answers"),
     Column("republished_rows", JSONB, comment="the rows published again, as [first, last] ranges (at most 1,000)"),
+    Column("rows_marker", Text, comment="where the last batch of rows landed: is the broker's log still that one?"),
     CheckConstraint(
         "status IN ('uploaded', 'parsing', 'processing', 'processed', 'error')", name="imports_status_check"
     ),

@@ -30,9 +30,10 @@ from services.ingest.domain import FileProblem, Source, describe_ranges, merge_r
 from services.ingest.reading.records import FileLimits
 from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
 from services.ingest.reading.sources import open_rows
-from services.ingest.row_blocks import first_unanswered, is_unanswered
+from services.ingest.row_blocks import Block, first_unanswered, is_unanswered
 from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
+from shared.logcheck import Marker, lost_markers
 from shared.partitioning import partition_of
 from shared.wire import ImportRowReceived, encode
 
@@ -70,11 +71,14 @@ class Prepared:
     """A batch of rows ready for the producer: full record batches per partition, the rows in them, the rows
     refused, and where the reader stands."""
 
-    batches: list[tuple[int, Any]] = field(default_factory=list)
+    batches: list[tuple[int, Any, bytes]] = field(default_factory=list)
+    """(partition, record batch, ``ce_id`` of its first record)."""
     row_numbers: list[int] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
     last_row: int = 0
     done: bool = False
+    marker: Marker | None = None
+    """Where the last record batch landed, once acknowledged (``shared.logcheck``)."""
 
 
 class RowEvents:
@@ -112,20 +116,21 @@ class RowEvents:
             )
             yield partitions[partition_of(key, count)], key, value, [("ce_id", ids.of(row.row_number)), *shared]
 
-    def batches(self, rows: list[ValidRow]) -> list[tuple[int, Any]]:
-        """The rows as the producer's record batches, per partition in row order (blocking: builds bytes)."""
-        open_batches: dict[int, Any] = {}
-        full: list[tuple[int, Any]] = []
+    def batches(self, rows: list[ValidRow]) -> list[tuple[int, Any, bytes]]:
+        """The rows as the producer's record batches, per partition in row order, each with the ``ce_id`` of its
+        first record (blocking: builds bytes)."""
+        open_batches: dict[int, tuple[Any, bytes]] = {}
+        full: list[tuple[int, Any, bytes]] = []
         for (partition, key, value, headers), row in zip(self.records(rows), rows, strict=True):
-            batch = open_batches.get(partition)
-            if batch is None:
-                batch = open_batches[partition] = self._new_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                full.append((partition, batch))
-                batch = open_batches[partition] = self._new_batch()
+            batch, first = open_batches.get(partition) or (None, b"")
+            if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if batch is not None:
+                    full.append((partition, batch, first))
+                batch, first = self._new_batch(), headers[0][1]
+                open_batches[partition] = (batch, first)
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     raise ValueError(f"row {row.row_number} is too large for a record batch")
-        full.extend(open_batches.items())
+        full.extend((partition, batch, first) for partition, (batch, first) in open_batches.items())
         return full
 
 
@@ -134,9 +139,11 @@ class Importer:
     again the rows identity has not answered (``republish``). The caller holds the import's lock."""
 
     def __init__(
-        self, *, engine: AsyncEngine, topic: str, data_dir: Path, batch_size: int, limits: FileLimits
+        self, *, engine: AsyncEngine, bootstrap_servers: str, topic: str, data_dir: Path, batch_size: int,
+        limits: FileLimits,
     ) -> None:
         self._engine = engine
+        self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self.data_dir = data_dir
         self._batch_size = batch_size
@@ -168,7 +175,7 @@ class Importer:
             import_id=import_id, organizer_id=organizer_id, partitions=partitions, new_batch=producer.create_batch
         )
 
-    async def import_file(self, conn: AsyncConnection, import_id: str, *, producer: AIOKafkaProducer) -> None:
+    async def import_file(self, conn: AsyncConnection, *, import_id: str, producer: AIOKafkaProducer) -> None:
         """Read and hand on the file from the checkpoint, storing the refused rows and moving the checkpoint
         after every acknowledged batch."""
         async with conn.begin():
@@ -177,16 +184,25 @@ class Importer:
             return
         bound = log.bind(import_id=import_id, correlation_id=import_id)
         began, published, rejected = time.monotonic(), 0, 0
+        skip_through, only = started.parsed_rows, None
+        if started.rows_marker and await self.rows_lost(started.rows_marker):
+            # the broker lost the rows handed on so far (it restarted empty): the unanswered ones go again
+            async with conn.begin():
+                answered = await outcomes.answered_blocks(conn, import_id)
+            skip_through = first_unanswered(answered) - 1
+            only = functools.partial(_again_or_new, answered, started.parsed_rows)
+            bound.warning("import.rows_lost", checkpoint=started.parsed_rows, again_from=skip_through + 1)
         try:
-            rows = await self._open(import_id, started, skip_through=started.parsed_rows)
+            rows = await self._open(import_id, started, skip_through=skip_through)
             try:
                 events = await self._events(import_id, started.organizer_id, producer)
-                async with contextlib.aclosing(self._handed_on(rows, events, producer)) as batches:
+                async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
                     async for prepared in batches:
                         published += len(prepared.row_numbers)
                         async with conn.begin():
                             rejected += await outcomes.record_rejections(
-                                conn, import_id=import_id, rejected=prepared.rejected, parsed_rows=prepared.last_row
+                                conn, import_id=import_id, rejected=prepared.rejected, parsed_rows=prepared.last_row,
+                                marker=prepared.marker,
                             )
                         bound.debug("import.batch", published=published, rejected=rejected, row=prepared.last_row)
             finally:
@@ -207,15 +223,26 @@ class Importer:
             rows_per_second=round(rows.total_rows / seconds) if seconds else None,
         )
 
+    async def rows_lost(self, marker: str) -> bool:
+        """Whether the broker no longer holds the batch of rows ``marker`` (``Marker.to_text()``) points at (asked
+        twice: a broker that lost them says so every time, one still starting up may not)."""
+        for attempt in range(2):
+            if not await lost_markers(self._bootstrap_servers, [Marker.from_text(marker)]):
+                return False
+            if attempt == 0:
+                await asyncio.sleep(1.0)
+        return True
+
     async def republish(
-        self, conn: AsyncConnection, import_id: str, claimed: Any, *, producer: AIOKafkaProducer
+        self, conn: AsyncConnection, import_id: str, claimed: Any, *, producer: AIOKafkaProducer, deadline: bool
     ) -> list[tuple[int, int]]:
         """Publish again, under their own ids, the rows identity has not answered (``claimed``: what
-        ``sweeps.claim_republish`` returned), reading the file from the first of them; the ranges published."""
+        ``sweeps.claim_republish`` or ``sweeps.claim_lost`` returned), reading the file from the first of them:
+        because the ``deadline`` passed, or because the broker lost them. The ranges published."""
         async with conn.begin():
             answered = await outcomes.answered_blocks(conn, import_id)
         ranges: list[tuple[int, int]] = []
-        republished = 0
+        republished, marker = 0, None
         try:
             rows = await self._open(import_id, claimed, skip_through=first_unanswered(answered) - 1)
         except FileProblem as problem:  # nothing to publish from: the deadline will say which rows are missing
@@ -228,13 +255,15 @@ class Importer:
                 async for prepared in batches:
                     republished += len(prepared.row_numbers)
                     ranges = merge_ranges(ranges, row_ranges(prepared.row_numbers))
+                    marker = prepared.marker or marker
         finally:
             rows.close()
             await self.discard_local(import_id, source=claimed.source)
         async with conn.begin():
-            await sweeps.note_republished(conn, import_id=import_id, ranges=ranges)
+            await sweeps.note_republished(conn, import_id=import_id, ranges=ranges if deadline else None,
+                                          marker=marker.to_text() if marker else None)
         log.warning("import.republished", import_id=import_id, correlation_id=import_id, rows=republished,
-                    ranges=describe_ranges(ranges))
+                    ranges=describe_ranges(ranges), why="deadline" if deadline else "rows lost by the broker")
         return ranges
 
     async def _handed_on(
@@ -250,10 +279,15 @@ class Importer:
         try:
             while True:
                 prepared = await reading
-                sent = [await producer.send_batch(batch, self._topic, partition=p) for p, batch in prepared.batches]
+                sent = [
+                    await producer.send_batch(batch, self._topic, partition=p) for p, batch, _ in prepared.batches
+                ]
                 if not prepared.done:
                     reading = asyncio.ensure_future(asyncio.to_thread(prepare))
-                await asyncio.gather(*sent)
+                landed = await asyncio.gather(*sent)
+                if landed:
+                    last = landed[-1]
+                    prepared.marker = Marker(last.topic, last.partition, last.offset, prepared.batches[-1][2].decode())
                 yield prepared
                 if prepared.done:
                     return
@@ -268,3 +302,8 @@ def _prepare(rows: RowSource, events: RowEvents, size: int, only: Callable[[int]
     valid = batch.valid if only is None else [row for row in batch.valid if only(row.row_number)]
     return Prepared(events.batches(valid), [row.row_number for row in valid], batch.rejected, batch.last_row,
                     batch.done)
+
+
+def _again_or_new(answered: dict[int, Block], checkpoint: int, row_number: int) -> bool:
+    """After the broker lost the rows: a row up to the checkpoint goes again unless answered; the rest is new."""
+    return row_number > checkpoint or is_unanswered(answered, row_number)

@@ -4,6 +4,8 @@
 - resumes an import left half-read by a crashed instance (any instance can: the files are in PostgreSQL);
 - publishes again, once, the rows of an import that got no answer for ``answer_deadline_seconds``, and ends it
   in ``error`` saying which rows when as long again passes without one (nothing stays ``processing`` for ever);
+- publishes again the unanswered rows of an import whose rows the broker lost (a local broker restarted empty),
+  checked every ``broker_check_seconds`` (an import being read checks for itself before each attempt);
 - expires the uploads never started within ``upload_expiry_seconds``, and deletes the files no longer needed.
 
 An advisory lock per import keeps two instances (or a sweep and a fresh start) from working on one import at
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -25,18 +29,29 @@ from services.ingest import outcomes, store, sweeps
 from services.ingest.domain import no_answer, row_ranges
 from services.ingest.importer import Importer
 from services.ingest.row_blocks import unanswered
+from shared.logcheck import Marker, lost_markers
 
 log = structlog.get_logger(__name__)
+
+LOSS_SETTLES_SECONDS = 35.0
+"""After its rows were published again because the broker lost them, an import is not checked again for this
+long: a broker back from empty may recreate its topics meanwhile (``shared.lifecycle`` checks them every 30 s),
+and the check would report the rows lost once more. The deadline still covers it."""
+
 
 Work = Callable[[AsyncConnection], Awaitable[object]]
 
 
 class ImportJobs:
     def __init__(
-        self, *, engine: AsyncEngine, importer: Importer, parallel: int, sweep_seconds: float,
-        answer_deadline_seconds: float, upload_expiry_seconds: float,
+        self, *, engine: AsyncEngine, bootstrap_servers: str, importer: Importer, parallel: int, sweep_seconds: float,
+        answer_deadline_seconds: float, upload_expiry_seconds: float, broker_check_seconds: float,
     ) -> None:
         self._engine = engine
+        self._broker_check = broker_check_seconds
+        self._bootstrap_servers = bootstrap_servers
+        self._next_marker_check = 0.0
+        self._lost_at: dict[str, float] = {}
         self._importer = importer
         self._parallel = parallel
         self._sweep_seconds = sweep_seconds
@@ -63,7 +78,7 @@ class ImportJobs:
 
         def read(import_id: str) -> None:
             spawn(f"read-{import_id}", import_id,
-                  lambda conn: self._importer.import_file(conn, import_id, producer=producer))
+                  functools.partial(self._importer.import_file, import_id=import_id, producer=producer))
 
         async def take_wanted() -> None:
             while True:
@@ -106,7 +121,42 @@ class ImportJobs:
                 await self._time_out(import_id)
             else:
                 spawn(f"republish-{import_id}", import_id,
-                      lambda conn, i=import_id: self._republish(conn, i, producer))  # type: ignore[misc]
+                      functools.partial(self._republish, import_id=import_id, producer=producer))
+        if time.monotonic() >= self._next_marker_check:
+            self._next_marker_check = time.monotonic() + self._broker_check
+            await self._check_markers(spawn, producer)
+
+    async def _check_markers(self, spawn: Callable[[str, str, Work], None], producer: AIOKafkaProducer) -> None:
+        """Imports whose rows the broker lost (it restarted empty) publish their unanswered rows again now,
+        instead of when the deadline passes."""
+        settling = time.monotonic() - LOSS_SETTLES_SECONDS
+        self._lost_at = {key: at for key, at in self._lost_at.items() if at > settling}
+        async with self._engine.connect() as conn:
+            marked = {
+                row.rows_marker: str(row.import_id) for row in await sweeps.marked_in_flight(conn)
+                if str(row.import_id) not in self._lost_at
+            }
+        if not marked:
+            return
+        lost = await lost_markers(self._bootstrap_servers, [Marker.from_text(text) for text in marked])
+        if lost:  # asked again: a broker that lost them says so every time, one still starting up may not
+            await asyncio.sleep(1.0)
+            lost = await lost_markers(self._bootstrap_servers, lost)
+        for marker in lost:
+            import_id = marked[marker.to_text()]
+            self._lost_at[import_id] = time.monotonic()
+            spawn(f"lost-{import_id}", import_id, functools.partial(
+                self._republish_lost, import_id=import_id, marker=marker.to_text(), producer=producer
+            ))
+
+    async def _republish_lost(
+        self, conn: AsyncConnection, *, import_id: str, marker: str, producer: AIOKafkaProducer
+    ) -> None:
+        async with conn.begin():
+            claimed = await sweeps.claim_lost(conn, import_id=import_id, marker=marker)
+        if claimed is not None:
+            log.warning("import.rows_lost", import_id=import_id, correlation_id=import_id)
+            await self._importer.republish(conn, import_id, claimed, producer=producer, deadline=False)
 
     async def readiness(self) -> dict[str, Any]:
         """What readiness reports about the imports: how many wait for identity's answers, how many got none
@@ -130,11 +180,11 @@ class ImportJobs:
             )
         return {"imports": imports}
 
-    async def _republish(self, conn: AsyncConnection, import_id: str, producer: AIOKafkaProducer) -> None:
+    async def _republish(self, conn: AsyncConnection, *, import_id: str, producer: AIOKafkaProducer) -> None:
         async with conn.begin():
             claimed = await sweeps.claim_republish(conn, import_id=import_id, deadline_seconds=self._deadline)
         if claimed is not None:
-            await self._importer.republish(conn, import_id, claimed, producer=producer)
+            await self._importer.republish(conn, import_id, claimed, producer=producer, deadline=True)
 
     async def _time_out(self, import_id: str) -> None:
         async with self._engine.begin() as conn:

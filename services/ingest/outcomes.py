@@ -19,6 +19,7 @@ from services.ingest.row_blocks import CODES, Block, block_of
 from services.ingest.store import pg_text
 from shared.db import copy_rows
 from shared.events import RowOutcome
+from shared.logcheck import Marker
 
 MAX_CELL_CHARS = 1000
 MAX_CELLS_CHARS = 20_000
@@ -88,20 +89,21 @@ async def count_outcomes(conn: AsyncConnection, messages: Sequence[OutcomesMessa
 
 
 async def record_rejections(
-    conn: AsyncConnection, *, import_id: str, rejected: Sequence[RejectedRow], parsed_rows: int
+    conn: AsyncConnection, *, import_id: str, rejected: Sequence[RejectedRow], parsed_rows: int,
+    marker: Marker | None = None,
 ) -> int:
     """Store the rows ingest refused and count them as processed errors; move the checkpoint to
-    ``parsed_rows``. Rows stored by an earlier, interrupted attempt are not counted again. Returns the number
-    newly stored."""
+    ``parsed_rows`` and keep where the batch's rows landed (``marker``). Rows stored by an earlier, interrupted
+    attempt are not counted again. Returns the number newly stored."""
     await _lock_imports(conn, [import_id])
     rows = [Outcome(r.row_number, "error", None, r.code, r.message, r.cells) for r in rejected]
     progress = await _store(conn, {import_id: rows}) if rows else []
     await conn.execute(
         text(
-            "UPDATE imports SET parsed_rows = greatest(parsed_rows, :parsed), updated_at = now() "
-            "WHERE import_id = :id"
+            "UPDATE imports SET parsed_rows = greatest(parsed_rows, :parsed), updated_at = now(), "
+            "rows_marker = coalesce(:marker, rows_marker) WHERE import_id = :id"
         ),
-        {"id": import_id, "parsed": parsed_rows},
+        {"id": import_id, "parsed": parsed_rows, "marker": marker.to_text() if marker else None},
     )
     return progress[0].counted if progress else 0
 

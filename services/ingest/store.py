@@ -145,7 +145,7 @@ async def start_parsing(conn: AsyncConnection, import_id: str) -> Any | None:
         update(imports)
         .where(c.import_id == import_id, c.status.in_(PARSABLE))
         .values(updated_at=func.now())
-        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping)
+        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping, c.rows_marker)
     )
     return result.one_or_none()
 

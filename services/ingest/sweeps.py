@@ -70,10 +70,37 @@ async def claim_republish(conn: AsyncConnection, *, import_id: str, deadline_sec
     return result.one_or_none()
 
 
-async def note_republished(conn: AsyncConnection, *, import_id: str, ranges: list[tuple[int, int]]) -> None:
-    await conn.execute(
-        update(imports).where(imports.c.import_id == import_id).values(republished_rows=[list(r) for r in ranges])
+async def note_republished(
+    conn: AsyncConnection, *, import_id: str, ranges: list[tuple[int, int]] | None, marker: str | None
+) -> None:
+    """The rows published again (``ranges``, kept for the deadline's message; None: not the deadline's) and
+    where the last of them landed (None: nothing was published)."""
+    values: dict[str, Any] = {"rows_marker": marker}
+    if ranges is not None:
+        values["republished_rows"] = [list(r) for r in ranges]
+    await conn.execute(update(imports).where(imports.c.import_id == import_id).values(**values))
+
+
+async def marked_in_flight(conn: AsyncConnection) -> list[Any]:
+    """Imports waiting for answers to rows handed on, with where their last rows landed."""
+    c = imports.c
+    result = await conn.execute(
+        select(c.import_id, c.rows_marker).where(c.status == "processing", c.rows_marker.is_not(None))
     )
+    return list(result)
+
+
+async def claim_lost(conn: AsyncConnection, *, import_id: str, marker: str) -> Any | None:
+    """Take the publishing again of an import whose rows the broker lost (no other instance will: the marker
+    changes once it is done); what ``claim_republish`` returns, or None."""
+    c = imports.c
+    result = await conn.execute(
+        update(imports)
+        .where(c.import_id == import_id, c.status == "processing", c.rows_marker == marker)
+        .values(progress_at=func.now(), updated_at=func.now(), rows_marker=None)
+        .returning(c.organizer_id, c.source, c.inspection, c.mapping, c.total_rows)
+    )
+    return result.one_or_none()
 
 
 async def still_overdue(conn: AsyncConnection, *, import_id: str, deadline_seconds: float) -> Any | None:

@@ -98,14 +98,16 @@ def test_rows_go_into_record_batches_per_partition_in_row_order_and_full_batches
 
     batches = small.batches(rows)
 
-    assert all(len(batch.keys) == 10 for _, batch in batches[:-len(PARTITIONS)])
+    assert all(len(batch.keys) == 10 for _, batch, _ in batches[:-len(PARTITIONS)])
     got: dict[int, list[bytes]] = {p: [] for p in PARTITIONS}
-    for partition, batch in batches:
+    records = {key: headers for _, key, _, headers in events().records(rows)}
+    for partition, batch, first in batches:
         got[partition] += batch.keys
+        assert first == dict(records[batch.keys[0]])["ce_id"], "each batch knows its first record's id"
     assert got == {p: [k for pp, k, _, _ in events().records(rows) if pp == p] for p in PARTITIONS}
 
 
 def test_the_producers_own_batches_take_the_rows() -> None:
     batches = events().batches(ROWS)
 
-    assert sorted(partition for partition, _ in batches) == sorted(p for p, _, _, _ in events().records(ROWS))
+    assert sorted(partition for partition, _, _ in batches) == sorted(p for p, _, _, _ in events().records(ROWS))
