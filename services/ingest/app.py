@@ -44,17 +44,19 @@ def create_app(settings: IngestSettings) -> FastAPI:
     prefix = platform.topic_prefix
     ingest_topics = IngestTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        bulk_import_rows=topics.BULK_IMPORT_ROWS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
     delivery = Delivery(
-        group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+        service=SERVICE, group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
         channel=relay_channel(settings.db_schema),
     )
     register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(
         engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, topic=ingest_topics.import_rows,
-        data_dir=settings.data_dir, batch_size=settings.publish_batch_size, limits=settings.file_limits(),
+        bulk_topic=ingest_topics.bulk_import_rows, bulk_rows=settings.bulk_rows, data_dir=settings.data_dir,
+        batch_size=settings.publish_batch_size, limits=settings.file_limits(),
     )
     jobs = ImportJobs(
         engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, importer=importer,

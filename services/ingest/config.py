@@ -20,6 +20,9 @@ class IngestSettings(BaseSettings):
     CONTACTS_INGEST_DATA_DIR                    this instance's scratch copies of import files (relative: to the
                                                 working dir); the files themselves are kept in PostgreSQL
     CONTACTS_INGEST_PUBLISH_BATCH_SIZE          rows per publish batch (acknowledged together)
+    CONTACTS_INGEST_BULK_ROWS                   imports of more rows go to the bulk lane
+                                                (contacts.bulk-import-rows.v1), so they never hold up small imports
+                                                and interactions (default 10,000)
     CONTACTS_INGEST_MAX_UPLOAD_BYTES            larger uploads are refused with 413 (default 512 MiB)
     CONTACTS_INGEST_MAX_PARALLEL_IMPORTS        files parsed at the same time by one instance
     CONTACTS_INGEST_SWEEP_SECONDS               how often an instance looks for started imports no one reads
@@ -45,6 +48,7 @@ class IngestSettings(BaseSettings):
     consumer_group: str = "ingest"
     data_dir: Path = Path(".data/uploads")
     publish_batch_size: int = Field(default=5000, gt=0, le=50_000)
+    bulk_rows: int = Field(default=10_000, ge=0)
     max_upload_bytes: int = Field(default=512 * MEBIBYTE, gt=0)
     max_parallel_imports: int = Field(default=2, gt=0, le=16)
     sweep_seconds: float = Field(default=10.0, gt=0)

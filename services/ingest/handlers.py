@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import outcomes
-from shared import wire
+from shared import metrics, wire
 from shared.consumer import Delivery, batch_subscriber, describe_batch, header, raw_records
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
@@ -36,6 +36,7 @@ _answers = wire.Decoder((wire.ImportRowsProcessed,))
 @dataclass(frozen=True)
 class IngestTopics:
     import_rows: str
+    bulk_import_rows: str
     row_outcomes: str
     dead_letters: str
 
@@ -101,7 +102,7 @@ def take_in(records: Sequence[ConsumerRecord], *, dead_letter_topic: str) -> Ans
 class Applied:
     messages: int
     rows: int
-    dead_lettered: int
+    dead_letters: list[OutgoingMessage]
     finished: list[outcomes.Progress]
 
 
@@ -123,7 +124,7 @@ async def apply_answers(
             return Applied(
                 messages=len(answers.messages),
                 rows=sum(len(message.rows) for message in answers.messages),
-                dead_lettered=len(answers.dead_letters),
+                dead_letters=answers.dead_letters,
                 finished=[item for item in progress if item.finished_now],
             )
         except DBAPIError as error:
@@ -144,6 +145,7 @@ def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, 
         group_id=delivery.group,
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
+        service=delivery.service,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         description="Count identity's row outcomes (one message per import and rows partition per identity batch) "
         "into their imports and finish the imports whose every row has one. The group's positions are stored with "
@@ -153,8 +155,10 @@ def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, 
     async def on_import_rows_processed(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await apply_answers(engine, records, topics=topics, delivery=delivery)
-        if applied.dead_lettered:
-            log.warning("row_outcomes.dead_lettered", dead_lettered=applied.dead_lettered, **describe_batch(records))
+        if applied.dead_letters:
+            metrics.dead_letters_sent(delivery.service, applied.dead_letters)
+            log.warning("row_outcomes.dead_lettered", dead_lettered=len(applied.dead_letters),
+                        **describe_batch(records))
         for item in applied.finished:
             log.info("import.finished", import_id=item.import_id, correlation_id=item.import_id,
                      status=item.status, total_rows=item.total_rows, errors=item.errors)

@@ -82,11 +82,13 @@ class Prepared:
 
 
 class RowEvents:
-    """Turns the valid rows of one import into ``ImportRowReceivedV1`` records in the producer's batches."""
+    """Turns the valid rows of one import into ``ImportRowReceivedV1`` records in the producer's batches for
+    ``topic``."""
 
     def __init__(
-        self, *, import_id: str, organizer_id: str, partitions: list[int], new_batch: Callable[[], Any]
+        self, *, import_id: str, organizer_id: str, topic: str, partitions: list[int], new_batch: Callable[[], Any]
     ) -> None:
+        self.topic = topic
         self._import_id = import_id
         self._organizer_id = organizer_id
         self._partitions = partitions
@@ -139,12 +141,14 @@ class Importer:
     again the rows identity has not answered (``republish``). The caller holds the import's lock."""
 
     def __init__(
-        self, *, engine: AsyncEngine, bootstrap_servers: str, topic: str, data_dir: Path, batch_size: int,
-        limits: FileLimits,
+        self, *, engine: AsyncEngine, bootstrap_servers: str, topic: str, bulk_topic: str, bulk_rows: int,
+        data_dir: Path, batch_size: int, limits: FileLimits,
     ) -> None:
         self._engine = engine
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
+        self._bulk_topic = bulk_topic
+        self._bulk_rows = bulk_rows
         self.data_dir = data_dir
         self._batch_size = batch_size
         self.limits = limits
@@ -169,10 +173,16 @@ class Importer:
             mapping=started.mapping, limits=self.limits, skip_through=skip_through,
         )
 
-    async def _events(self, import_id: str, organizer_id: str, producer: AIOKafkaProducer) -> RowEvents:
-        partitions = sorted(await producer.partitions_for(self._topic))
+    async def _events(
+        self, import_id: str, organizer_id: str, rows: RowSource, producer: AIOKafkaProducer
+    ) -> RowEvents:
+        """The import's rows go to the bulk lane when it has more than ``bulk_rows`` (decided by the file's size,
+        so rows published again take the lane they took the first time), else to the interactive one."""
+        topic = self._bulk_topic if rows.expected_rows > self._bulk_rows else self._topic
+        partitions = sorted(await producer.partitions_for(topic))
         return RowEvents(
-            import_id=import_id, organizer_id=organizer_id, partitions=partitions, new_batch=producer.create_batch
+            import_id=import_id, organizer_id=organizer_id, topic=topic, partitions=partitions,
+            new_batch=producer.create_batch,
         )
 
     async def import_file(self, conn: AsyncConnection, *, import_id: str, producer: AIOKafkaProducer) -> None:
@@ -195,7 +205,7 @@ class Importer:
         try:
             rows = await self._open(import_id, started, skip_through=skip_through)
             try:
-                events = await self._events(import_id, started.organizer_id, producer)
+                events = await self._events(import_id, started.organizer_id, rows, producer)
                 async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
                     async for prepared in batches:
                         published += len(prepared.row_numbers)
@@ -249,7 +259,7 @@ class Importer:
             log.warning("import.republish_impossible", import_id=import_id, reason=str(problem))
             return ranges
         try:
-            events = await self._events(import_id, claimed.organizer_id, producer)
+            events = await self._events(import_id, claimed.organizer_id, rows, producer)
             only = functools.partial(is_unanswered, answered)
             async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
                 async for prepared in batches:
@@ -280,7 +290,7 @@ class Importer:
             while True:
                 prepared = await reading
                 sent = [
-                    await producer.send_batch(batch, self._topic, partition=p) for p, batch, _ in prepared.batches
+                    await producer.send_batch(batch, events.topic, partition=p) for p, batch, _ in prepared.batches
                 ]
                 if not prepared.done:
                     reading = asyncio.ensure_future(asyncio.to_thread(prepare))

@@ -634,3 +634,32 @@ async def test_the_error_file_of_a_hundred_thousand_failed_rows_streams_in_pages
     assert max(len(chunk) for chunk in chunks) < 100_000
     assert len(lines) == total + 1
     assert lines[-1] == b'"100000","x100000","\'=n100000","INVALID_EMAIL","bad 100000"'
+
+
+# --- lanes --------------------------------------------------------------------------------------------------
+
+
+async def test_a_big_import_goes_to_the_bulk_lane_and_a_small_one_to_the_interactive_lane(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    isolation.migrate(("ingest",))
+    org = organizer()
+    async with running_ingest(ingest_settings(isolation, tmp_path, bulk_rows=2), isolation) as ingest:
+        big = await ingest.upload(org, "email\na@example.com\nb@example.com\nc@example.com\n")
+        small = await ingest.upload(org, "email\nd@example.com\ne@example.com\n")
+        json_import = await ingest.client.post(
+            "/v1/imports", headers={**ingest.auth(org), "Content-Type": "application/json"},
+            content=json.dumps([{"email": "f@example.com"}, {"email": "g@example.com"}]).encode(),
+        )
+        assert json_import.status_code == 202
+
+        bulk = await consume_until(
+            isolation.kafka_bootstrap, isolation.topic(topics.BULK_IMPORT_ROWS), lambda seen: len(seen) >= 3
+        )
+        interactive = await consume_until(
+            isolation.kafka_bootstrap, isolation.topic(topics.IMPORT_ROWS), lambda seen: len(seen) >= 4
+        )
+
+    assert {c.event.import_id for c in bulk} == {big}  # type: ignore[union-attr]
+    assert [c.event.import_id for c in interactive].count(small) == 2  # type: ignore[union-attr]
+    assert big not in {c.event.import_id for c in interactive}  # type: ignore[union-attr]

@@ -52,7 +52,7 @@ async def measure(path: Path, *, bootstrap: str, batch_size: int) -> dict[str, f
         partitions = sorted(await producer.partitions_for(topic))
         cpu, wall = time.process_time(), time.perf_counter()
         rows = await asyncio.to_thread(CsvRows, path)
-        events = RowEvents(import_id="5f0c8b6e-8e1d-4d7e-9d36-0d7a1c2b3e4f", organizer_id="measure",
+        events = RowEvents(import_id="5f0c8b6e-8e1d-4d7e-9d36-0d7a1c2b3e4f", organizer_id="measure", topic=topic,
                            partitions=partitions, new_batch=producer.create_batch)
         published = rejected = 0
         done = False

@@ -40,7 +40,9 @@ def new_batch() -> BatchBuilder:
 
 
 def events() -> RowEvents:
-    return RowEvents(import_id=IMPORT_ID, organizer_id="org-1", partitions=PARTITIONS, new_batch=new_batch)
+    return RowEvents(
+        import_id=IMPORT_ID, organizer_id="org-1", topic="rows", partitions=PARTITIONS, new_batch=new_batch
+    )
 
 
 @given(import_id=st.uuids().map(str), row_number=st.integers(min_value=1, max_value=2**31 - 1))
@@ -94,7 +96,8 @@ class SmallBatch:
 
 def test_rows_go_into_record_batches_per_partition_in_row_order_and_full_batches_are_closed() -> None:
     rows = [ValidRow(n, f"p{n}@example.com", f"p{n}@example.com") for n in range(1, 301)]
-    small = RowEvents(import_id=IMPORT_ID, organizer_id="org-1", partitions=PARTITIONS, new_batch=SmallBatch)
+    small = RowEvents(import_id=IMPORT_ID, organizer_id="org-1", topic="rows", partitions=PARTITIONS,
+                      new_batch=SmallBatch)
 
     batches = small.batches(rows)
 

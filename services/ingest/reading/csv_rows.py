@@ -40,7 +40,7 @@ class CsvRows:
     ) -> None:
         self._skip_through = skip_through
         fmt = (inspection or inspect_file(path, limits=limits)).format
-        survey(path, fmt, limits)  # refuses the file before any row is handed on
+        self.expected_rows = survey(path, fmt, limits)  # refuses the file before any row is handed on
         self._records = Records(path.open(encoding=fmt.encoding, errors=STRAY_BYTES, newline=""), fmt)
         self._row_number = 0
         self.total_rows = 0

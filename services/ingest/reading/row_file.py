@@ -29,7 +29,7 @@ class RowFile:
         self._rows = decode_rows(path.read_bytes())  # bounded by the request's byte and count limits
         self._next = 0
         self._skip_through = skip_through
-        self.total_rows = len(self._rows)
+        self.total_rows = self.expected_rows = len(self._rows)
 
     def next_batch(self, size: int) -> RowBatch:
         batch = RowBatch()

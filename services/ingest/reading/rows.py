@@ -72,6 +72,9 @@ class RowSource(Protocol):
     total_rows: int
     """Rows read so far (after the last batch: the file's total)."""
 
+    expected_rows: int
+    """The file's rows, known before any is handed on."""
+
     def next_batch(self, size: int) -> RowBatch: ...
 
     def close(self) -> None: ...
