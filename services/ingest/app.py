@@ -77,8 +77,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
         async with (
             running(
-                service=SERVICE, bootstrap_servers=platform.kafka_bootstrap_servers, topic_prefix=prefix,
-                engine=engine, broker=broker, relay_sources=[OutboxSource()], db_schema=settings.db_schema,
+                service=SERVICE, platform=platform, engine=engine, broker=broker, relay_sources=[OutboxSource()],
+                db_schema=settings.db_schema,
             ) as started,
             jobs.running(started.producer),
             mcp.session_manager.run(),

@@ -59,7 +59,7 @@ async def measure(path: Path, *, bootstrap: str, batch_size: int) -> dict[str, f
         while not done:
             batch = await asyncio.to_thread(rows.next_batch, batch_size)
             built = await asyncio.to_thread(events.batches, batch.valid)
-            sent = [await producer.send_batch(records, topic, partition=p) for p, records in built]
+            sent = [await producer.send_batch(records, topic, partition=p) for p, records, _ in built]
             await asyncio.gather(*sent)
             published += len(batch.valid)
             rejected += len(batch.rejected)
