@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,11 +118,13 @@ def operations_router(
     consumed_topics: list[str],
     messaging: Messaging | None = None,
     bootstrap_servers: str | None = None,
+    details: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> APIRouter:
     """Health, metrics and AsyncAPI routes of ``service``. ``messaging``: a service on the old plumbing. Without
     it, the service's lifespan yields ``{"running": shared.lifecycle.Running}`` and the routes read it from the
     request state. ``group`` and ``consumed_topics`` are reported by readiness; their lag is the lag monitor's
-    job (``services.monitor``), which keeps reporting it when this service is down."""
+    job (``services.monitor``), which keeps reporting it when this service is down. ``details``: what else a
+    ready service reports about itself (such as work that is stuck, and why), merged into the readiness answer."""
     servers = messaging.bootstrap_servers if messaging is not None else bootstrap_servers or ""
     broker = BrokerCheck(servers)
     relayed = {"seen": 0}
@@ -160,7 +163,8 @@ def operations_router(
             reason = "; ".join(f"{name}: {error}" for name, error in (("database", database), ("broker", kafka))
                                if error)
             return {"status": "unavailable", "service": service, "reason": reason}
-        return {"status": "ok", "service": service, "group": group, "topics": consumed_topics}
+        extra = await details() if details is not None else {}
+        return {"status": "ok", "service": service, "group": group, "topics": consumed_topics, **extra}
 
     @router.get("/metrics")
     async def prometheus_metrics(request: Request) -> Response:

@@ -8,18 +8,28 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.ingest.api import import_routes
 from services.ingest.config import IngestSettings
 from services.ingest.handlers import IngestTopics, register
-from services.ingest.json_intake import JsonImports
+from services.ingest.importer import Importer
+from services.ingest.intake import imports_api, mapping_api, upload_api
+from services.ingest.intake.dependencies import Intake, provide
+from services.ingest.intake.guards import SMALL_BODY_BYTES, BodyLimit, short_validation_errors
+from services.ingest.intake.json_imports import JsonImports
+from services.ingest.intake.uploads import Uploads
+from services.ingest.jobs import ImportJobs
 from services.ingest.mcp_server import ServiceImports, build_server, http_app
-from services.ingest.processing import Importer
 from shared import topics
+from shared.consumer import Delivery
+from shared.db import create_engine
 from shared.http import operations_router
-from shared.runtime import build_plumbing, running
+from shared.kafka import create_broker
+from shared.lifecycle import Running, relay_channel, running
+from shared.logging import configure_logging
+from shared.relay import OutboxSource
 
 SERVICE = "ingest"
 WEB_DIR = Path(__file__).parent / "web"
@@ -28,47 +38,63 @@ WEB_DIR = Path(__file__).parent / "web"
 
 def create_app(settings: IngestSettings) -> FastAPI:
     platform = settings.platform
-    plumbing = build_plumbing(
-        service=SERVICE, platform=platform, db_schema=settings.db_schema, description="import tracking"
-    )
-    engine, messaging, broker = plumbing.engine, plumbing.messaging, plumbing.broker
+    configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
+    engine = create_engine(platform.database_url, schema=settings.db_schema)
+    broker = create_broker(platform.kafka_bootstrap_servers, description="import tracking")
     prefix = platform.topic_prefix
     ingest_topics = IngestTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
+        bulk_import_rows=topics.BULK_IMPORT_ROWS.qualified(prefix),
         row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
         dead_letters=topics.dead_letter_topic(SERVICE).qualified(prefix),
     )
-    register(broker, engine=engine, messaging=messaging, topics=ingest_topics, group=settings.consumer_group)
+    delivery = Delivery(
+        service=SERVICE, group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
+        channel=relay_channel(settings.db_schema),
+    )
+    register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(
-        engine=engine,
-        messaging=messaging,
-        topic=ingest_topics.import_rows,
-        data_dir=settings.data_dir,
-        batch_size=settings.publish_batch_size,
-        parallel=settings.max_parallel_imports,
-        limits=settings.file_limits(),
+        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, topic=ingest_topics.import_rows,
+        bulk_topic=ingest_topics.bulk_import_rows, bulk_rows=settings.bulk_rows, data_dir=settings.data_dir,
+        batch_size=settings.publish_batch_size, limits=settings.file_limits(),
+    )
+    jobs = ImportJobs(
+        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, importer=importer,
+        parallel=settings.max_parallel_imports, sweep_seconds=settings.sweep_seconds,
+        answer_deadline_seconds=settings.answer_deadline_seconds, upload_expiry_seconds=settings.upload_expiry_seconds,
+        broker_check_seconds=settings.broker_check_seconds,
     )
     json_imports = JsonImports(
-        engine=engine, importer=importer, limits=settings.file_limits(), max_contacts=settings.max_json_contacts,
+        engine=engine, jobs=jobs, max_contacts=settings.max_json_contacts,
         max_bytes=settings.max_json_bytes,
     )
+    uploads = Uploads(engine=engine, importer=importer, jobs=jobs, max_upload_bytes=settings.max_upload_bytes)
     mcp = build_server(ServiceImports(engine=engine, json_imports=json_imports))
     mcp_app = http_app(mcp, auth_secret=platform.auth_secret.get_secret_value())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
         await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
-        async with running(messaging, broker, service=SERVICE), mcp.session_manager.run():
-            await importer.resume()
-            try:
-                yield
-            finally:
-                await importer.stop()
+        async with (
+            running(
+                service=SERVICE, platform=platform, engine=engine, broker=broker, relay_sources=[OutboxSource()],
+                db_schema=settings.db_schema,
+            ) as started,
+            jobs.running(started.producer),
+            mcp.session_manager.run(),
+        ):
+            yield {"running": started}
+
+    def body_limit(method: str, path: str) -> int | None:
+        if method == "POST" and path.rstrip("/") == "/v1/imports":
+            return None  # uploads and JSON contacts: limited as they stream in (see intake/)
+        return settings.max_json_bytes + SMALL_BODY_BYTES if path.startswith("/mcp") else SMALL_BODY_BYTES
 
     app = FastAPI(title="Kagibag Contacts: ingest", lifespan=lifespan)
-    app.state.auth_secret = platform.auth_secret.get_secret_value()
-    app.state.importer = importer
-    app.state.json_imports = json_imports
+    app.add_middleware(BodyLimit, limit_of=body_limit)
+    app.add_exception_handler(RequestValidationError, short_validation_errors)
+    app.state.auth_secret = platform.auth_secret.get_secret_value()  # read by shared.auth's token dependency
+    provide(app, Intake(engine=engine, jobs=jobs, uploads=uploads, json_imports=json_imports))
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
     app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
@@ -76,16 +102,16 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse("/app/")
 
-    app.include_router(
-        import_routes(engine=engine, importer=importer, max_upload_bytes=settings.max_upload_bytes)
-    )
+    for router in (upload_api.router, imports_api.router, mapping_api.router):
+        app.include_router(router)
     app.include_router(
         operations_router(
             service=SERVICE,
             engine=engine,
-            messaging=messaging,
             group=settings.consumer_group,
+            bootstrap_servers=platform.kafka_bootstrap_servers,
             consumed_topics=[ingest_topics.row_outcomes],
+            details=jobs.readiness,
         )
     )
     return app

@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -16,10 +17,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from shared.outbox import outbox_table
-from shared.tracking import processed_messages_table
+from shared.outbox_batches import outbox_batches_table
+from shared.positions import consumer_positions_table
 
 metadata = MetaData()
 
@@ -46,6 +47,11 @@ imports = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("idempotency_key", Text, comment="the Idempotency-Key of the API request that created it"),
     Column("request_fingerprint", Text, comment="hash of that request's body, to refuse a reused key"),
+    Column("progress_at", DateTime(timezone=True), comment="the last row handed on or answered"),
+    Column("republished_at", DateTime(timezone=True), comment="when the unanswered rows were published again"),
+    Column("timed_out_at", DateTime(timezone=True), comment="when the import gave up waiting for answers"),
+    Column("republished_rows", JSONB, comment="the rows published again, as [first, last] ranges (at most 1,000)"),
+    Column("rows_marker", Text, comment="where the last batch of rows landed: is the broker's log still that one?"),
     CheckConstraint(
         "status IN ('uploaded', 'parsing', 'processing', 'processed', 'error')", name="imports_status_check"
     ),
@@ -56,22 +62,49 @@ imports = Table(
     ),
 )
 
-import_rows = Table(
-    "import_rows",
+import_row_blocks = Table(
+    "import_row_blocks",
+    metadata,
+    Column(
+        "import_id", UUID(as_uuid=False), ForeignKey("imports.import_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("block", Integer, nullable=False, comment="rows 1024 * block + 1 to 1024 * (block + 1)"),
+    Column(
+        "outcomes", LargeBinary, nullable=False, comment="one byte per row: 0 none yet, 1 created, 2 matched, 3 error"
+    ),
+    Column("contact_ids", ARRAY(Text), nullable=False, comment="the resolved contact per row (null: none)"),
+    Column("created", Integer, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    PrimaryKeyConstraint("import_id", "block"),
+)
+"""Each row's outcome, 1,024 rows to a table row: a million-row import is under a thousand rows here."""
+
+import_row_errors = Table(
+    "import_row_errors",
     metadata,
     Column(
         "import_id", UUID(as_uuid=False), ForeignKey("imports.import_id", ondelete="CASCADE"), nullable=False
     ),
     Column("row_number", Integer, nullable=False),
-    Column("outcome", Text, nullable=False),
-    Column("contact_id", Text),
-    Column("error_code", Text),
+    Column("error_code", Text, nullable=False),
     Column("error_message", Text),
-    Column("cells", JSONB),
+    Column("cells", JSONB, comment="the row as read, when ingest refused it"),
     PrimaryKeyConstraint("import_id", "row_number"),
-    CheckConstraint("outcome IN ('created', 'matched', 'error')", name="import_rows_outcome_check"),
-    Index("import_rows_by_outcome", "import_id", "outcome", "row_number"),
 )
+"""Why each failed row failed (its outcome is also in its block)."""
 
-outbox = outbox_table(metadata)
-processed_messages = processed_messages_table(metadata)
+import_files = Table(
+    "import_files",
+    metadata,
+    Column(
+        "import_id", UUID(as_uuid=False), ForeignKey("imports.import_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False, comment="up to 1 MiB of the file (STORAGE EXTERNAL: not compressed)"),
+    PrimaryKeyConstraint("import_id", "seq"),
+)
+"""The import's file (an upload, or a JSON import's rows) while it may still be read, by any instance."""
+
+outbox_batches = outbox_batches_table(metadata)
+consumer_positions = consumer_positions_table(metadata)

@@ -1,12 +1,14 @@
-"""ingest's subscriber: decode a batch of row outcomes from identity and count them into their imports in one
-transaction; what cannot be decoded goes to ingest's dead-letter topic through the outbox."""
+"""ingest's subscriber: identity's row outcomes, decoded with the fast codec and counted into their imports in one
+transaction that also stores the group's positions; what can never be stored goes to ingest's dead-letter
+topic through the outbox."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import msgspec
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -16,91 +18,113 @@ from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import store
-from shared.envelope import Envelope
-from shared.events import ImportRowsProcessedV1
-from shared.inbox import DecodedBatch, claim_batch, decode_batch
-from shared.kafka import UndecodableMessage, batch_subscriber, decode, describe_batch, raw_records
-from shared.outbox import enqueue
-from shared.runtime import Messaging
+from services.ingest import outcomes
+from shared import metrics, wire
+from shared.consumer import Delivery, batch_subscriber, describe_batch, header, raw_records
+from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
+from shared.outbox_batches import enqueue
+from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
 MAX_ROW_NUMBER = 2**31 - 1
 MAX_ATTEMPTS = 5
+ANSWER_TYPE = wire.TYPE_OF_STRUCT[wire.ImportRowsProcessed]
+_answers = wire.Decoder((wire.ImportRowsProcessed,))
 
 
 @dataclass(frozen=True)
 class IngestTopics:
     import_rows: str
+    bulk_import_rows: str
     row_outcomes: str
     dead_letters: str
 
 
-def check_storable(event: ImportRowsProcessedV1, *, known_ids: set[str]) -> None:
+@dataclass
+class Answers:
+    """A batch of outcome messages as decoded, and the dead letters of what cannot be stored."""
+
+    messages: list[wire.ImportRowsProcessed] = field(default_factory=list)
+    dead_letters: list[OutgoingMessage] = field(default_factory=list)
+
+
+def check_storable(message: wire.ImportRowsProcessed, *, known_ids: set[str]) -> None:
     """Refuse (``UndecodableMessage``) a message of outcomes ingest cannot store: beyond the contract, the
     import id must be a UUID and every row number fit the table, or the batch's transaction would fail on every
     redelivery. One bad row refuses the whole message: its rows are stored together or not at all.
     ``known_ids`` holds the import ids already checked (a batch's messages mostly share a few)."""
-    if event.import_id not in known_ids:
+    if message.import_id not in known_ids:
         try:
-            uuid.UUID(event.import_id)
+            uuid.UUID(message.import_id)
         except ValueError as error:
-            problem = f"import_id {event.import_id!r} is not a UUID"
+            problem = f"import_id {message.import_id[:100]!r} is not a UUID"
             raise UndecodableMessage("INVALID_PAYLOAD", problem) from error
-        known_ids.add(event.import_id)
-    out_of_range = [row.row_number for row in event.rows if not 1 <= row.row_number <= MAX_ROW_NUMBER]
+        known_ids.add(message.import_id)
+    out_of_range = [row.row_number for row in message.rows if not 1 <= row.row_number <= MAX_ROW_NUMBER]
     if out_of_range:
         shown = ", ".join(map(str, out_of_range[:5])) + (", ..." if len(out_of_range) > 5 else "")
         problem = (
             f"row_number {shown} is out of range (1..{MAX_ROW_NUMBER}) in {len(out_of_range)} of the "
-            f"message's {len(event.rows)} rows; none of its rows is stored"
+            f"message's {len(message.rows)} rows; none of its rows is stored"
         )
         raise UndecodableMessage("INVALID_PAYLOAD", problem)
 
 
-def decode_outcome(record: ConsumerRecord, *, known_ids: set[str]) -> tuple[Envelope, ImportRowsProcessedV1]:
-    """One record: a message of outcomes ingest can store, or ``UndecodableMessage`` (see ``check_storable``)."""
-    envelope, event = decode(record, (ImportRowsProcessedV1,))
-    assert isinstance(event, ImportRowsProcessedV1)
-    check_storable(event, known_ids=known_ids)
-    return envelope, event
-
-
-def decode_outcomes(records: Sequence[ConsumerRecord]) -> DecodedBatch[ImportRowsProcessedV1]:
-    """``shared.inbox.decode_batch`` with ingest's own checks on top (see ``check_storable``)."""
+def take_in(records: Sequence[ConsumerRecord], *, dead_letter_topic: str) -> Answers:
+    """Decode a batch of outcome messages; a record without ``ce_id``/``ce_type``/``ce_source``, of another
+    type, with bytes that are not the event, or that cannot be stored (``check_storable``) is a dead letter."""
+    answers = Answers()
     known_ids: set[str] = set()
-    return decode_batch(
-        records, (ImportRowsProcessedV1,), validate=lambda event: check_storable(event, known_ids=known_ids)
-    )
+    for record in records:
+        try:
+            for required in ("ce_id", "ce_source"):
+                if header(record, required) is None:
+                    raise UndecodableMessage("BAD_ENVELOPE", f"missing header {required}")
+            event_type = (header(record, "ce_type") or b"").decode(errors="replace")
+            if not event_type:
+                raise UndecodableMessage("BAD_ENVELOPE", "missing header ce_type")
+            if event_type != ANSWER_TYPE:
+                unexpected = f"type {event_type[:200]!r} is not accepted on {record.topic}"
+                raise UndecodableMessage("UNEXPECTED_TYPE", unexpected)
+            message = _answers.decode(event_type, record.value or b"")
+            check_storable(message, known_ids=known_ids)
+            answers.messages.append(message)
+        except UndecodableMessage as error:
+            answers.dead_letters.append(dead_letter(record, error, topic=dead_letter_topic))
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeError, ValueError) as error:
+            problem = UndecodableMessage("INVALID_PAYLOAD", str(error))
+            answers.dead_letters.append(dead_letter(record, problem, topic=dead_letter_topic))
+    return answers
 
 
 @dataclass(frozen=True)
 class Applied:
     messages: int
     rows: int
-    dead_lettered: int
-    finished: list[store.Progress]
+    dead_letters: list[OutgoingMessage]
+    finished: list[outcomes.Progress]
 
 
-async def count_outcomes(
-    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IngestTopics, consumer: str
+async def apply_answers(
+    engine: AsyncEngine, records: Sequence[ConsumerRecord], *, topics: IngestTopics, delivery: Delivery
 ) -> Applied:
-    """Apply a batch exactly once in effect: the tracking records, the rows of every fresh message, the
-    counters and the dead letters are written in one transaction, and messages already recorded are skipped
-    (a row repeated in a later message is skipped by the rows' primary key)."""
-    batch = decode_outcomes(records)
+    """Apply a batch exactly once in effect: the group's positions, the outcomes and the dead letters are
+    written in one transaction; a redelivered batch is skipped by its offsets, and a row answered again in a
+    later message keeps its first outcome."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
-                claimed = await claim_batch(conn, batch, consumer=consumer, dead_letter_topic=topics.dead_letters)
-                fresh = [message for _, message in claimed.fresh]
-                progress = await store.record_outcomes(conn, fresh)
-                await enqueue(conn, claimed.dead_letters)
+                fresh = await claim_positions(
+                    conn, group=delivery.group, records=records, bootstrap_servers=delivery.bootstrap_servers
+                )
+                answers = take_in(fresh, dead_letter_topic=topics.dead_letters)
+                progress = await outcomes.count_outcomes(conn, answers.messages)
+                await enqueue(conn, answers.dead_letters, channel=delivery.channel)
             return Applied(
-                messages=len(fresh),
-                rows=sum(len(message.rows) for message in fresh),
-                dead_lettered=len(claimed.dead_letters),
+                messages=len(answers.messages),
+                rows=sum(len(message.rows) for message in answers.messages),
+                dead_letters=answers.dead_letters,
                 finished=[item for item in progress if item.finished_now],
             )
         except DBAPIError as error:
@@ -112,27 +136,29 @@ async def count_outcomes(
     raise AssertionError("unreachable")
 
 
-def register(
-    broker: KafkaBroker, *, engine: AsyncEngine, messaging: Messaging, topics: IngestTopics, group: str
-) -> None:
+def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery) -> None:
     """Subscribe ingest to identity's row outcomes."""
 
     @batch_subscriber(
         broker,
-        topic=topics.row_outcomes,
-        group_id=group,
+        topics=(topics.row_outcomes,),
+        group_id=delivery.group,
+        engine=engine,
+        bootstrap_servers=delivery.bootstrap_servers,
+        service=delivery.service,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        description="Count identity's row outcomes (one message per import per identity batch) into their "
-        "imports and finish the imports whose every row has one. Committed after the batch's transaction; a "
-        "redelivered message is skipped by its tracking record, and a row already stored keeps its first "
-        "outcome when it comes again in a later message, so counts stay exact.",
+        description="Count identity's row outcomes (one message per import and rows partition per identity batch) "
+        "into their imports and finish the imports whose every row has one. The group's positions are stored with "
+        "the batch's effect; a row already answered keeps its first outcome when it comes again, so counts stay "
+        "exact.",
     )
     async def on_import_rows_processed(msg: KafkaMessage) -> None:
         records = raw_records(msg)
-        applied = await count_outcomes(engine, records, topics=topics, consumer=group)
-        if applied.dead_lettered:
-            messaging.wake_relay()
-            log.warning("row_outcomes.dead_lettered", dead_lettered=applied.dead_lettered, **describe_batch(records))
+        applied = await apply_answers(engine, records, topics=topics, delivery=delivery)
+        if applied.dead_letters:
+            metrics.dead_letters_sent(delivery.service, applied.dead_letters)
+            log.warning("row_outcomes.dead_lettered", dead_lettered=len(applied.dead_letters),
+                        **describe_batch(records))
         for item in applied.finished:
             log.info("import.finished", import_id=item.import_id, correlation_id=item.import_id,
                      status=item.status, total_rows=item.total_rows, errors=item.errors)

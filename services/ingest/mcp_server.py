@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 
 from services.ingest import store
 from services.ingest.domain import Status
-from services.ingest.json_import import JSON_KEYS, JsonRefused, canonical_body, fingerprint
-from services.ingest.json_intake import SOURCE_HEADER, IdempotencyConflict, JsonImports
+from services.ingest.intake.json_imports import SOURCE_HEADER, IdempotencyConflict, JsonImports
+from services.ingest.reading.json_rows import JSON_KEYS, JsonRefused, canonical_body, fingerprint
 from shared.auth import InvalidToken, organizer_of
 
 SERVER_NAME = "kagibag-contacts"
@@ -176,6 +176,8 @@ def http_app(server: MCPServer[Any], *, auth_secret: str) -> ASGIApp:
             return
         try:
             organizer = organizer_of(secret=auth_secret, token=token.strip())
+            if not organizer.isprintable():
+                raise InvalidToken("organizer_id has control characters")
         except InvalidToken as error:
             await _unauthorized(f"invalid token: {error}")(scope, receive, send)
             return

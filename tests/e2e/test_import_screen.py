@@ -223,7 +223,7 @@ async def test_rows_with_errors_are_listed_after_the_import(screen: Screen, page
 async def test_a_file_refused_as_a_whole_shows_why(screen: Screen, page: Page) -> None:
     org = organizer()
     async with screenshot_on_failure(page, "refused-file"):
-        await page.goto(f"{screen.ingest}/app/?token={screen.token(org)}")
+        await page.goto(f"{screen.ingest}/app/#token={screen.token(org)}")
         await upload(page, "header-only.csv", b"email,first_name\n")
 
         await expect(page.locator("#summary-status")).to_have_text("error")
@@ -249,3 +249,15 @@ async def test_a_hubspot_export_is_recognized_and_mapped(screen: Screen, page: P
         ):
             await expect(field_of(page, column)).to_have_value(field)
         await expect(page.locator("#reason-3")).to_have_text("HubSpot column, 99% sure")
+
+
+async def test_the_page_never_takes_a_token_from_the_query_string(screen: Screen, page: Page) -> None:
+    """A token in the query string has already gone to the server and into logs and history: the page does not
+    use it, and takes it out of the address bar."""
+    org = organizer()
+    async with screenshot_on_failure(page, "token-in-query"):
+        await page.goto(f"{screen.ingest}/app/?token={screen.token(org)}")
+
+        await expect(page.locator("#token-state")).to_have_text("No token yet.")
+        assert "token" not in page.url
+        assert await page.evaluate("sessionStorage.length") == 0

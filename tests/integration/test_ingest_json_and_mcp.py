@@ -21,7 +21,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.requests import Request
 
-from services.ingest.json_intake import read_body
+from services.ingest.intake.json_imports import read_body
 from shared import topics
 from shared.auth import mint_token
 from shared.events import ImportRowReceivedV1

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.ingest.domain import MAX_FIELD_LENGTH
+from services.ingest.reading.checks import MAX_FIELD_LENGTH
 from shared.events import ImportRowReceivedV1
-from tests.integration.test_ingest_service import Ingest, ingest_settings, organizer, running_ingest
+from tests.support.ingest_app import Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
 
 pytestmark = pytest.mark.integration

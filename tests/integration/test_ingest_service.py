@@ -5,29 +5,27 @@ groups them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import csv
+import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from services.ingest.app import create_app
-from services.ingest.config import IngestSettings
-from services.ingest.reading import row_event_id
+from services.ingest import row_pages
+from services.ingest.importer import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
-from shared.auth import mint_token
-from shared.envelope import Envelope
-from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow, RowOutcome
+from shared.db import create_engine
+from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
 from shared.kafka import OutgoingMessage, encode
+from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
-from tests.support.kafka import Consumed, consume_until, envelope_for, publish
+from tests.support.kafka import consume_until, envelope_for
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,131 +39,6 @@ FOUR_ROWS = (
 )
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One row event and identity's outcome for it."""
-
-    row: Consumed
-    processed: ProcessedRow
-
-
-@dataclass
-class Ingest:
-    """The running app, its settings, and helpers that speak to it as organizers and as identity."""
-
-    client: httpx.AsyncClient
-    settings: IngestSettings
-    isolation: Isolation
-
-    def auth(self, organizer_id: str) -> dict[str, str]:
-        token = mint_token(secret=self.isolation.auth_secret, organizer_id=organizer_id, ttl_seconds=600)
-        return {"Authorization": f"Bearer {token}"}
-
-    async def upload(
-        self, organizer_id: str, content: str | bytes, *, filename: str = "contacts.csv", auto_start: bool = True,
-        expect: str = "parsing",
-    ) -> str:
-        """Upload a file; by default it starts at once with the proposed mapping (``auto_start``)."""
-        response = await self.client.post(
-            "/v1/imports", headers=self.auth(organizer_id), files={"file": (filename, content, "text/csv")},
-            params={"auto_start": "true"} if auto_start else {},
-        )
-        assert response.status_code == 202, response.text
-        body = response.json()
-        assert body["status"] == expect
-        return str(body["import_id"])
-
-    async def get(self, organizer_id: str, import_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/imports/{import_id}", headers=self.auth(organizer_id))
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    async def wait_for(self, organizer_id: str, import_id: str, *statuses: str) -> dict[str, Any]:
-        async def reached() -> dict[str, Any]:
-            current = await self.get(organizer_id, import_id)
-            return current if current["status"] in statuses else {}
-
-        return await wait_until(reached, timeout=30, description=f"import {import_id} in {statuses}")
-
-    async def wait_counted(self, organizer_id: str, import_id: str, processed: int) -> dict[str, Any]:
-        """The import once ``processed`` of its rows have an outcome."""
-
-        async def counted() -> dict[str, Any]:
-            current = await self.get(organizer_id, import_id)
-            return current if current["processed_rows"] == processed else {}
-
-        return await wait_until(counted, timeout=30, description=f"{processed} rows of {import_id} counted")
-
-    async def rows(self, organizer_id: str, import_id: str, **params: Any) -> list[dict[str, Any]]:
-        response = await self.client.get(
-            f"/v1/imports/{import_id}/rows", headers=self.auth(organizer_id), params=params
-        )
-        assert response.status_code == 200, response.text
-        return list(response.json()["items"])
-
-    async def published_rows(self, import_id: str, count: int) -> list[Consumed]:
-        """The row events of ``import_id`` on the import-rows topic in row order, once ``count`` are there."""
-
-        def mine(seen: list[Consumed]) -> list[Consumed]:
-            return [
-                c for c in seen if isinstance(c.event, ImportRowReceivedV1) and c.event.import_id == import_id
-            ]
-
-        seen = await consume_until(
-            self.isolation.kafka_bootstrap,
-            self.isolation.topic(topics.IMPORT_ROWS),
-            lambda seen: len(mine(seen)) >= count,
-        )
-        return sorted(mine(seen), key=lambda c: c.event.row_number)  # type: ignore[union-attr]
-
-    async def answer(self, messages: Sequence[OutgoingMessage]) -> None:
-        await publish(self.isolation.kafka_bootstrap, messages)
-
-    def processed(self, row: Consumed, outcome: RowOutcome, *, contact_id: str | None = None,
-                  error_code: str | None = None) -> Answer:
-        """What identity did with one row event."""
-        assert isinstance(row.event, ImportRowReceivedV1)
-        processed = ProcessedRow(
-            row_number=row.event.row_number,
-            outcome=outcome, contact_id=contact_id or (str(uuid.uuid4()) if outcome != "error" else None),
-            error_code=error_code, error_message="refused by identity" if error_code else None,
-        )
-        return Answer(row, processed)
-
-    def outcomes(self, *answers: Answer, envelope: Envelope | None = None) -> list[OutgoingMessage]:
-        """Identity's answer to a batch of row events: one message per import with its rows in the order
-        given, caused by its first row event (a fresh envelope unless one is given, as on redelivery)."""
-        by_import: dict[str, list[Answer]] = {}
-        for answer in answers:
-            received = answer.row.event
-            assert isinstance(received, ImportRowReceivedV1) and answer.row.envelope is not None
-            by_import.setdefault(received.import_id, []).append(answer)
-        messages = []
-        for import_id, group in by_import.items():
-            first = group[0].row
-            assert isinstance(first.event, ImportRowReceivedV1) and first.envelope is not None
-            event = ImportRowsProcessedV1(
-                import_id=import_id, organizer_id=first.event.organizer_id, rows=[a.processed for a in group]
-            )
-            caused = envelope or first.envelope.caused(
-                type=event.TYPE, source="kagibag-contacts/identity", subject=import_id
-            )
-            messages.append(encode(event, caused, topic=self.isolation.topic(topics.IMPORT_ROW_OUTCOMES),
-                                   key=import_id))
-        return messages
-
-
-def ingest_settings(isolation: Isolation, data_dir: Path, **overrides: Any) -> IngestSettings:
-    platform = isolation.platform_settings(environment="development", log_format="json")
-    return IngestSettings(
-        db_schema=isolation.schema("ingest"),
-        consumer_group=isolation.consumer_group("ingest"),
-        data_dir=data_dir,
-        platform=platform,
-        **overrides,
-    )
-
-
 @pytest.fixture(scope="module")
 def shared_isolation(database_url: str, kafka_bootstrap: str) -> Any:
     """One app for the module (starting one costs seconds): tests keep apart by organizer and import ids."""
@@ -175,45 +48,14 @@ def shared_isolation(database_url: str, kafka_bootstrap: str) -> Any:
     isolated.drop_schemas()
 
 
-@contextlib.asynccontextmanager
-async def running_ingest(settings: IngestSettings, isolation: Isolation) -> AsyncIterator[Ingest]:
-    """The app between its start-up and shut-down. The lifespan runs in a task of its own, as under a server:
-    a module-scoped fixture is torn down in another task than it was set up in, and the MCP session manager's
-    task group must be left in the task that entered it."""
-    app = create_app(settings)
-    started, stopping = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        async with app.router.lifespan_context(app):
-            started.set()
-            await stopping.wait()
-
-    server = asyncio.create_task(serve(), name="ingest-lifespan")
-    waiting = asyncio.create_task(started.wait())
-    await asyncio.wait({server, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    if not started.is_set():
-        waiting.cancel()
-        await server  # start-up failed: raise its error
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
-            yield Ingest(client=client, settings=settings, isolation=isolation)
-    finally:
-        stopping.set()
-        await server
-
-
 @pytest.fixture(scope="module")
 async def ingest(
     shared_isolation: Isolation, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Ingest]:
     uploads = tmp_path_factory.mktemp("uploads")
-    settings = ingest_settings(shared_isolation, uploads, max_upload_bytes=64 * 1024)
+    settings = ingest_settings(shared_isolation, uploads, max_upload_bytes=64 * 1024, sweep_seconds=0.5)
     async with running_ingest(settings, shared_isolation) as running:
         yield running
-
-
-def organizer() -> str:
-    return f"org-{uuid.uuid4().hex[:8]}"
 
 
 # --- the status flow ----------------------------------------------------------------------------------------
@@ -452,11 +294,58 @@ async def test_an_upload_must_be_a_multipart_file_field(ingest: Ingest) -> None:
     assert "'file'" in wrong_field.json()["detail"]
 
 
-async def test_the_uploaded_file_is_kept_on_disk_under_the_import_id(ingest: Ingest) -> None:
-    org = organizer()
-    import_id = await ingest.upload(org, FOUR_ROWS)
+def stored_file(ingest: Ingest, import_id: str) -> bytes:
+    with psycopg.connect(libpq_url(ingest.isolation.database_url)) as conn:
+        chunks = conn.execute(
+            f'SELECT data FROM "{ingest.isolation.schema("ingest")}".import_files WHERE import_id = %s ORDER BY seq',
+            (import_id,),
+        ).fetchall()
+    return b"".join(chunk for (chunk,) in chunks)
 
-    assert (ingest.settings.data_dir / f"{import_id}.csv").read_text() == FOUR_ROWS
+
+async def test_an_upload_is_kept_in_postgresql_until_it_is_deleted(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, FOUR_ROWS, auto_start=False, expect="uploaded")
+
+    assert stored_file(ingest, import_id) == FOUR_ROWS.encode()
+    assert not (ingest.settings.data_dir / f"{import_id}.csv").exists(), "no copy left on this instance's disk"
+    other = await ingest.client.delete(f"/v1/imports/{import_id}", headers=ingest.auth(organizer()))
+    deleted = await ingest.client.delete(f"/v1/imports/{import_id}", headers=ingest.auth(org))
+    again = await ingest.client.delete(f"/v1/imports/{import_id}", headers=ingest.auth(org))
+
+    assert (other.status_code, deleted.status_code, again.status_code) == (404, 204, 404)
+    assert stored_file(ingest, import_id) == b""
+    assert (await ingest.client.get(f"/v1/imports/{import_id}", headers=ingest.auth(org))).status_code == 404
+
+
+async def test_a_started_import_cannot_be_deleted_and_its_file_goes_once_it_is_finished(ingest: Ingest) -> None:
+    org = organizer()
+    import_id = await ingest.upload(org, "email\na@example.com\n")
+    (row,) = await ingest.published_rows(import_id, 1)
+
+    refused = await ingest.client.delete(f"/v1/imports/{import_id}", headers=ingest.auth(org))
+    assert refused.status_code == 409
+    assert "started" in refused.json()["detail"]
+    assert stored_file(ingest, import_id) == b"email\na@example.com\n", "kept while its rows may be sent again"
+
+    await ingest.answer(ingest.outcomes(ingest.processed(row, "created")))
+    await ingest.wait_for(org, import_id, "processed")
+    await wait_until(lambda: stored_file(ingest, import_id) == b"", timeout=10, description="file deleted")
+
+
+async def test_an_upload_never_started_expires(isolation: Isolation, tmp_path: Path) -> None:
+    isolation.migrate(("ingest",))
+    org = organizer()
+    settings = ingest_settings(isolation, tmp_path, upload_expiry_seconds=1, sweep_seconds=0.2)
+    async with running_ingest(settings, isolation) as ingest:
+        import_id = await ingest.upload(org, FOUR_ROWS, auto_start=False, expect="uploaded")
+
+        expired = await ingest.wait_for(org, import_id, "error")
+        assert "not started within" in expired["error"] and "expired" in expired["error"]
+        await wait_until(lambda: stored_file(ingest, import_id) == b"", timeout=10, description="file deleted")
+        start = await ingest.client.post(f"/v1/imports/{import_id}/start", headers=ingest.auth(org))
+        assert start.status_code == 409
+        assert (await ingest.client.delete(f"/v1/imports/{import_id}", headers=ingest.auth(org))).status_code == 204
 
 
 # --- poison messages ----------------------------------------------------------------------------------------
@@ -514,16 +403,21 @@ async def test_a_message_with_a_row_number_out_of_range_is_dead_lettered_whole(i
 # --- crash recovery -----------------------------------------------------------------------------------------
 
 
+def store_file(conn: psycopg.Connection[Any], isolation: Isolation, import_id: str, content: bytes) -> None:
+    """The import's file as ingest keeps it: in PostgreSQL (one chunk here)."""
+    conn.execute(
+        f'INSERT INTO "{isolation.schema("ingest")}".import_files (import_id, seq, data) VALUES (%s, 0, %s)',
+        (import_id, content),
+    )
+
+
 async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
     isolation: Isolation, tmp_path: Path
 ) -> None:
-    """A crash left an import in ``parsing`` with rows 1-2 handed on (its checkpoint); the next start reads
-    the rest of the stored file and counts every row."""
+    """A crash left an import in ``parsing`` with rows 1-2 handed on (its checkpoint); the next start (of any
+    instance: the file is in PostgreSQL, none is on this one's disk) reads the rest and counts every row."""
     isolation.migrate(("ingest",))
     org, import_id = organizer(), str(uuid.uuid4())
-    (tmp_path / f"{import_id}.csv").write_text(
-        "email,first_name\n,Nobody\nb@example.com,B\nc@example.com,C\nd@example.com,D\n"
-    )
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
         conn.execute(
             f'INSERT INTO "{isolation.schema("ingest")}".imports '
@@ -531,10 +425,18 @@ async def test_an_import_interrupted_while_parsing_is_resumed_at_start_up(
             "VALUES (%s, %s, 'csv', 'x.csv', 'parsing', 2, 1, 1)",
             (import_id, org),
         )
+        store_file(conn, isolation, import_id, b"email,first_name\n,Nobody\nb@example.com,B\nc@example.com,C\n"
+                   b"d@example.com,D\n")
         conn.execute(
-            f'INSERT INTO "{isolation.schema("ingest")}".import_rows '
-            "(import_id, row_number, outcome, error_code, error_message, cells) "
-            "VALUES (%s, 1, 'error', 'MISSING_EMAIL', 'the email cell is empty', '[\"\", \"Nobody\"]')",
+            f'INSERT INTO "{isolation.schema("ingest")}".import_row_blocks '
+            "(import_id, block, outcomes, contact_ids, created, matched, errors) "
+            "VALUES (%s, 0, '\\x03', '{NULL}', 0, 0, 1)",
+            (import_id,),
+        )
+        conn.execute(
+            f'INSERT INTO "{isolation.schema("ingest")}".import_row_errors '
+            "(import_id, row_number, error_code, error_message, cells) "
+            "VALUES (%s, 1, 'MISSING_EMAIL', 'the email cell is empty', '[\"\", \"Nobody\"]')",
             (import_id,),
         )
 
@@ -572,8 +474,6 @@ async def test_at_start_up_only_started_imports_are_read_and_with_their_stored_m
     inspection = {"encoding": "utf-8", "delimiter": ",", "quotechar": '"', "header": ["Email", "Work email", "Name"],
                   "samples": [["jane@home.example", "jane@work.example", "Jane"]]}
     mapping = {"fields": {"email": 1, "first_name": 2}, "width": 3}
-    for import_id in (started_id, waiting_id):
-        (tmp_path / f"{import_id}.csv").write_text(content)
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
         for import_id, status, stored in ((started_id, "parsing", mapping), (waiting_id, "uploaded", None)):
             conn.execute(
@@ -582,6 +482,7 @@ async def test_at_start_up_only_started_imports_are_read_and_with_their_stored_m
                 "VALUES (%s, %s, 'csv', 'x.csv', %s, %s, %s)",
                 (import_id, org, status, json.dumps(inspection), json.dumps(stored) if stored else None),
             )
+            store_file(conn, isolation, import_id, content.encode())
 
     async with running_ingest(ingest_settings(isolation, tmp_path), isolation) as ingest:
         (row,) = await ingest.published_rows(started_id, 1)
@@ -589,3 +490,176 @@ async def test_at_start_up_only_started_imports_are_read_and_with_their_stored_m
         assert (row.event.email, row.event.first_name) == ("jane@work.example", "Jane")
         await ingest.wait_for(org, started_id, "processing")
         assert (await ingest.get(org, waiting_id))["status"] == "uploaded"
+
+
+# --- a million rows -----------------------------------------------------------------------------------------
+
+
+async def test_rows_of_a_million_row_import_are_paged_fast_by_outcome(ingest: Ingest) -> None:
+    """Outcomes of 1,000,000 rows as the counting stores them (every 10th row matched, every 100th an error),
+    written straight into the tables; any page, deep or filtered, reads a block or two."""
+    org, import_id, total = organizer(), str(uuid.uuid4()), 1_000_000
+    schema = ingest.isolation.schema("ingest")
+    code = "CASE WHEN mod(n, 100) = 0 THEN '03' WHEN mod(n, 10) = 0 THEN '02' ELSE '01' END"
+    with psycopg.connect(libpq_url(ingest.isolation.database_url)) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".imports (import_id, organizer_id, source, status, total_rows, processed_rows, '
+            "created, matched, errors) VALUES (%s, %s, 'csv', 'error', %s, %s, 891000, 99000, 10000)",
+            (import_id, org, total, total),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_blocks '
+            "(import_id, block, outcomes, contact_ids, created, matched, errors) "
+            f"SELECT %s, b, decode(string_agg({code}, '' ORDER BY n), 'hex'), "
+            "array_agg(CASE WHEN mod(n, 100) = 0 THEN NULL ELSE 'c-' || n END ORDER BY n), "
+            "count(*) FILTER (WHERE mod(n, 10) <> 0), count(*) FILTER (WHERE mod(n, 10) = 0 AND mod(n, 100) <> 0), "
+            "count(*) FILTER (WHERE mod(n, 100) = 0) "
+            "FROM (SELECT n, (n - 1) / 1024 AS b FROM generate_series(1, %s) AS n) AS r GROUP BY b",
+            (import_id, total),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_errors (import_id, row_number, error_code, error_message, cells) '
+            "SELECT %s, n, 'INVALID_EMAIL', 'bad', jsonb_build_array('row ' || n) "
+            "FROM generate_series(100, %s, 100) AS n",
+            (import_id, total),
+        )
+
+    async def page(**params: Any) -> tuple[dict[str, Any], float]:
+        began = asyncio.get_running_loop().time()
+        response = await ingest.client.get(
+            f"/v1/imports/{import_id}/rows", headers=ingest.auth(org), params=params
+        )
+        assert response.status_code == 200, response.text
+        return response.json(), asyncio.get_running_loop().time() - began
+
+    first, _ = await page(limit=3)
+    assert [(r["row_number"], r["outcome"], r["contact_id"]) for r in first["items"]] == [
+        (1, "created", "c-1"), (2, "created", "c-2"), (3, "created", "c-3")
+    ]
+    deep, deep_seconds = await page(after=899_998, limit=1000)
+    assert [r["row_number"] for r in deep["items"]] == list(range(899_999, 900_999))
+    failed = next(r for r in deep["items"] if r["row_number"] == 900_000)
+    assert (failed["outcome"], failed["error_code"], failed["cells"]) == ("error", "INVALID_EMAIL", ["row 900000"])
+    assert deep["next_after"] == 900_998
+    matched, matched_seconds = await page(outcome="matched", after=500_000, limit=1000)
+    assert [r["row_number"] for r in matched["items"]][:3] == [500_010, 500_020, 500_030]
+    assert len(matched["items"]) == 1000 and all(r["row_number"] % 100 for r in matched["items"])
+    errors, errors_seconds = await page(outcome="error", after=990_000, limit=1000)
+    assert [r["row_number"] for r in errors["items"]] == list(range(990_100, 1_000_001, 100))
+    assert errors["next_after"] is None
+    last, _ = await page(outcome="created", after=999_998)
+    assert [r["row_number"] for r in last["items"]] == [999_999] and last["next_after"] is None
+    assert max(deep_seconds, matched_seconds, errors_seconds) < 0.5, (deep_seconds, matched_seconds, errors_seconds)
+
+
+# --- the error file -----------------------------------------------------------------------------------------
+
+
+async def download(ingest: Ingest, org: str, import_id: str, **params: Any) -> list[list[str]]:
+    response = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org), params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == f'attachment; filename="import-{import_id}-errors.csv"'
+    text = response.content.decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text[1:], newline="")))
+    quoted = "\r\n".join(",".join('"' + cell.replace('"', '""') + '"' for cell in row) for row in rows) + "\r\n"
+    assert text[1:] == quoted, "every cell is quoted"
+    return rows
+
+
+async def test_the_failed_rows_download_as_a_csv_safe_in_a_spreadsheet(ingest: Ingest) -> None:
+    org = organizer()
+    content = (
+        "email,=cmd|' /C calc'!A0,phone\n"
+        ',"=HYPERLINK(""http://evil.example"",""click"")",+1 555 0100\n'
+        "not-an-email,@SUM(A1),-2+3\n"
+        'bad,"\tTabbed","\rReturned"\n'
+        "ok@example.com,Fine,1\n"
+        "fine@example.com,Fine,1\n"
+    )
+    import_id = await ingest.upload(org, content)
+    rows = await ingest.published_rows(import_id, 2)
+    await ingest.answer(ingest.outcomes(
+        ingest.processed(rows[0], "error", error_code="IDENTITY_REFUSED"), ingest.processed(rows[1], "created"),
+    ))
+    await ingest.wait_for(org, import_id, "error")
+
+    header, *failed = await download(ingest, org, import_id)
+
+    assert header == ["Row", "email", "'=cmd|' /C calc'!A0", "phone", "Error code", "Error message"]
+    assert [row[0] for row in failed] == ["1", "2", "3", "4"]
+    assert failed[0][:4] == ["1", "", '\'=HYPERLINK("http://evil.example","click")', "'+1 555 0100"]
+    assert failed[0][4:] == ["MISSING_EMAIL", "the email cell is empty"]
+    assert failed[1][:4] == ["2", "not-an-email", "'@SUM(A1)", "'-2+3"]
+    assert failed[1][4] == "INVALID_EMAIL"
+    assert failed[2][:4] == ["3", "bad", "'\tTabbed", "'\rReturned"]
+    assert failed[3] == ["4", "", "", "", "IDENTITY_REFUSED", "refused by identity"]
+    originals = [[cell[1:] if cell.startswith("'") else cell for cell in row[1:4]] for row in failed[:2]]
+    assert originals == [["", '=HYPERLINK("http://evil.example","click")', "+1 555 0100"],
+                         ["not-an-email", "@SUM(A1)", "-2+3"]]
+    other = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(organizer()))
+    created = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org),
+                                      params={"outcome": "created"})
+    assert (other.status_code, created.status_code) == (404, 422)
+
+
+async def test_the_error_file_of_a_hundred_thousand_failed_rows_streams_in_pages(ingest: Ingest) -> None:
+    org, import_id, total = organizer(), str(uuid.uuid4()), 100_000
+    schema = ingest.isolation.schema("ingest")
+    with psycopg.connect(libpq_url(ingest.isolation.database_url)) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".imports (import_id, organizer_id, source, status, total_rows, processed_rows, '
+            "errors, inspection) VALUES (%s, %s, 'csv', 'error', %s, %s, %s, %s)",
+            (import_id, org, total, total, total, json.dumps({
+                "encoding": "utf-8", "delimiter": ",", "quotechar": '"', "header": ["email", "name"], "samples": []
+            })),
+        )
+        conn.execute(
+            f'INSERT INTO "{schema}".import_row_errors (import_id, row_number, error_code, error_message, cells) '
+            "SELECT %s, n, 'INVALID_EMAIL', 'bad ' || n, jsonb_build_array('x' || n, '=n' || n) "
+            "FROM generate_series(1, %s) AS n",
+            (import_id, total),
+        )
+
+    engine = create_engine(ingest.isolation.database_url, schema=schema)
+    try:
+        chunks = [chunk async for chunk in row_pages.error_file(engine, import_id=import_id, header=["email", "name"])]
+    finally:
+        await engine.dispose()
+    whole = await ingest.client.get(f"/v1/imports/{import_id}/rows.csv", headers=ingest.auth(org))
+    lines = whole.content.splitlines()
+
+    assert len(chunks) == 1 + total // row_pages.PAGE_ROWS, "read and sent a page at a time"
+    assert max(len(chunk) for chunk in chunks) < 100_000
+    assert len(lines) == total + 1
+    assert lines[-1] == b'"100000","x100000","\'=n100000","INVALID_EMAIL","bad 100000"'
+
+
+# --- lanes --------------------------------------------------------------------------------------------------
+
+
+async def test_a_big_import_goes_to_the_bulk_lane_and_a_small_one_to_the_interactive_lane(
+    isolation: Isolation, tmp_path: Path
+) -> None:
+    isolation.migrate(("ingest",))
+    org = organizer()
+    async with running_ingest(ingest_settings(isolation, tmp_path, bulk_rows=2), isolation) as ingest:
+        big = await ingest.upload(org, "email\na@example.com\nb@example.com\nc@example.com\n")
+        small = await ingest.upload(org, "email\nd@example.com\ne@example.com\n")
+        json_import = await ingest.client.post(
+            "/v1/imports", headers={**ingest.auth(org), "Content-Type": "application/json"},
+            content=json.dumps([{"email": "f@example.com"}, {"email": "g@example.com"}]).encode(),
+        )
+        assert json_import.status_code == 202
+
+        bulk = await consume_until(
+            isolation.kafka_bootstrap, isolation.topic(topics.BULK_IMPORT_ROWS), lambda seen: len(seen) >= 3
+        )
+        interactive = await consume_until(
+            isolation.kafka_bootstrap, isolation.topic(topics.IMPORT_ROWS), lambda seen: len(seen) >= 4
+        )
+
+    assert {c.event.import_id for c in bulk} == {big}  # type: ignore[union-attr]
+    assert [c.event.import_id for c in interactive].count(small) == 2  # type: ignore[union-attr]
+    assert big not in {c.event.import_id for c in interactive}  # type: ignore[union-attr]

@@ -11,29 +11,37 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.ingest.domain import (
-    COLUMN_COUNT_MISMATCH,
     FINISHED,
-    INVALID_EMAIL,
-    MAX_EMAIL_LENGTH,
-    MAX_FIELD_LENGTH,
-    MISSING_EMAIL,
-    NUL_CHARACTER,
     PARSABLE,
-    VALUE_TOO_LONG,
     ColumnMap,
     FileProblem,
-    RejectedRow,
     Status,
-    ValidRow,
     advance,
+    describe_ranges,
+    map_columns,
+    next_status,
+    no_answer,
+    row_ranges,
+)
+from services.ingest.reading.checks import (
+    MAX_EMAIL_LENGTH,
+    MAX_FIELD_LENGTH,
     check_row,
     email_permission,
     email_problem,
-    is_blank,
-    map_columns,
-    matching_key,
-    next_status,
 )
+from services.ingest.reading.rows import (
+    COLUMN_COUNT_MISMATCH,
+    INVALID_EMAIL,
+    MISSING_EMAIL,
+    NUL_CHARACTER,
+    VALUE_TOO_LONG,
+    RejectedRow,
+    ValidRow,
+    is_blank,
+    matching_key,
+)
+from shared.events import CONTACT_FIELDS
 
 STANDARD_HEADER = ["email", "first_name", "last_name", "company", "title", "phone"]
 COLUMNS = map_columns(STANDARD_HEADER)
@@ -82,13 +90,13 @@ def test_a_complete_row_is_valid_with_its_email_as_received_and_a_normalized_key
     row = check_row(7, ["  Jane@Example.COM ", "Jane", "Doe", "Acme", "CTO", "+1 555"], COLUMNS)
 
     assert row == ValidRow(
-        row_number=7,
-        email="  Jane@Example.COM ",
-        key="jane@example.com",
-        fields={
-            "first_name": "Jane", "last_name": "Doe", "company": "Acme", "title": "CTO", "phone": "+1 555",
-        },
+        row_number=7, email="  Jane@Example.COM ", key="jane@example.com",
+        first_name="Jane", last_name="Doe", company="Acme", title="CTO", phone="+1 555",
     )
+
+
+def test_a_valid_row_holds_the_contact_fields_in_the_contracts_order() -> None:
+    assert ValidRow._fields[3:8] == CONTACT_FIELDS
 
 
 def test_empty_cells_and_unmapped_fields_are_absent_values() -> None:
@@ -97,7 +105,7 @@ def test_empty_cells_and_unmapped_fields_are_absent_values() -> None:
     row = check_row(1, ["jane@example.com", "", "likes tea"], columns)
 
     assert isinstance(row, ValidRow)
-    assert row.fields == dict.fromkeys(["first_name", "last_name", "company", "title", "phone"])
+    assert (row.first_name, row.last_name, row.company, row.title, row.phone) == (None,) * 5
 
 
 @pytest.mark.parametrize("email", ["", "   ", "\t"])
@@ -236,7 +244,7 @@ def test_a_value_at_the_limit_is_kept_whole() -> None:
     row = check_row(1, ["jane@example.com", "x" * MAX_FIELD_LENGTH, "", "", "", ""], COLUMNS)
 
     assert isinstance(row, ValidRow)
-    assert row.fields["first_name"] == "x" * MAX_FIELD_LENGTH
+    assert row.first_name == "x" * MAX_FIELD_LENGTH
 
 
 def test_checking_a_valid_row_takes_well_under_20_microseconds() -> None:
@@ -368,3 +376,35 @@ def test_reading_and_processing_imports_follow_their_counters(
     status = advance(current, total_rows=total, processed_rows=processed, errors=errors)
 
     assert status == next_status(total, processed, errors)
+
+
+# --- the deadline for identity's answers -----------------------------------------------------------------
+
+
+def test_an_import_that_gave_up_waiting_finishes_once_late_answers_cover_every_row() -> None:
+    assert advance("error", total_rows=3, processed_rows=2, errors=0, timed_out=True) == "error"
+    assert advance("error", total_rows=3, processed_rows=3, errors=0, timed_out=True) == "processed"
+    assert advance("error", total_rows=3, processed_rows=3, errors=1, timed_out=True) == "error"
+
+
+def test_row_numbers_become_ranges_and_a_short_description() -> None:
+    ranges = row_ranges([1, 2, 3, 7, 9, 10])
+
+    assert ranges == [(1, 3), (7, 7), (9, 10)]
+    assert describe_ranges(ranges) == "rows 1-3, 7, 9-10"
+    assert describe_ranges(row_ranges(range(1, 100, 2)), shown=3) == "rows 1, 3, 5 and 47 more ranges"
+    assert row_ranges(range(1, 100, 2), limit=4) == [(1, 1), (3, 3), (5, 5), (7, 7)]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=500), unique=True).map(sorted))
+def test_ranges_cover_exactly_the_rows(rows: list[int]) -> None:
+    covered = [n for first, last in row_ranges(rows, limit=10**6) for n in range(first, last + 1)]
+    assert covered == rows
+
+
+def test_the_deadline_message_says_how_many_rows_which_and_why() -> None:
+    message = no_answer(4, [(5, 7), (12, 12)], deadline_seconds=600)
+
+    assert message.startswith("identity did not answer 4 rows within 600 s, even after they were published again")
+    assert "(rows 5-7, 12)" in message
+    assert "later are still counted" in message

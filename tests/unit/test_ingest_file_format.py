@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.ingest.domain import FileProblem
-from services.ingest.file_format import STRAY_BYTES, detect_delimiter, detect_encoding, detect_format
-from services.ingest.reading import FileLimits, inspect_file, survey
+from services.ingest.reading.file_format import STRAY_BYTES, detect_delimiter, detect_encoding, detect_format
+from services.ingest.reading.records import FileLimits, inspect_file, survey
 
 GERMAN = (
     "E-Mail;Vorname;Nachname;Firma\n"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest import hubspot
 from services.ingest.domain import TARGETS, ColumnMap
-from services.ingest.mapping import (
+from services.ingest.mapping import hubspot
+from services.ingest.mapping.proposal import (
     ALIASES,
     ColumnProposal,
     MappingRefused,

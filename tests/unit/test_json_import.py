@@ -1,37 +1,39 @@
-"""Contacts sent as JSON become CSV rows under the standard header; a bad element becomes a refused row, a bad
-request as a whole a clear error."""
+"""Contacts sent as JSON become rows directly: each element one row, valid or refused with a reason; a bad request
+as a whole a clear error; hostile JSON (NaN, deep nesting, lone surrogates, huge numbers) is refused, never a
+crash."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.domain import MISSING_EMAIL, ValidRow, check_row, is_blank, map_columns
-from services.ingest.json_import import (
-    HEADER,
-    INVALID_VALUE,
-    NOT_AN_OBJECT,
+from services.ingest.reading.json_rows import (
+    JSON_KEYS,
     JsonRefused,
-    Refusal,
     canonical_body,
     cell,
     check_contacts,
+    contact_row,
+    contact_rows,
     fingerprint,
     parse_body,
-    to_csv,
-    to_row,
 )
-
-
-def read_back(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text, newline="")))
-
+from services.ingest.reading.row_file import RowFile, decode_rows, encode_rows
+from services.ingest.reading.rows import (
+    INVALID_EMAIL,
+    INVALID_VALUE,
+    MISSING_EMAIL,
+    NOT_AN_OBJECT,
+    NUL_CHARACTER,
+    VALUE_TOO_LONG,
+    RejectedRow,
+    ValidRow,
+)
 
 # --- the request as a whole ---------------------------------------------------------------------------------
 
@@ -55,11 +57,33 @@ def test_anything_but_a_non_empty_array_is_refused_with_422(body: bytes, expecte
 
 def test_malformed_json_and_non_utf8_are_refused_with_where_and_why() -> None:
     with pytest.raises(JsonRefused) as refused:
-        parse_body(b'[{"email": "a@example.com",]')
+        parse_body(b'[{"email": "a@example.com"},\n ]')
     assert refused.value.status_code == 422
-    assert "not valid JSON (line 1, column" in refused.value.message
+    assert "not valid JSON (line 2, column 2)" in refused.value.message
     with pytest.raises(JsonRefused, match="not UTF-8"):
         parse_body(b'["\xff"]')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"email": "a@example.com", "phone": NaN}]',
+        b'[{"email": "a@example.com", "phone": Infinity}]',
+        b'[{"email": "a@example.com", "phone": 1e999}]',
+        b'[{"email": "a@example.com", "first_name": "\\ud800"}]',
+        b'[{"email": "a@example.com", "first_name": "a\x01b"}]',
+        b'[{"email": "a@example.com", "phone": ' + b"9" * 5000 + b"}]",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'[{"email": ',
+    ],
+    ids=["nan", "infinity", "overflow", "lone-surrogate", "raw-control", "huge-integer", "deep", "truncated"],
+)
+def test_hostile_json_is_refused_with_a_short_422(body: bytes) -> None:
+    with pytest.raises(JsonRefused) as refused:
+        parse_body(body)
+    assert refused.value.status_code == 422
+    assert refused.value.message.startswith("the body is not valid JSON")
+    assert len(refused.value.message) < 300
 
 
 def test_more_contacts_than_allowed_is_413_naming_both_numbers() -> None:
@@ -83,53 +107,41 @@ def test_the_canonical_body_ignores_key_order() -> None:
 # --- one element --------------------------------------------------------------------------------------------
 
 
-def test_an_object_becomes_cells_in_header_order_and_unknown_keys_are_ignored() -> None:
+def test_an_object_becomes_a_valid_row_and_unknown_keys_are_ignored() -> None:
     element = {
-        "phone": "+49 30 1234", "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
-        "company": "Analytical Engines", "title": "Analyst", "external_id": "hs-17",
+        "phone": "+49 30 1234", "email": " Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace",
+        "company": "Analytical Engines", "title": "Analyst", "external_id": " hs-17 ",
         "email_permission": "subscribed", "favourite_colour": "green",
     }
-    assert to_row(1, element) == [
-        "ada@example.com", "Ada", "Lovelace", "Analytical Engines", "Analyst", "+49 30 1234", "hs-17",
-        "marketing contact", "",
-    ]
+    assert contact_row(1, element) == ValidRow(
+        1, " Ada@Example.com", "ada@example.com", "Ada", "Lovelace", "Analytical Engines", "Analyst", "+49 30 1234",
+        "hs-17", "subscribed",
+    )
 
 
 @pytest.mark.parametrize("permission", [None, "subscribed", "unsubscribed", "unknown"])
-def test_the_permission_travels_as_consent_cells_that_read_back_as_the_same_permission(
-    permission: str | None,
-) -> None:
-    columns = map_columns(HEADER)
-    assert sorted(columns.positions.values()) == list(range(len(HEADER))), "every column is mapped as named"
-    row = to_row(1, {"email": "ada@example.com", "email_permission": permission})
-    assert isinstance(row, list)
-    checked = check_row(1, row, columns)
-    assert isinstance(checked, ValidRow)
-    assert checked.email_permission == permission
+def test_the_permission_is_the_rows_permission(permission: str | None) -> None:
+    row = contact_row(1, {"email": "ada@example.com", "email_permission": permission})
+    assert isinstance(row, ValidRow)
+    assert row.email_permission == permission
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         (None, ""), ("x", "x"), (4930123456, "4930123456"), (4930123456.0, "4930123456"), (1.5, "1.5"),
-        (True, "true"), (False, "false"), (0, "0"), ({"a": 1}, None), ([1], None), (float("nan"), "nan"),
+        (True, "true"), (False, "false"), (0, "0"), ({"a": 1}, None), ([1], None), (float("nan"), None),
+        (float("inf"), None), ("\ud800", None), (10**5000, None),
     ],
+    ids=lambda value: type(value).__name__ if isinstance(value, int) and not isinstance(value, bool) else None,
 )
-def test_scalars_are_converted_sensibly(value: Any, expected: str | None) -> None:
+def test_scalars_are_converted_sensibly_and_what_no_field_can_hold_is_none(value: Any, expected: str | None) -> None:
     assert cell(value) == expected
 
 
-def test_missing_keys_are_blank_cells() -> None:
-    assert to_row(3, {"email": "bob@example.com"}) == ["bob@example.com"] + [""] * (len(HEADER) - 1)
-
-
-def test_a_csv_row_from_json_is_checked_like_any_row() -> None:
-    columns = map_columns(HEADER)
-    good = check_row(1, to_row(1, {"email": " Ada@Example.com", "phone": 4930123, "external_id": 17}), columns)
-    assert isinstance(good, ValidRow)
-    assert (good.key, good.fields["phone"], good.external_id) == ("ada@example.com", "4930123", "17")
-    bad = check_row(2, to_row(2, {"email": "ada@"}), columns)
-    assert not isinstance(bad, ValidRow) and bad.code == "INVALID_EMAIL"
+def test_numbers_are_text_and_blanks_are_absent() -> None:
+    row = contact_row(3, {"email": "bob@example.com", "phone": 4930123, "external_id": 17, "company": ""})
+    assert row == ValidRow(3, "bob@example.com", "bob@example.com", phone="4930123", external_id="17")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +152,7 @@ def test_a_csv_row_from_json_is_checked_like_any_row() -> None:
         ([1, 2], NOT_AN_OBJECT, "element 2 is an array"),
         ({"email": "a@x.io", "phone": {"home": "1"}}, INVALID_VALUE, "'phone' is an object"),
         ({"email": ["a@x.io"]}, INVALID_VALUE, "'email' is an array"),
-        ({"email": "a@x.io", "email_permission": "maybe"}, INVALID_VALUE, "'email_permission' is 'maybe'"),
+        ({"email": "a@x.io", "phone": float("nan")}, INVALID_VALUE, "'phone' is a number that no field can hold"),
         ({}, MISSING_EMAIL, "element 2 has no email"),
         ({"email": "  ", "notes": "ignored"}, MISSING_EMAIL, "element 2 has no email"),
     ],
@@ -148,53 +160,70 @@ def test_a_csv_row_from_json_is_checked_like_any_row() -> None:
 def test_an_element_that_cannot_be_a_row_is_refused_with_a_code_and_kept_as_json(
     element: Any, code: str, message: str
 ) -> None:
-    refused = to_row(2, element)
-    assert isinstance(refused, Refusal)
+    refused = contact_row(2, element)
+    assert isinstance(refused, RejectedRow)
     assert (refused.row_number, refused.code) == (2, code)
     assert message in refused.message
-    assert refused.cells == [json.dumps(element)]
+    assert refused.cells == [json.dumps(element, ensure_ascii=False)]
 
 
-def test_a_missing_or_malformed_email_is_left_to_the_reader_like_a_csv_row() -> None:
-    assert to_row(1, {"first_name": "Ada"}) == ["", "Ada"] + [""] * (len(HEADER) - 2)
-    assert to_row(1, {"email": "not an email"})[0] == "not an email"  # type: ignore[index]
-    assert to_row(1, {"email": 42})[0] == "42"  # type: ignore[index]
+@pytest.mark.parametrize(
+    ("element", "code", "message"),
+    [
+        ({"first_name": "Ada"}, MISSING_EMAIL, "the email cell is empty"),
+        ({"email": "not an email"}, INVALID_EMAIL, "is not a valid email address"),
+        ({"email": 42}, INVALID_EMAIL, "'42' is not a valid email address"),
+        ({"email": "a@x.io", "email_permission": "maybe"}, INVALID_VALUE, "'email_permission' is 'maybe'"),
+        ({"email": "a@x.io", "first_name": "A\x00da"}, NUL_CHARACTER, "NUL"),
+        ({"email": "a@x.io", "title": "x" * 200_000}, VALUE_TOO_LONG, "title is 200000 characters long"),
+    ],
+)
+def test_an_object_with_a_bad_value_is_refused_like_a_csv_row_with_its_values_as_cells(
+    element: dict[str, Any], code: str, message: str
+) -> None:
+    refused = contact_row(5, element)
+    assert isinstance(refused, RejectedRow)
+    assert (refused.row_number, refused.code) == (5, code)
+    assert message in refused.message
+    assert len(refused.cells) == len(JSON_KEYS)
+    assert refused.cells[0] == str(element.get("email", ""))
 
 
-# --- the whole file -----------------------------------------------------------------------------------------
+def test_a_refused_element_is_shown_cut_short() -> None:
+    refused = contact_row(1, ["x" * 100_000])
+    assert isinstance(refused, RejectedRow)
+    assert len(refused.cells[0]) <= 1001
 
 
-def test_row_n_of_the_csv_is_element_n_and_refused_elements_keep_a_non_blank_line() -> None:
-    converted = to_csv([{"email": "a@x.io", "first_name": "A,\"B\"\nC"}, 7, {"email": "b@x.io"}])
-    rows = read_back(converted.csv_text)
-    assert rows[0] == list(HEADER)
-    assert rows[1][:2] == ["a@x.io", "A,\"B\"\nC"]
-    assert rows[2][0] == "" and not is_blank(rows[2])
-    assert rows[3][0] == "b@x.io"
-    assert [(r.row_number, r.code) for r in converted.refusals] == [(2, NOT_AN_OBJECT)]
+# --- the rows as the import's file ----------------------------------------------------------------------------
+
+
+def test_the_rows_read_back_from_the_file_in_batches_from_a_checkpoint(tmp_path: Path) -> None:
+    rows = contact_rows([{"email": f"p{n}@example.com"} if n % 3 else 7 for n in range(1, 11)])
+    path = tmp_path / "rows.json"
+    path.write_bytes(encode_rows(rows))
+
+    resumed = RowFile(path, skip_through=4)
+    first, second = resumed.next_batch(4), resumed.next_batch(4)
+
+    assert [r.row_number for r in first.valid] == [5, 7, 8] and [r.row_number for r in first.rejected] == [6]
+    assert (first.last_row, first.done) == (8, False)
+    assert [r.row_number for r in second.valid] == [10] and [r.row_number for r in second.rejected] == [9]
+    assert (second.last_row, second.done, resumed.total_rows) == (10, True, 10)
+    assert RowFile(path).next_batch(100).valid == [row for row in rows if isinstance(row, ValidRow)]
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=8,
 )
-elements = st.one_of(
-    json_values,
-    st.fixed_dictionaries({}, optional={key: json_values for key in HEADER}),
-)
+elements = st.one_of(json_values, st.fixed_dictionaries({}, optional={key: json_values for key in JSON_KEYS}))
 
 
 @given(st.lists(elements, min_size=1, max_size=20))
-def test_every_element_is_exactly_one_row_or_one_refusal_never_lost(batch: list[Any]) -> None:
-    converted = to_csv(batch)
-    rows = read_back(converted.csv_text)[1:]
-    assert len(rows) == len(batch)
-    refused = {r.row_number for r in converted.refusals}
-    for row_number, (row, element) in enumerate(zip(rows, batch, strict=True), start=1):
-        assert len(row) == len(HEADER)
-        assert not is_blank(row), "a blank line would not be a row of the import"
-        if row_number in refused:
-            assert row[0] == ""
-        else:
-            assert row == to_row(row_number, element)
+def test_every_element_is_exactly_one_row_in_order_and_survives_the_file(batch: list[Any]) -> None:
+    rows = contact_rows(batch)
+
+    assert [row.row_number for row in rows] == list(range(1, len(batch) + 1))
+    assert decode_rows(encode_rows(rows)) == rows

@@ -39,14 +39,16 @@ function element(tag, text) {
   return node;
 }
 
-// --- the token: from #token=… or ?token=… once (then removed from the address bar), else sessionStorage
+// --- the token: from #token=… once (then removed from the address bar), else sessionStorage. Never from the
+// query string: a token there has already been sent to the server and written to logs and history. One that
+// arrives there anyway is removed from the address bar unused.
 
 function takeTokenFromAddress() {
   const url = new URL(window.location.href);
-  const fromHash = new URLSearchParams(url.hash.slice(1)).get("token");
-  const token = fromHash || url.searchParams.get("token");
-  if (!token) return;
-  sessionStorage.setItem(TOKEN_KEY, token);
+  const token = new URLSearchParams(url.hash.slice(1)).get("token");
+  const leaked = url.searchParams.has("token");
+  if (!token && !leaked) return;
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
   url.hash = "";
   url.searchParams.delete("token");
   window.history.replaceState(null, "", url.pathname + url.search);

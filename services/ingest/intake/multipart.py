@@ -1,5 +1,7 @@
 """Receiving an upload: the multipart body is parsed as it streams in and the file part goes straight to disk,
-so memory stays flat whatever the file's size, and an oversized upload is refused as soon as it shows."""
+so memory stays flat whatever the file's size, and an oversized upload is refused as soon as it shows. A body
+that is not one a browser or HTTP client would send is refused too: more parts than ``MAX_PARTS``, part
+headers beyond ``MAX_HEADER_BYTES``, a field beyond ``MAX_FIELD_BYTES``, no closing boundary."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ FRAMING_ALLOWANCE = 64 * 1024
 """Bytes a multipart body may carry beyond the file itself (boundaries, part headers, small fields)."""
 MAX_FIELD_BYTES = 32 * 1024
 """A text field sent next to the file (such as a mapping) is kept up to this size; a larger one is refused."""
+MAX_PARTS = 8
+"""Parts in one body: the file, a mapping, and a few a form may add."""
+MAX_HEADER_BYTES = 16 * 1024
+"""Bytes of headers in one part."""
 
 
 class UploadRefused(Exception):
@@ -65,6 +71,9 @@ class _FilePart:
         self.size = 0
         self.fields: dict[str, bytearray] = {}
         self._text: bytearray | None = None
+        self._parts = 0
+        self._header_bytes = 0
+        self.ended = False
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -75,16 +84,31 @@ class _FilePart:
             "on_headers_finished": self._on_headers_finished,
             "on_part_data": self._on_part_data,
             "on_part_end": self._on_part_end,
+            "on_end": self._on_end,
         }
 
     def _on_part_begin(self) -> None:
         self._disposition = b""
+        self._parts += 1
+        self._header_bytes = 0
+        if self._parts > MAX_PARTS:
+            raise UploadRefused(400, f"the multipart body has more than {MAX_PARTS} parts: send the file alone")
+
+    def _header_data(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise UploadRefused(400, f"a part of the multipart body has over {MAX_HEADER_BYTES:,} bytes of headers")
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_data(end - start)
         self._header_name += data[start:end]
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_data(end - start)
         self._header_value += data[start:end]
+
+    def _on_end(self) -> None:
+        self.ended = True
 
     def _on_header_end(self) -> None:
         if self._header_name.strip().lower() == b"content-disposition":
@@ -120,18 +144,6 @@ class _FilePart:
             self._file = None
 
 
-def _make_durable(partial: Path, destination: Path) -> None:
-    """fsync, then rename: after the import is committed, its file survives a crash."""
-    with partial.open("rb") as file:
-        os.fsync(file.fileno())
-    os.replace(partial, destination)
-    directory = os.open(destination.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 async def receive_file(request: Request, *, field: str, destination: Path, max_bytes: int) -> ReceivedFile:
     """Stream the part named ``field`` of a multipart/form-data body to ``destination``; otherwise
     ``UploadRefused`` with the HTTP status and a message the client can act on (nothing is left on disk)."""
@@ -155,14 +167,16 @@ async def receive_file(request: Request, *, field: str, destination: Path, max_b
         parser.finalize()
         if part.size > max_bytes:
             raise UploadRefused(413, too_large(max_bytes))
+        if not part.ended:
+            raise UploadRefused(400, "the multipart body ends before its closing boundary: the upload is incomplete")
         if not part.found:
             raise UploadRefused(422, f"no file in the multipart field {field!r}")
         part.close()
-        await asyncio.to_thread(_make_durable, partial, destination)
+        await asyncio.to_thread(os.replace, partial, destination)
         fields = {name: value.decode("utf-8", errors="replace") for name, value in part.fields.items()}
         return ReceivedFile(filename=part.filename, size=part.size, fields=fields)
     except MultipartParseError as error:
-        raise UploadRefused(400, f"the multipart body is malformed: {error}") from error
+        raise UploadRefused(400, f"the multipart body is malformed: {str(error)[:200]}") from error
     finally:
         part.close()
         partial.unlink(missing_ok=True)

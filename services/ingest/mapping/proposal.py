@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from services.ingest import hubspot
 from services.ingest.domain import TARGETS, ColumnMap, Target
+from services.ingest.mapping import hubspot
 
 Reason = Literal["exact_name", "known_alias", "hubspot_profile", "fuzzy_match"]
 
@@ -237,13 +237,13 @@ def confirmed_map(choices: Sequence[tuple[int, str | None]], *, header: Sequence
         if field is None:
             continue
         if field not in TARGETS:
-            raise MappingRefused(f"unknown field {field!r} for column {index}: use one of {', '.join(TARGETS)}")
+            raise MappingRefused(f"unknown field {field[:50]!r} for column {index}: use one of {', '.join(TARGETS)}")
         target: Target = field  # type: ignore[assignment]
         if target in positions:
             first = positions[target]
             raise MappingRefused(
-                f"the field {target!r} is mapped twice: column {first} ({header[first]!r}) and column {index} "
-                f"({header[index]!r}); map it to one column only"
+                f"the field {target!r} is mapped twice: column {first} ({header[first][:100]!r}) and column {index} "
+                f"({header[index][:100]!r}); map it to one column only"
             )
         positions[target] = index
     if "email" not in positions:

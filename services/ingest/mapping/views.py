@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, status
 from pydantic import BaseModel, ValidationError
 
 from services.ingest.domain import TARGETS, ColumnMap, Status, Target
-from services.ingest.mapping import FileProposal, MappingRefused, Reason, confirmed_map
-from services.ingest.reading import Inspection
+from services.ingest.mapping.proposal import FileProposal, MappingRefused, Reason, confirmed_map
+from services.ingest.reading.records import Inspection
 
 MAPPING_FIELD = "mapping"
 SAMPLE_VALUES = 5
@@ -81,20 +80,21 @@ def mapping_view(setup: Any, inspection: Inspection, proposal: FileProposal) -> 
 
 
 def confirmed(choices: MappingChoices, header: list[str]) -> ColumnMap:
-    try:
-        return confirmed_map([(c.index, c.field) for c in choices.columns], header=header)
-    except MappingRefused as refused:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
+    """The mapping a person confirmed; ``MappingRefused`` says what to change."""
+    return confirmed_map([(c.index, c.field) for c in choices.columns], header=header)
 
 
 def parse_mapping_field(raw: str, header: list[str]) -> ColumnMap:
-    """The ``mapping`` form field sent with an upload: the JSON body ``PUT .../mapping`` takes."""
+    """The ``mapping`` form field sent with an upload: the JSON body ``PUT .../mapping`` takes;
+    ``MappingRefused`` when it is not that or cannot be used."""
     try:
         choices = MappingChoices.model_validate_json(raw)
     except ValidationError as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc'])) or 'body'}: {problem['msg']}" for problem in error.errors()[:5]
+        )
+        raise MappingRefused(
             f"the {MAPPING_FIELD!r} field must be JSON like "
-            '{"columns": [{"index": 0, "field": "email"}]}: ' + str(error.errors(include_url=False)),
+            '{"columns": [{"index": 0, "field": "email"}]}: ' + problems[:500]
         ) from error
     return confirmed(choices, header)

@@ -1,36 +1,27 @@
-"""Accepting contacts sent as JSON (``POST /v1/imports`` with ``application/json``, and the MCP tools): they are
-written as a CSV file, the import is created with the mapping of that file's standard header and started at once,
-and from then on it is read exactly like an uploaded CSV. An ``Idempotency-Key`` makes a retry return the import
-the first request created; the unique index on ``(organizer_id, idempotency_key)`` decides between racing
-requests."""
+"""Contacts sent as JSON (``POST /v1/imports`` with ``application/json``, and the MCP tools): each element becomes a
+row at once (``reading.json_rows``), the rows are kept as the import's file, and the import is created and
+started in one transaction; from then on the importer hands the rows on like an uploaded file's. An
+``Idempotency-Key`` makes a retry return the import the first request created; the unique index on
+``(organizer_id, idempotency_key)`` decides between racing requests."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
-from fastapi import HTTPException, Request, Response
+from fastapi import HTTPException, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import store
-from services.ingest.domain import RejectedRow, Source, Status, map_columns
-from services.ingest.json_import import (
-    JSON_KEYS,
-    Converted,
-    JsonRefused,
-    check_contacts,
-    fingerprint,
-    parse_body,
-    to_csv,
-)
-from services.ingest.processing import Importer
-from services.ingest.reading import FileLimits, Inspection, inspect_file
+from services.ingest import files, store
+from services.ingest.domain import Source, Status
+from services.ingest.jobs import ImportJobs
+from services.ingest.reading.json_rows import JSON_KEYS, check_contacts, contact_rows
+from services.ingest.reading.row_file import encode_rows
+from services.ingest.reading.rows import RejectedRow
 
 log = structlog.get_logger(__name__)
 
@@ -86,11 +77,9 @@ class Previous:
 class JsonImports:
     """The JSON import use case, shared by the REST handler and the MCP tools."""
 
-    def __init__(self, *, engine: AsyncEngine, importer: Importer, limits: FileLimits, max_contacts: int,
-                 max_bytes: int) -> None:
+    def __init__(self, *, engine: AsyncEngine, jobs: ImportJobs, max_contacts: int, max_bytes: int) -> None:
         self._engine = engine
-        self._importer = importer
-        self._limits = limits
+        self._jobs = jobs
         self.max_contacts = max_contacts
         self.max_bytes = max_bytes
 
@@ -98,66 +87,36 @@ class JsonImports:
         self, *, organizer_id: str, contacts: Any, request_fingerprint: str, idempotency_key: str | None,
         source: Source,
     ) -> Accepted:
-        """Create and start the import of ``contacts`` (a parsed JSON value); ``JsonRefused`` when the request
-        cannot be imported as a whole, ``IdempotencyConflict`` when the key was used for another body."""
+        """Create and start the import of ``contacts`` (a parsed JSON value); ``reading.json_rows.JsonRefused``
+        when the request cannot be imported as a whole, ``IdempotencyConflict`` when the key was used for
+        another body."""
         elements = check_contacts(contacts, max_contacts=self.max_contacts)
         if idempotency_key is not None:
             previous = await self._previous(organizer_id, idempotency_key)
             if previous is not None:
                 return _replay(previous, idempotency_key, request_fingerprint)
         import_id = str(uuid.uuid4())
-        path = self._importer.file_path(import_id)
-        converted, inspection = await asyncio.to_thread(self._write_file, elements, path)
+        rows = await asyncio.to_thread(contact_rows, elements)
+        refused = sum(1 for row in rows if isinstance(row, RejectedRow))
         try:
             async with self._engine.begin() as conn:
                 await store.create_import(
                     conn, import_id=import_id, organizer_id=organizer_id, source=source, filename=None,
-                    inspection=inspection.to_json(), idempotency_key=idempotency_key,
-                    request_fingerprint=request_fingerprint,
+                    idempotency_key=idempotency_key, request_fingerprint=request_fingerprint,
                 )
-                # refused elements are stored first: the reader's own refusal of their (empty-email) line is
-                # then not stored or counted again, so each keeps the clearer reason
-                await store.record_rejections(
-                    conn, import_id=import_id, parsed_rows=0,
-                    rejected=[RejectedRow(r.row_number, r.code, r.message, r.cells) for r in converted.refusals],
-                )
-                started = await store.start_import(
-                    conn, import_id=import_id, organizer_id=organizer_id, columns=map_columns(inspection.header)
-                )
+                await files.keep_bytes(conn, import_id, encode_rows(rows))
+                started = await store.start_import(conn, import_id=import_id, organizer_id=organizer_id, columns=None)
                 assert started, "a new import is uploaded until started"
         except IntegrityError as error:
-            path.unlink(missing_ok=True)
             if idempotency_key is None or _constraint(error) != IDEMPOTENCY_INDEX:
                 raise
             previous = await self._previous(organizer_id, idempotency_key)
             assert previous is not None, "the unique index was violated by a committed import"
             return _replay(previous, idempotency_key, request_fingerprint)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        self._importer.start(import_id)
+        self._jobs.want(import_id)
         log.info("import.json_accepted", import_id=import_id, organizer_id=organizer_id, source=source,
-                 contacts=len(elements), refused=len(converted.refusals))
+                 contacts=len(elements), refused=refused)
         return Accepted(import_id=import_id, status="parsing", replayed=False)
-
-    def _write_file(self, elements: list[Any], path: Path) -> tuple[Converted, Inspection]:
-        """The CSV of ``elements``, made durable (fsync, rename) before the import that names it is committed,
-        and inspected like an upload (blocking)."""
-        converted = to_csv(elements)
-        partial = path.with_name(path.name + ".part")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as file:
-                file.write(converted.csv_text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        try:
-            return converted, inspect_file(path, limits=self._limits)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
 
     async def _previous(self, organizer_id: str, idempotency_key: str) -> Previous | None:
         async with self._engine.connect() as conn:
@@ -181,7 +140,7 @@ def _constraint(error: IntegrityError) -> str | None:
     return getattr(diag, "constraint_name", None)
 
 
-# --- the REST side ------------------------------------------------------------------------------------------
+# --- reading the REST request ---------------------------------------------------------------------------------
 
 
 def is_json_request(request: Request) -> bool:
@@ -223,26 +182,5 @@ def idempotency_key_of(request: Request) -> str | None:
 def source_of(request: Request) -> Source:
     source = request.headers.get(SOURCE_HEADER, "json").strip().lower()
     if source not in ("json", "mcp"):
-        raise HTTPException(422, f"the {SOURCE_HEADER} header must be 'json' or 'mcp', not {source!r}")
+        raise HTTPException(422, f"the {SOURCE_HEADER} header must be 'json' or 'mcp', not {source[:20]!r}")
     return "mcp" if source == "mcp" else "json"
-
-
-async def accept_json_request(request: Request, response: Response, *, organizer_id: str) -> tuple[str, Status]:
-    """``POST /v1/imports`` with a JSON array of contacts: the import's id and status (202). A replay of an
-    earlier request with the same Idempotency-Key answers its import with ``Idempotent-Replayed: true``."""
-    imports: JsonImports = request.app.state.json_imports
-    idempotency_key = idempotency_key_of(request)
-    source = source_of(request)
-    body = await read_body(request, max_bytes=imports.max_bytes)
-    try:
-        accepted = await imports.accept(
-            organizer_id=organizer_id, contacts=parse_body(body), request_fingerprint=fingerprint(body),
-            idempotency_key=idempotency_key, source=source,
-        )
-    except JsonRefused as refused:
-        raise HTTPException(refused.status_code, refused.message) from refused
-    except IdempotencyConflict as conflict:
-        raise HTTPException(422, str(conflict)) from conflict
-    if accepted.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    return accepted.import_id, accepted.status
