@@ -26,7 +26,6 @@ from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
-from shared.kafka import create_broker
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.relay import OutboxSource
@@ -40,7 +39,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
     platform = settings.platform
     configure_logging(level=platform.log_level, fmt=platform.log_format, service=SERVICE)
     engine = create_engine(platform.database_url, schema=settings.db_schema)
-    broker = create_broker(platform.kafka_bootstrap_servers, description="import tracking")
+    clients = platform.kafka_clients(SERVICE)
+    broker = clients.broker(description="import tracking")
     prefix = platform.topic_prefix
     ingest_topics = IngestTopics(
         import_rows=topics.IMPORT_ROWS.qualified(prefix),
@@ -50,7 +50,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     )
     delivery = Delivery(
         service=SERVICE, group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
-        channel=relay_channel(settings.db_schema),
+        channel=relay_channel(settings.db_schema), kafka_options=clients.options("consumer"),
     )
     register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
     importer = Importer(

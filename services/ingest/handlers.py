@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import msgspec
 import structlog
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from psycopg import errors as pg_errors
@@ -20,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import outcomes
 from shared import metrics, wire
-from shared.consumer import Delivery, batch_subscriber, describe_batch, header, raw_records
+from shared.consumer import Delivery, describe_batch, header, raw_records
 from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
-from shared.positions import claim_positions
 
 log = structlog.get_logger(__name__)
 
@@ -115,9 +113,7 @@ async def apply_answers(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as conn:
-                fresh = await claim_positions(
-                    conn, group=delivery.group, records=records, bootstrap_servers=delivery.bootstrap_servers
-                )
+                fresh = await delivery.claim(conn, records)
                 answers = take_in(fresh, dead_letter_topic=topics.dead_letters)
                 progress = await outcomes.count_outcomes(conn, answers.messages)
                 await enqueue(conn, answers.dead_letters, channel=delivery.channel)
@@ -139,14 +135,11 @@ async def apply_answers(
 def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery) -> None:
     """Subscribe ingest to identity's row outcomes."""
 
-    @batch_subscriber(
+    @delivery.subscriber(
         broker,
         topics=(topics.row_outcomes,),
-        group_id=delivery.group,
         engine=engine,
-        bootstrap_servers=delivery.bootstrap_servers,
-        service=delivery.service,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=5000,
         description="Count identity's row outcomes (one message per import and rows partition per identity batch) "
         "into their imports and finish the imports whose every row has one. The group's positions are stored with "
         "the batch's effect; a row already answered keeps its first outcome when it comes again, so counts stay "
