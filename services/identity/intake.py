@@ -141,10 +141,10 @@ def take_in(
     no one, becomes a dead letter (an import row with such an email gets an ``error`` answer instead)."""
     intake = Intake()
     for record in records:
-        headers = {key: value for key, value in record.headers or () if value is not None}
+        headers = dict(record.headers or ())
         try:
             for required in ("ce_id", "ce_type", "ce_source"):
-                if required not in headers:
+                if not headers.get(required):
                     raise UndecodableMessage("BAD_ENVELOPE", f"missing header {required}")
             event_type = headers["ce_type"].decode(errors="replace")
             if record.topic in rows_topics and event_type == ROW_TYPE:

@@ -150,6 +150,7 @@ def _block_bits(offsets: Iterable[int]) -> str:
 async def claim_rows(conn: AsyncConnection, rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
     """Of ``rows`` ((import id, row number) pairs), those applied before; the blocks holding them are row-locked
     until the transaction ends, so two instances never apply one row twice. ``mark_rows`` records the rest."""
+    rows = list(rows)
     blocks = sorted({(import_id, number // ROWS_PER_BLOCK) for import_id, number in rows})
     if not blocks:
         return set()
@@ -162,15 +163,19 @@ async def claim_rows(conn: AsyncConnection, rows: Iterable[tuple[str, int]]) -> 
     )
     stored = await fetch_tuples(
         conn,
-        "SELECT a.import_id, a.block, a.bits::text FROM applied_rows a JOIN unnest(%s::text[], %s::int[]) "
-        "AS u(i, b) ON a.import_id = u.i AND a.block = u.b ORDER BY a.import_id, a.block FOR UPDATE OF a",
+        "SELECT a.import_id, a.block, CASE WHEN position('1' IN a.bits::text) > 0 THEN a.bits::text END "
+        "FROM applied_rows a JOIN unnest(%s::text[], %s::int[]) AS u(i, b) ON a.import_id = u.i AND a.block = u.b "
+        "ORDER BY a.import_id, a.block FOR UPDATE OF a",
         (imports, numbers),
     )
-    applied: set[tuple[str, int]] = set()
-    for import_id, block, bits in stored:
-        if "1" in bits:
-            base = block * ROWS_PER_BLOCK
-            applied.update((import_id, base + i) for i, bit in enumerate(bits) if bit == "1")
+    bits = {(import_id, block): text_bits for import_id, block, text_bits in stored if text_bits}
+    if not bits:
+        return set()
+    applied = set()
+    for import_id, number in rows:
+        block = bits.get((import_id, number // ROWS_PER_BLOCK))
+        if block is not None and block[number % ROWS_PER_BLOCK] == "1":
+            applied.add((import_id, number))
     return applied
 
 
