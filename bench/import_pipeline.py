@@ -202,8 +202,9 @@ async def import_file(client: httpx.AsyncClient, base_url: str, headers: dict[st
 
 
 async def run_pipeline(isolation: Isolation, csv_path: Path, people: int, *, logs: Path, tansu_pid: int,
-                       idle_seconds: float, profile: Iterable[str]) -> dict[str, Any]:
-    processes = {name: ServiceProcess(name, env=isolation.env(), base_url=isolation.base_url(name),
+                       idle_seconds: float, profile: Iterable[str], compression: str) -> dict[str, Any]:
+    env = {**isolation.env(), "CONTACTS_KAFKA_COMPRESSION_TYPE": compression}
+    processes = {name: ServiceProcess(name, env=env, base_url=isolation.base_url(name),
                                       log_path=logs / f"{name}.log") for name in SERVICES}
     await asyncio.gather(*(p.start() for p in processes.values()))
     samplers = {name: profiling.attach(processes[name].pid or 0, logs / f"{name}.pyspy") for name in profile}
@@ -277,6 +278,8 @@ def main() -> None:
     parser.add_argument("--invalid", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--compression", default="lz4", choices=["none", "gzip", "lz4", "zstd"],
+                        help="the services' producers compress record batches so (CONTACTS_KAFKA_COMPRESSION_TYPE)")
     parser.add_argument("--profile", action="append", default=[], choices=SERVICES,
                         help="sample this service with py-spy (.venv/bin/pip install py-spy) and print a summary")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -297,11 +300,13 @@ def main() -> None:
             logs = work / f"run-{number}"
             logs.mkdir()
             result = asyncio.run(run_pipeline(isolation, csv_path, people, logs=logs, tansu_pid=broker.process.pid,
-                                              idle_seconds=args.idle_seconds, profile=args.profile))
+                                              idle_seconds=args.idle_seconds, profile=args.profile,
+                                              compression=args.compression))
         finally:
             isolation.drop_schemas()
             broker.stop()
-        result = {"run": number, "baseline_seconds": baseline, **result, **per_row(result, args.rows, baseline)}
+        result = {"run": number, "compression": args.compression, "baseline_seconds": baseline, **result,
+                  **per_row(result, args.rows, baseline)}
         runs.append(result)
         (logs / "result.json").write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2), flush=True)
