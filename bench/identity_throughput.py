@@ -27,10 +27,14 @@ from bench import profiling  # noqa: E402
 from bench.import_pipeline import cpu_seconds, peak_rss_mib  # noqa: E402
 from services.local_broker import free_port, start_broker  # noqa: E402
 from services.local_postgres import libpq_url  # noqa: E402
-from shared.envelope import Envelope  # noqa: E402
+from shared.codec import encode  # noqa: E402
+from shared.envelope import (
+    Envelope,  # noqa: E402
+    derived_id,  # noqa: E402
+)
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1  # noqa: E402
-from shared.inbox import derived_id  # noqa: E402
-from shared.kafka import create_producer, encode, ensure_topics, publish_all  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+from shared.producer import create_producer, publish_all  # noqa: E402
 from shared.topics import ALL_TOPICS, IMPORT_ROW_OUTCOMES, IMPORT_ROWS  # noqa: E402
 from tests.support.isolation import Isolation  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402

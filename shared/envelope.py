@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -139,3 +140,16 @@ class HeaderTemplate:
         if traceparent is not None:
             headers.append(("traceparent", traceparent.encode()))
         return headers
+
+
+DERIVED_ID_NAMESPACE = uuid.UUID("0c9a7c52-3f0e-4bb4-8a55-1d2a3c4b5e6f")
+
+
+def derived_id(*parts: object, namespace: uuid.UUID = DERIVED_ID_NAMESPACE) -> str:
+    """Ids of what a message causes are derived from it, so a retried batch produces identical messages.
+    Equal to ``str(uuid.uuid5(namespace, "/".join(parts)))``, computed without building ``UUID`` objects."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + "/".join(map(str, parts)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

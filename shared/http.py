@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
 from shared.asyncapi import document_html, document_json, document_yaml
-from shared.outbox import backlog
-from shared.runtime import Messaging
 
 log = structlog.get_logger(__name__)
 
@@ -116,32 +114,25 @@ def operations_router(
     engine: AsyncEngine,
     group: str,
     consumed_topics: list[str],
-    messaging: Messaging | None = None,
-    bootstrap_servers: str | None = None,
+    bootstrap_servers: str,
     details: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> APIRouter:
-    """Health, metrics and AsyncAPI routes of ``service``. ``messaging``: a service on the old plumbing. Without
-    it, the service's lifespan yields ``{"running": shared.lifecycle.Running}`` and the routes read it from the
-    request state. ``group`` and ``consumed_topics`` are reported by readiness; their lag is the lag monitor's
-    job (``services.monitor``), which keeps reporting it when this service is down. ``details``: what else a
-    ready service reports about itself (such as work that is stuck, and why), merged into the readiness answer."""
-    servers = messaging.bootstrap_servers if messaging is not None else bootstrap_servers or ""
-    broker = BrokerCheck(servers)
-    relayed = {"seen": 0}
+    """Health, metrics and AsyncAPI routes of ``service``, whose lifespan yields ``{"running":
+    shared.lifecycle.Running}`` (the routes read it from the request state). ``group`` and ``consumed_topics`` are
+    reported by readiness; their lag is the lag monitor's job (``services.monitor``), which keeps reporting it when
+    this service is down. ``details``: what else a ready service reports about itself (such as work that is stuck,
+    and why), merged into the readiness answer."""
+    broker = BrokerCheck(bootstrap_servers)
 
     def started(request: Request) -> bool:
-        if messaging is not None:
-            return messaging.producer is not None
         return getattr(request.state, "running", None) is not None
 
-    async def pending(request: Request) -> tuple[int, int] | None:
-        """(messages stored but not yet published, messages this process published); None before start."""
-        if messaging is not None:
-            return await backlog(engine), messaging.relay.published if messaging.relay else 0
+    async def pending(request: Request) -> int | None:
+        """Messages stored but not yet published; None before start."""
         running = getattr(request.state, "running", None)
         if running is None:
             return None
-        return await running.relay.backlog(), running.relay.published
+        return int(await running.relay.backlog())
 
     router = APIRouter(tags=["operations"])
 
@@ -173,11 +164,7 @@ def operations_router(
                 state = await pending(request)
                 age = await oldest_unpublished_age(engine)
             if state is not None:
-                stored, published = state
-                metrics.outbox_state(service, backlog=stored, oldest_age_seconds=age)
-                if messaging is not None:  # the old relay does not report to metrics itself (shared.relay does)
-                    metrics.outbox_published(service, max(published - relayed["seen"], 0))
-                    relayed["seen"] = published
+                metrics.outbox_state(service, backlog=state, oldest_age_seconds=age)
         except Exception as error:  # the other metrics are still worth serving
             log.warning("metrics.outbox_unreadable", error=str(error) or type(error).__name__)
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alembic import command
@@ -85,9 +86,9 @@ def move_to_positional_plumbing(*, relay_cursors: bool = False) -> None:
     import sqlalchemy as sa
     from alembic import op
 
-    from shared.kafka import OutgoingMessage, headers_from_json
     from shared.outbox_batches import enqueue_sync, outbox_batches_table
     from shared.positions import consumer_positions_table
+    from shared.producer import OutgoingMessage
     from shared.relay import relay_cursors_table
 
     bind = op.get_bind()
@@ -98,6 +99,7 @@ def move_to_positional_plumbing(*, relay_cursors: bool = False) -> None:
     for table in tables:
         table.create(bind)
     legacy = bind.execute(sa.text("SELECT topic, key, value, headers FROM outbox ORDER BY position")).all()
-    enqueue_sync(bind, [OutgoingMessage(r.topic, r.key, r.value, headers_from_json(r.headers)) for r in legacy])
+    enqueue_sync(bind, [OutgoingMessage(r.topic, r.key, r.value, [(k, v.encode()) for k, v in (
+        json.loads(r.headers) if isinstance(r.headers, str) else r.headers)]) for r in legacy])
     op.drop_table("outbox")
     op.drop_table("processed_messages")

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBin
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.kafka import OutgoingMessage
+from shared.producer import OutgoingMessage
 
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]).decode

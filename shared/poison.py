@@ -16,8 +16,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
+from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, describe_batch
-from shared.kafka import UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
 
 log = structlog.get_logger(__name__)

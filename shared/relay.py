@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
 from shared.db import fetch_tuples
-from shared.kafka import OutgoingMessage, publish_marked
 from shared.logcheck import Marker, lost_markers
 from shared.outbox_batches import unpack
+from shared.producer import OutgoingMessage, publish_marked
 
 log = structlog.get_logger(__name__)
 

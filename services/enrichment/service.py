@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.enrichment import store
 from services.enrichment.domain import ContactEvent, Resolution, plan_batch
 from shared import wire
+from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, header
-from shared.envelope import HeaderTemplate
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
+from shared.envelope import HeaderTemplate, derived_id
 from shared.outbox_batches import enqueue
+from shared.producer import OutgoingMessage
 
 SOURCE = "kagibag-contacts/enrichment"
 DISPLAY_NAME_TYPE = wire.TYPE_OF_STRUCT[wire.DisplayNameResolved]

@@ -14,7 +14,8 @@ from aiokafka import ConsumerRecord
 
 from services.identity.domain import IncomingRecord, Interaction, InvalidEmail, normalize_email
 from shared import wire
-from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
+from shared.codec import UndecodableMessage, dead_letter
+from shared.producer import OutgoingMessage
 from shared.tracing import TRACEPARENT
 
 ROW_TYPE = wire.TYPE_OF_STRUCT[wire.ImportRowReceived]

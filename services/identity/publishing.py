@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.identity.service import ANSWER_TYPE, SOURCE, IdentityTopics
-from shared.envelope import HeaderTemplate
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage
+from shared.envelope import HeaderTemplate, derived_id
+from shared.producer import OutgoingMessage
 from shared.relay import CursorSource, OutboxSource, RelaySource
 from shared.wire import CONTACT_EVENT_STRUCTS, TYPE_OF_STRUCT
 

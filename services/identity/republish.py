@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity.publishing import EVENT_COLUMNS, ContactEventMessages
 from shared.db import fetch_tuples
-from shared.kafka import create_producer, publish_all
+from shared.producer import create_producer, publish_all
 
 BATCH = 5000
 

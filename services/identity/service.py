@@ -26,11 +26,10 @@ from services.identity.domain import BatchPlan, Resolution, matching_keys, resol
 from services.identity.intake import RowIntake, StatementIntake, take_in
 from shared import wire
 from shared.consumer import Delivery
-from shared.envelope import cloud_event_headers
+from shared.envelope import cloud_event_headers, derived_id
 from shared.events import MAX_ROWS_PER_OUTCOME_MESSAGE
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue, notify
+from shared.producer import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import outcomes
 from shared import metrics, wire
+from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, describe_batch, header, raw_records
-from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
 from shared.outbox_batches import enqueue
+from shared.producer import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

@@ -162,7 +162,7 @@ async def _dlq(args: argparse.Namespace) -> int:
     from services.catalog import load_settings
     from services.ops import dead_letters as dlq
     from shared.db import create_engine
-    from shared.kafka import create_producer
+    from shared.producer import create_producer
     from shared.topics import CONSUMING_SERVICES
 
     settings = load_settings("ops")

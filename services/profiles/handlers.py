@@ -21,13 +21,12 @@ from services.profiles.intake import take_in
 from shared import metrics
 from shared import topics as registry
 from shared.consumer import Delivery, batch_subscriber, describe_batch, raw_records
-from shared.envelope import HeaderTemplate
+from shared.envelope import HeaderTemplate, derived_id
 from shared.events import ContactProfileUpdatedV1
-from shared.inbox import derived_id
-from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue
 from shared.poison import apply_isolating_poison, dead_letter_alone
 from shared.positions import claim_positions
+from shared.producer import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 

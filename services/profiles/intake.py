@@ -13,7 +13,8 @@ from aiokafka import ConsumerRecord
 
 from services.profiles.domain import statements
 from shared import wire
-from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter
+from shared.codec import UndecodableMessage, dead_letter
+from shared.producer import OutgoingMessage
 
 _decoder = wire.Decoder(wire.CONTACT_EVENT_STRUCTS)
 _json = msgspec.json.Encoder()

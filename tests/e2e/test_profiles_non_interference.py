@@ -38,6 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from services.local_postgres import libpq_url
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     AttendeeProfileCompletedV1,
@@ -47,7 +48,6 @@ from shared.events import (
     UserAccountLinkedV1,
     WaitlistRegisteredV1,
 )
-from shared.kafka import encode
 from shared.topics import INTERACTIONS
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish

@@ -18,10 +18,11 @@ import pytest
 
 from services.local_postgres import libpq_url
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import EmailPermission, EventCheckedInV1, ImportRowReceivedV1, InteractionEvent, TicketPurchasedV1
-from shared.kafka import OutgoingMessage, encode
 from shared.lag import consumer_lag
+from shared.producer import OutgoingMessage
 from shared.topics import CONTACT_EVENTS, IMPORT_ROWS, INTERACTIONS
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet, publish

@@ -16,9 +16,9 @@ import pytest
 
 from services.local_postgres import libpq_url
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import ContactProfileUpdatedV1, TicketPurchasedV1
-from shared.kafka import encode
 from shared.topics import INTERACTIONS, PROFILE_UPDATES
 from tests.e2e.test_profiles_rebuild import profiles_consumed_everything, run_rebuild
 from tests.support.isolation import Isolation

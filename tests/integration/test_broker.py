@@ -7,7 +7,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.events import ImportRowReceivedV1
-from shared.kafka import create_producer, ensure_topics
+from shared.kafka import ensure_topics
+from shared.producer import create_producer
 from shared.topics import ALL_TOPICS, CONTACT_EVENTS, IMPORT_ROWS, PROFILE_UPDATES
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish_events

@@ -14,9 +14,10 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from shared import topics
+from shared.codec import UndecodableMessage, dead_letter, encode
 from shared.envelope import Envelope
 from shared.events import InteractionRecordedV1, TicketPurchasedV1
-from shared.kafka import OutgoingMessage, UndecodableMessage, dead_letter, encode
+from shared.producer import OutgoingMessage
 from tests.support.cli import cli_env, contacts
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet, consume_until, publish

@@ -15,6 +15,7 @@ from services.enrichment.app import create_app
 from services.enrichment.config import EnrichmentSettings
 from services.local_postgres import libpq_url
 from shared import topics
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
@@ -24,7 +25,7 @@ from shared.events import (
     ContactUpdatedV1,
     DisplayNameResolvedV1,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_quiet, consume_until, publish
 from tests.support.waiting import wait_until

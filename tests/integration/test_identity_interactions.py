@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     AttendeeProfileCompletedV1,
@@ -20,7 +21,7 @@ from shared.events import (
     UserAccountLinkedV1,
     WaitlistRegisteredV1,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from shared.topics import ATTENDEE_STATEMENTS, INTERACTIONS, dead_letter_topic
 from tests.integration.test_identity_resolution import identity_process, outcomes_for, query, row_messages
 from tests.support.isolation import Isolation

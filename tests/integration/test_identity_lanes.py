@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.events import TicketPurchasedV1
-from shared.kafka import OutgoingMessage
+from shared.producer import OutgoingMessage
 from shared.topics import BULK_IMPORT_ROWS, IMPORT_ROW_OUTCOMES
 from tests.integration.test_identity_interactions import interaction_message, recorded
 from tests.integration.test_identity_resolution import (

@@ -15,6 +15,7 @@ import pytest
 from services.identity.domain import rebuild
 from services.local_postgres import libpq_url
 from shared import wire
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     CONTACT_FIELDS,
@@ -22,7 +23,7 @@ from shared.events import (
     ImportRowsProcessedV1,
     ProcessedRow,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from shared.topics import IMPORT_ROW_OUTCOMES, IMPORT_ROWS, dead_letter_topic
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_quiet, consume_until, publish

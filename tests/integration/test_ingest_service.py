@@ -20,9 +20,10 @@ from services.ingest import row_pages
 from services.ingest.importer import row_event_id
 from services.local_postgres import libpq_url
 from shared import topics
+from shared.codec import encode
 from shared.db import create_engine
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, envelope_for

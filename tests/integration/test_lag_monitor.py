@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from shared import topics
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import ContactCreatedV1, ContactSource
-from shared.kafka import encode
 from tests.support.cli import contacts
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish

@@ -11,7 +11,8 @@ from services.local_broker import free_port
 from services.monitor.domain import LagBook, Rules, Status
 from services.monitor.poller import OffsetPoller
 from shared import topics
-from shared.kafka import OutgoingMessage, ensure_topics
+from shared.kafka import ensure_topics
+from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
 

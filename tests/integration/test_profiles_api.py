@@ -18,6 +18,7 @@ from services.local_postgres import libpq_url
 from services.profiles import relationships
 from shared import topics
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.db import create_engine
 from shared.envelope import Envelope
 from shared.events import (
@@ -30,7 +31,7 @@ from shared.events import (
     InteractionKind,
     InteractionRecordedV1,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.integration.test_profiles_service import profiles_api
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish

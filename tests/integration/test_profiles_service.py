@@ -18,6 +18,7 @@ from services.profiles.app import create_app
 from services.profiles.config import ProfilesSettings
 from shared import topics
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
@@ -29,7 +30,7 @@ from shared.events import (
     EmailPermission,
     ImportRowReceivedV1,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_quiet, consume_until, publish
 from tests.support.waiting import wait_until

@@ -16,6 +16,7 @@ import pytest
 
 from shared import topics
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
     ContactCreatedV1,
@@ -24,7 +25,7 @@ from shared.events import (
     ContactSource,
     ContactUpdatedV1,
 )
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish
 from tests.support.processes import ServiceProcess

@@ -8,7 +8,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.kafka import OutgoingMessage, create_producer, ensure_topics, publish_all
+from shared.kafka import ensure_topics
+from shared.producer import OutgoingMessage, create_producer, publish_all
 from shared.topics import Topic
 
 pytestmark = pytest.mark.integration

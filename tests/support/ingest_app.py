@@ -17,9 +17,10 @@ from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
 from shared import topics
 from shared.auth import mint_token
+from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow, RowOutcome
-from shared.kafka import OutgoingMessage, encode
+from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_until, publish
 from tests.support.waiting import wait_until

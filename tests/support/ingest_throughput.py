@@ -19,7 +19,8 @@ from pathlib import Path
 from services.ingest.importer import RowEvents
 from services.ingest.reading.csv_rows import CsvRows
 from services.local_broker import free_port, start_broker
-from shared.kafka import create_producer, ensure_topics
+from shared.kafka import ensure_topics
+from shared.producer import create_producer
 from shared.topics import IMPORT_ROWS
 
 HEADER = "email,first_name,last_name,company,title,phone\n"

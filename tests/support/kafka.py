@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from shared.codec import UndecodableMessage, decode, encode
 from shared.envelope import Envelope
 from shared.events import ALL_EVENTS, Event, ImportRowReceivedV1
-from shared.kafka import OutgoingMessage, UndecodableMessage, create_producer, decode, encode, publish_all
+from shared.producer import OutgoingMessage, create_producer, publish_all
 
 TEST_SOURCE = "kagibag-contacts/tests"
 

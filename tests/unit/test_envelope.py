@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.envelope import CONTENT_TYPE, SPEC_VERSION, Envelope, MissingHeaderError
+from shared.envelope import CONTENT_TYPE, DERIVED_ID_NAMESPACE, SPEC_VERSION, Envelope, MissingHeaderError, derived_id
 
 
 def test_every_attribute_round_trips_through_headers() -> None:
@@ -82,3 +85,12 @@ def test_a_header_template_builds_the_envelopes_headers() -> None:
 
     assert Envelope.from_headers(headers) == envelope
     assert sorted(headers) == sorted(envelope.to_headers())
+
+
+@given(st.lists(st.one_of(st.text(max_size=20), st.integers()), min_size=1, max_size=4))
+def test_derived_ids_are_exactly_uuid5_of_the_joined_parts(parts: list[object]) -> None:
+    assert derived_id(*parts) == str(uuid.uuid5(DERIVED_ID_NAMESPACE, "/".join(map(str, parts))))
+
+
+def test_derived_ids_differ_by_namespace() -> None:
+    assert derived_id("a", namespace=uuid.NAMESPACE_URL) != derived_id("a")

@@ -9,9 +9,9 @@ from aiokafka import ConsumerRecord
 
 from services.ingest.handlers import check_storable, take_in
 from shared import wire
+from shared.codec import UndecodableMessage, encode
 from shared.envelope import Envelope
 from shared.events import ImportRowsProcessedV1, ProcessedRow, RowOutcome
-from shared.kafka import UndecodableMessage, encode
 
 IMPORT_ID = "6f1c2a9e-0d4b-4c1e-9a51-2b7f3c8d9e01"
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from services.ingest.importer import ROW_EVENT_NAMESPACE, SOURCE, RowEvents, row_event_id
 from services.ingest.reading.rows import ValidRow
+from shared.codec import decode
 from shared.events import ImportRowReceivedV1
-from shared.kafka import decode
 
 IMPORT_ID = "6f1c2a9e-0d4b-4c1e-9a51-2b7f3c8d9e01"
 ROWS = [
