@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from services.catalog import SCHEMAS, migrate
 from services.ops.commands import add_parsers as add_ops_parsers
-from shared.auth import mint_token
+from shared.auth import mint_attendee_token, mint_token
 from shared.config import PlatformSettings
 from shared.lifecycle import create_topics
 from shared.schemas import write_schemas
@@ -25,7 +25,16 @@ def _token(args: argparse.Namespace) -> int:
     platform = PlatformSettings()
     ttl = args.ttl if args.ttl is not None else platform.token_ttl_seconds
     secret = platform.auth_secret.get_secret_value()
-    print(mint_token(secret=secret, organizer_id=args.organizer, ttl_seconds=ttl, user=args.user))
+    try:
+        if args.attendee is not None:
+            if args.user is not None:
+                raise ValueError("--user names who acts for an organizer: not with --attendee")
+            print(mint_attendee_token(secret=secret, email=args.attendee, ttl_seconds=ttl))
+        else:
+            print(mint_token(secret=secret, organizer_id=args.organizer, ttl_seconds=ttl, user=args.user))
+    except ValueError as error:
+        print(f"contacts token: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -141,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     token = commands.add_parser("token", help="print a bearer token (signed with CONTACTS_AUTH_SECRET)")
-    token.add_argument("--organizer", required=True, help="the organizer_id the token speaks for")
+    speaks_for = token.add_mutually_exclusive_group(required=True)
+    speaks_for.add_argument("--organizer", help="the organizer_id the token speaks for (organizer routes)")
+    speaks_for.add_argument("--attendee", metavar="EMAIL",
+                            help="the attendee's verified email (the attendee_email claim; the /v1/me routes)")
     token.add_argument("--user", help="who acts for the organizer (the sub claim; recorded on API changes)")
     token.add_argument("--ttl", type=_positive, help="lifetime (default CONTACTS_TOKEN_TTL_SECONDS)")
     token.set_defaults(handler=_token)

@@ -284,6 +284,52 @@ class DisplayNameResolvedV1(Event):
     contact_version: int
 
 
+SuggestionDecision = Literal["accepted", "customized", "rejected"]
+
+
+class SuggestionV1(BaseModel):
+    """One value a provider suggests for one field of the person's profile. ``current`` is the person's own
+    (canonical) value when it was made, never a value an organizer imported; nothing is applied until the person
+    accepts it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    field: ContactField
+    current: str | None = None
+    suggested: str
+    source: str = Field(description='The provider: "email_domain", "email_name", "phone_format", "external_api".')
+    confidence: float = Field(ge=0, le=1)
+    created_at: datetime
+
+
+class EnrichmentSuggestedV1(Event):
+    """What one run of the providers suggests for a contact: at most one pending suggestion per field, so a new
+    one for a field ``withdraws`` the earlier (as does the person stating that value themself)."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.enrichment.suggested.v1"
+
+    contact_id: str
+    occurred_at: datetime
+    suggestions: list[SuggestionV1] = Field(default_factory=list)
+    withdrawn: list[str] = Field(default_factory=list, description="Ids of earlier suggestions no longer pending.")
+
+
+class SuggestionDecidedV1(Event):
+    """The person accepted, customized or rejected a suggestion, signed in as the attendee. ``value`` is what they
+    stated (published to identity as ``AttendeeStatedV1``); a rejection carries no value."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.enrichment.suggestion-decided.v1"
+
+    contact_id: str
+    suggestion_id: str
+    field: ContactField
+    source: str
+    decision: SuggestionDecision
+    value: str | None = None
+    occurred_at: datetime
+
+
 # --- profiles -> downstream: contacts.profile-updates.v1 -------------------------------------------------------
 
 
@@ -340,5 +386,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ContactProfileUpdatedV1,
     AttendeeStatedV1,
     *INTERACTION_EVENTS,
+    EnrichmentSuggestedV1,
+    SuggestionDecidedV1,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.TYPE: event for event in ALL_EVENTS}

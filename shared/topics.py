@@ -107,10 +107,11 @@ CONTACT_EVENTS = Topic(
 ENRICHMENTS = Topic(
     name="contacts.enrichments.v1",
     key="contact id",
-    events=(events.DisplayNameResolvedV1,),
+    events=(events.EnrichmentSuggestedV1, events.SuggestionDecidedV1, events.DisplayNameResolvedV1),
     partitions=8,
     writer="enrichment",
-    description="Derived contact data: display names.",
+    description="Enrichment suggestions (one event per contact per provider run) and the attendee's decisions on "
+    "them. Display names were published here until profiles resolved them itself (older records only).",
     config=KEPT_FOREVER,
     readers=(),
 )

@@ -172,6 +172,33 @@ class DisplayNameResolved(Wire, kw_only=True, frozen=True):
     contact_version: int
 
 
+class Suggestion(Wire, kw_only=True, frozen=True):
+    id: str
+    field: events.ContactField
+    suggested: str
+    source: str
+    confidence: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    created_at: datetime
+    current: str | None = None
+
+
+class EnrichmentSuggested(Wire, kw_only=True, frozen=True):
+    contact_id: str
+    occurred_at: datetime
+    suggestions: list[Suggestion] = []
+    withdrawn: list[str] = []
+
+
+class SuggestionDecided(Wire, kw_only=True, frozen=True):
+    contact_id: str
+    suggestion_id: str
+    field: events.ContactField
+    source: str
+    decision: events.SuggestionDecision
+    occurred_at: datetime
+    value: str | None = None
+
+
 # --- contacts.profile-updates.v1 ---------------------------------------------------------------------------------
 
 
@@ -219,6 +246,8 @@ STRUCT_OF_MODEL: dict[type[events.Event], type[Wire]] = {
     events.DisplayNameResolvedV1: DisplayNameResolved,
     events.ContactProfileUpdatedV1: ContactProfileUpdated,
     events.AttendeeStatedV1: AttendeeStated,
+    events.EnrichmentSuggestedV1: EnrichmentSuggested,
+    events.SuggestionDecidedV1: SuggestionDecided,
 }
 STRUCT_OF_TYPE: dict[str, type[Wire]] = {model.TYPE: struct for model, struct in STRUCT_OF_MODEL.items()}
 TYPE_OF_STRUCT: dict[type[Wire], str] = {struct: model.TYPE for model, struct in STRUCT_OF_MODEL.items()}

@@ -1,5 +1,6 @@
-"""enrichment's use case: fold a batch of contact events into the per-contact state in one transaction, and
-publish the display names that changed (one outbox row for the whole batch)."""
+"""enrichment's consumer: fold a batch of contact events into what enrichment keeps per contact, in one
+transaction, and mark the contacts the providers should run for. Nothing else happens per event: the providers run
+behind, in the paced worker (``services.enrichment.worker``), so an import never waits for them."""
 
 from __future__ import annotations
 
@@ -12,31 +13,30 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.enrichment import store
-from services.enrichment.domain import ContactEvent, Resolution, plan_batch
+from services.enrichment.domain import ContactEvent, plan_batch
 from shared import wire
 from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, header
-from shared.envelope import HeaderTemplate, derived_id
 from shared.outbox_batches import enqueue
 from shared.producer import OutgoingMessage
 
 SOURCE = "kagibag-contacts/enrichment"
-DISPLAY_NAME_TYPE = wire.TYPE_OF_STRUCT[wire.DisplayNameResolved]
 _contact_events = wire.Decoder(wire.CONTACT_EVENT_STRUCTS)
-_display_names = HeaderTemplate(type=DISPLAY_NAME_TYPE, source=SOURCE)
 
 
 @dataclass(frozen=True)
 class EnrichmentTopics:
     contact_events: str
     enrichments: str
+    attendee_statements: str
     dead_letters: str
 
 
 @dataclass(frozen=True)
-class Enriched:
+class Folded:
     events: int
-    display_names: int
+    changed: int
+    due: int
     dead_letters: list[OutgoingMessage]
 
 
@@ -54,38 +54,22 @@ def _decode(record: ConsumerRecord) -> ContactEvent:
     return event
 
 
-def _display_name_message(resolution: Resolution, cause: ConsumerRecord, topics: EnrichmentTopics) -> OutgoingMessage:
-    event = wire.DisplayNameResolved(contact_id=resolution.contact_id, display_name=resolution.display_name,
-                                     contact_version=resolution.contact_version)
-    correlation = header(cause, "ce_correlationid")
-    cause_id = header(cause, "ce_id") or b""
-    headers = _display_names.build(
-        id=derived_id("display-name", event.contact_id, event.contact_version), time=datetime.now(UTC),
-        subject=event.contact_id, correlation_id=(correlation or cause_id).decode(), causation_id=cause_id.decode(),
-    )
-    return OutgoingMessage(topics.enrichments, event.contact_id.encode(), wire.encode(event), headers)
-
-
-async def enrich(
+async def fold_contact_events(
     conn: AsyncConnection, records: Sequence[ConsumerRecord], *, topics: EnrichmentTopics, delivery: Delivery
-) -> Enriched:
+) -> Folded:
     """Apply ``records`` exactly once in effect in the caller's transaction: the group's positions advance past
-    them, redelivered events are stale by their version, and what changed is published through the outbox."""
+    them, redelivered events are stale by their version, and the changed people are written with one upsert
+    that also marks those due for the providers."""
     fresh = await delivery.claim(conn, records)
-    causes: dict[tuple[str, int], ConsumerRecord] = {}
     todo: list[ContactEvent] = []
     dead: list[OutgoingMessage] = []
     for record in fresh:
         try:
-            event = _decode(record)
+            todo.append(_decode(record))
         except UndecodableMessage as error:
             dead.append(dead_letter(record, error, topic=topics.dead_letters))
-            continue
-        causes.setdefault((event.contact_id, event.version), record)
-        todo.append(event)
-    known = await store.lock_contacts(conn, [event.contact_id for event in todo])
+    known = await store.load_people(conn, (event.contact_id for event in todo))
     plan = plan_batch(known, todo)
-    await store.save_contacts(conn, list(plan.changed.values()))
-    names = [_display_name_message(r, causes[(r.contact_id, r.contact_version)], topics) for r in plan.resolutions]
-    await enqueue(conn, names + dead, channel=delivery.channel)
-    return Enriched(events=len(todo), display_names=len(names), dead_letters=dead)
+    await store.save_people(conn, list(plan.changed.values()), due=plan.due, now=datetime.now(UTC))
+    await enqueue(conn, dead, channel=delivery.channel)
+    return Folded(events=len(todo), changed=len(plan.changed), due=len(plan.due), dead_letters=dead)

@@ -1,49 +1,217 @@
-"""enrichment's reads and writes: lock the contacts a batch touches, then upsert their new state in the
-caller's transaction."""
+"""enrichment's reads and writes, each in the caller's transaction: the people the contact log states (written
+set-wise: COPY into a stage, one upsert), which of them are due for the providers, and their suggestions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.enrichment import db
-from services.enrichment.domain import ContactNames
-from shared.db import stage
+from services.enrichment.domain import Person, Status, Suggestion
+from shared.db import driver_connection, fetch_tuples, stage
+from shared.events import CONTACT_FIELDS
 
-COLUMNS = [column.name for column in db.contacts.columns]
+PERSON_COLUMNS = ["contact_id", "email", "version", *CONTACT_FIELDS, "bio", "social_links", "sources", "organizers",
+                  "updated_at"]
+STAGED_COLUMNS = [*PERSON_COLUMNS, "due_at"]
+SUGGESTION_COLUMNS = [column.name for column in db.suggestions.columns]
+_PERSON_SELECT = ", ".join(PERSON_COLUMNS)
 
 
-def _row(state: ContactNames) -> tuple[Any, ...]:
-    return tuple(getattr(state, column) for column in COLUMNS)
+def _person(row: Sequence[Any]) -> Person:
+    contact_id, email, version, first, last, company, title, phone, bio, links, sources, organizers, updated = row
+    values = zip(CONTACT_FIELDS, (first, last, company, title, phone), strict=True)
+    fields: dict[str, str] = {name: value for name, value in values if value is not None}
+    return Person(
+        contact_id=contact_id, version=version, email=email, fields=fields, bio=bio, social_links=links or {},
+        sources={name: (source["kind"], datetime.fromisoformat(source["at"])) for name, source in sources.items()},
+        organizers=frozenset(organizers), updated_at=updated,
+    )
 
 
-async def lock_contacts(conn: AsyncConnection, contact_ids: Sequence[str]) -> dict[str, ContactNames]:
-    """The known state of ``contact_ids``, row-locked in a stable order."""
-    if not contact_ids:
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row(person: Person, due_at: datetime | None) -> tuple[Any, ...]:
+    fields = person.fields
+    sources = {name: {"kind": kind, "at": at.isoformat()} for name, (kind, at) in person.sources.items()}
+    return (person.contact_id, person.email, person.version, *(fields.get(name) for name in CONTACT_FIELDS),
+            person.bio, _json(person.social_links) if person.social_links else "{}",
+            _json(sources) if sources else "{}", sorted(person.organizers), person.updated_at, due_at)
+
+
+# --- the consumer ------------------------------------------------------------------------------------------------
+
+
+async def load_people(conn: AsyncConnection, contact_ids: Iterable[str]) -> dict[str, Person]:
+    """The kept state of ``contact_ids`` (those enrichment knows). The consumer's batches of a contact never run
+    concurrently (its partition's position row is locked by the batch), so no row lock is taken."""
+    ids = sorted(set(contact_ids))
+    if not ids:
         return {}
-    result = await conn.execute(
-        text(
-            f"SELECT {', '.join(COLUMNS)} FROM contacts WHERE contact_id = ANY(:ids) "
-            'ORDER BY contact_id COLLATE "C" FOR UPDATE'
-        ),
-        {"ids": sorted(set(contact_ids))},
-    )
-    return {row.contact_id: ContactNames(**row._mapping) for row in result}
+    rows = await fetch_tuples(conn, f"SELECT {_PERSON_SELECT} FROM contacts WHERE contact_id = ANY(%s)", (ids,))
+    return {row[0]: _person(row) for row in rows}
 
 
-async def save_contacts(conn: AsyncConnection, states: Sequence[ContactNames]) -> None:
-    """COPY into a staging table, then one upsert; a row never moves back to an older version."""
-    if not states:
+async def save_people(conn: AsyncConnection, people: Sequence[Person], *, due: set[str], now: datetime) -> None:
+    """COPY the changed people into a stage, then one upsert; a row never moves back to an older version. Those in
+    ``due`` are due for all providers now; the others keep whatever was due."""
+    if not people:
         return
-    await stage(conn, name="contacts_stage", like="contacts", columns=COLUMNS, rows=map(_row, states))
-    updates = ", ".join(f"{column} = excluded.{column}" for column in COLUMNS[1:])
-    await conn.execute(
-        text(
-            f"INSERT INTO contacts ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM contacts_stage "
-            f"ON CONFLICT (contact_id) DO UPDATE SET {updates} "
-            "WHERE contacts.version < excluded.version"
-        )
+    await stage(conn, name="contacts_stage", like="contacts", columns=STAGED_COLUMNS,
+                rows=(_row(person, now if person.contact_id in due else None) for person in people))
+    updates = ", ".join(f"{column} = excluded.{column}" for column in PERSON_COLUMNS[1:])
+    await conn.execute(text(
+        f"INSERT INTO contacts ({', '.join(STAGED_COLUMNS)}) SELECT {', '.join(STAGED_COLUMNS)} FROM contacts_stage "
+        f"ON CONFLICT (contact_id) DO UPDATE SET {updates}, "
+        "due_at = coalesce(excluded.due_at, contacts.due_at), "
+        "due_sources = CASE WHEN excluded.due_at IS NULL THEN contacts.due_sources END "
+        "WHERE contacts.version < excluded.version"
+    ))
+
+
+# --- the worker ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    person: Person
+    due_at: datetime
+    sources: frozenset[str] | None
+    """The providers to run; None: all."""
+
+
+async def due_people(conn: AsyncConnection, *, limit: int) -> list[Due]:
+    """Up to ``limit`` contacts whose providers should run by now, the longest waiting first."""
+    rows = await fetch_tuples(
+        conn,
+        f"SELECT {_PERSON_SELECT}, due_at, due_sources FROM contacts WHERE due_at <= now() "
+        "ORDER BY due_at LIMIT %s",
+        (limit,),
     )
+    return [Due(_person(row[:-2]), row[-2], frozenset(row[-1]) if row[-1] is not None else None) for row in rows]
+
+
+async def finish_runs(
+    conn: AsyncConnection, runs: Sequence[tuple[str, datetime, datetime | None, list[str] | None]]
+) -> set[str]:
+    """Record provider runs: ``(contact id, the due_at the run started from, the next due_at or None, the
+    providers to run then)``. Returns the contacts recorded: a contact that became due again meanwhile (the person
+    changed something) keeps its new due_at, and that run's results are not used."""
+    if not runs:
+        return set()
+    rows = await fetch_tuples(
+        conn,
+        "UPDATE contacts c SET due_at = u.next_due, due_sources = CASE WHEN u.next_due IS NULL THEN NULL "
+        "ELSE string_to_array(u.next_sources, ',') END "
+        "FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[]) AS u(id, was, next_due, "
+        "next_sources) WHERE c.contact_id = u.id AND c.due_at = u.was RETURNING c.contact_id",
+        ([r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs],
+         [",".join(r[3]) if r[3] else None for r in runs]),
+    )
+    return {row[0] for row in rows}
+
+
+def _suggestion(row: Sequence[Any]) -> Suggestion:
+    return Suggestion(*row)
+
+
+async def suggestions_of(conn: AsyncConnection, contact_ids: Iterable[str], *,
+                         lock: bool = False) -> dict[str, list[Suggestion]]:
+    """Every suggestion of ``contact_ids`` (pending and decided), oldest first; ``lock`` row-locks them so a
+    decision and a provider run on the same contact happen one after the other."""
+    ids = sorted(set(contact_ids))
+    found: dict[str, list[Suggestion]] = {contact_id: [] for contact_id in ids}
+    if not ids:
+        return found
+    rows = await fetch_tuples(
+        conn,
+        f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE contact_id = ANY(%s) "
+        "ORDER BY contact_id, created_at, id" + (" FOR UPDATE" if lock else ""),
+        (ids,),
+    )
+    for row in rows:
+        found[row[1]].append(_suggestion(row))
+    return found
+
+
+async def insert_suggestions(conn: AsyncConnection, suggestions: Sequence[Suggestion]) -> None:
+    if not suggestions:
+        return
+    columns = {name: [getattr(s, name) for s in suggestions] for name in SUGGESTION_COLUMNS}
+    casts = {"confidence": "float8[]", "created_at": "timestamptz[]", "decided_at": "timestamptz[]"}
+    arrays = ", ".join(f"%s::{casts.get(name, 'text[]')}" for name in SUGGESTION_COLUMNS)
+    async with (await driver_connection(conn)).cursor() as cursor:
+        await cursor.execute(
+            f"INSERT INTO suggestions ({', '.join(SUGGESTION_COLUMNS)}) SELECT * FROM unnest({arrays})",
+            [columns[name] for name in SUGGESTION_COLUMNS],
+        )
+
+
+async def withdraw(conn: AsyncConnection, ids: Sequence[str], *, at: datetime) -> None:
+    if ids:
+        await conn.execute(
+            text("UPDATE suggestions SET status = 'withdrawn', decided_at = :at WHERE id = ANY(:ids) "
+                 "AND status = 'pending'"),
+            {"ids": list(ids), "at": at},
+        )
+
+
+# --- the attendee and organizers ---------------------------------------------------------------------------------
+
+
+async def person_by_email(conn: AsyncConnection, email: str) -> Person | None:
+    rows = await fetch_tuples(
+        conn, f"SELECT {_PERSON_SELECT} FROM contacts WHERE email = %s ORDER BY version DESC LIMIT 1", (email,)
+    )
+    return _person(rows[0]) if rows else None
+
+
+async def suggestions_with_status(conn: AsyncConnection, contact_id: str,
+                                  statuses: Sequence[Status]) -> list[Suggestion]:
+    rows = await fetch_tuples(
+        conn,
+        f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE contact_id = %s AND status = ANY(%s) "
+        "ORDER BY created_at, id",
+        (contact_id, list(statuses)),
+    )
+    return [_suggestion(row) for row in rows]
+
+
+async def suggestion_for_update(conn: AsyncConnection, *, contact_id: str, suggestion_id: str) -> Suggestion | None:
+    """One suggestion of the contact's, row-locked; ``None`` when it is no suggestion of theirs."""
+    rows = await fetch_tuples(
+        conn,
+        f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE id = %s AND contact_id = %s FOR UPDATE",
+        (suggestion_id, contact_id),
+    )
+    return _suggestion(rows[0]) if rows else None
+
+
+async def record_decision(conn: AsyncConnection, *, suggestion_id: str, status: Status, value: str | None,
+                          at: datetime) -> None:
+    await conn.execute(
+        text("UPDATE suggestions SET status = :status, value = :value, decided_at = :at WHERE id = :id"),
+        {"status": status, "value": value, "at": at, "id": suggestion_id},
+    )
+
+
+async def review_counts(conn: AsyncConnection, *, contact_id: str, organizer_id: str) -> tuple[int, int] | None:
+    """(pending, reviewed) suggestions of a contact ``organizer_id`` has a relationship with; ``None`` when it has
+    none (or the contact is unknown: the caller cannot tell the two apart)."""
+    rows = await fetch_tuples(
+        conn,
+        "SELECT count(s.id) FILTER (WHERE s.status = 'pending'), "
+        "count(s.id) FILTER (WHERE s.status IN ('accepted', 'customized', 'rejected')) "
+        "FROM contacts c LEFT JOIN suggestions s ON s.contact_id = c.contact_id "
+        "WHERE c.contact_id = %s AND %s = ANY(c.organizers) GROUP BY c.contact_id",
+        (contact_id, organizer_id),
+    )
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None

@@ -1,29 +1,38 @@
-"""enrichment against the real broker and PostgreSQL: contact events in, display names out, exactly once in
-effect, poison messages dead-lettered."""
+"""enrichment against the real broker and PostgreSQL (the app in this process, its lifespan running the consumer,
+the paced worker and the relay): contact events in; kept per contact only what the person stated; suggestions
+made behind, one event per contact per run; the attendee's decisions out to identity; exactly once in effect;
+poison messages dead-lettered."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 
 from services.enrichment.app import create_app
 from services.enrichment.config import EnrichmentSettings
 from services.local_postgres import libpq_url
 from shared import topics
+from shared.auth import mint_attendee_token, mint_token
 from shared.codec import encode
 from shared.envelope import Envelope
 from shared.events import (
+    AttendeeStatedV1,
     ContactCreatedV1,
     ContactEvent,
     ContactMatchedV1,
     ContactSource,
     ContactUpdatedV1,
-    DisplayNameResolvedV1,
+    EnrichmentSuggestedV1,
+    SuggestionDecidedV1,
 )
 from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
@@ -33,186 +42,277 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-SOURCE = ContactSource(kind="import", organizer_id="org-a", import_id="imp-1", row_number=1)
+IMPORT_A = ContactSource(kind="import", organizer_id="org-a", import_id="imp-1", row_number=1)
+IMPORT_B = ContactSource(kind="import", organizer_id="org-b", import_id="imp-2", row_number=1)
+TICKET = ContactSource(kind="interaction", organizer_id="org-c", interaction_id="ce-1")
+ADA = "ada.lovelace@analytical.example"
 
 
-def created(contact_id: str, email: str, **fields: str) -> ContactCreatedV1:
-    return ContactCreatedV1(
-        contact_id=contact_id,
-        version=1,
-        occurred_at=NOW,
-        source=SOURCE,
-        email=email,
-        email_original=email,
-        fields=fields,
-    )  # type: ignore[arg-type]
+def created(contact_id: str, email: str, source: ContactSource = IMPORT_A, **fields: str) -> ContactCreatedV1:
+    return ContactCreatedV1(contact_id=contact_id, version=1, occurred_at=NOW, source=source, email=email,
+                            email_original=email, fields=fields)  # type: ignore[arg-type]
 
 
-def updated(contact_id: str, version: int, **changes: str) -> ContactUpdatedV1:
-    return ContactUpdatedV1(
-        contact_id=contact_id, version=version, occurred_at=NOW, source=SOURCE, changes=changes
-    )  # type: ignore[arg-type]
+def updated(contact_id: str, version: int, source: ContactSource = IMPORT_A, **changes: str) -> ContactUpdatedV1:
+    return ContactUpdatedV1(contact_id=contact_id, version=version, occurred_at=NOW, source=source,
+                            changes=changes)  # type: ignore[arg-type]
 
 
-def matched(contact_id: str, version: int) -> ContactMatchedV1:
-    return ContactMatchedV1(contact_id=contact_id, version=version, occurred_at=NOW, source=SOURCE)
+def as_identity(isolation: Isolation, event: ContactEvent) -> OutgoingMessage:
+    envelope = Envelope(type=event.TYPE, source="kagibag-contacts/identity", subject=event.contact_id,
+                        correlation_id=f"import-{uuid.uuid4().hex[:6]}")
+    return encode(event, envelope, topic=isolation.topic(topics.CONTACT_EVENTS), key=event.contact_id)
 
 
-def as_identity(isolation: Isolation, event: ContactEvent) -> tuple[OutgoingMessage, Envelope]:
-    """The message identity would publish: keyed by contact id, with its own CloudEvents envelope."""
-    envelope = Envelope(
-        type=event.TYPE,
-        source="kagibag-contacts/identity",
-        subject=event.contact_id,
-        correlation_id=f"import-{uuid.uuid4().hex[:6]}",
-    )
-    topic = isolation.topic(topics.CONTACT_EVENTS)
-    return encode(event, envelope, topic=topic, key=event.contact_id), envelope
+@dataclass
+class Running:
+    isolation: Isolation
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    def attendee(self, email: str) -> dict[str, str]:
+        token = mint_attendee_token(secret=self.isolation.auth_secret, email=email, ttl_seconds=600)
+        return {"Authorization": f"Bearer {token}"}
+
+    def organizer(self, organizer_id: str) -> dict[str, str]:
+        token = mint_token(secret=self.isolation.auth_secret, organizer_id=organizer_id, ttl_seconds=600)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def send(self, *events: ContactEvent) -> None:
+        await publish(self.isolation.kafka_bootstrap, [as_identity(self.isolation, event) for event in events])
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(libpq_url(self.isolation.database_url)) as conn:
+            conn.execute(f'SET search_path TO "{self.isolation.schema("enrichment")}"')
+            return conn.execute(sql).fetchall()
+
+    def suggestions(self, contact_id: str) -> list[tuple[Any, ...]]:
+        return self.rows(f"SELECT field, current, suggested, source, status FROM suggestions "
+                         f"WHERE contact_id = '{contact_id}' ORDER BY field, created_at")
 
 
 @contextlib.asynccontextmanager
-async def enrichment_running(isolation: Isolation) -> AsyncIterator[None]:
+async def enrichment_running(isolation: Isolation, **settings: Any) -> AsyncIterator[Running]:
     isolation.migrate(("enrichment",))
-    settings = EnrichmentSettings(
-        db_schema=isolation.schema("enrichment"),
-        consumer_group=isolation.consumer_group("enrichment"),
-        platform=isolation.platform_settings(log_level="WARNING"),
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield
+    app = create_app(EnrichmentSettings(
+        db_schema=isolation.schema("enrichment"), consumer_group=isolation.consumer_group("enrichment"),
+        platform=isolation.platform_settings(log_level="WARNING"), worker_poll_seconds=0.2, **settings,
+    ))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://enrichment"
+    ) as client:
+        yield Running(isolation, app, client)
 
 
-def names(seen: list[Consumed]) -> list[tuple[str, str, int]]:
-    return [
-        (e.contact_id, e.display_name, e.contact_version)
-        for c in seen
-        if isinstance(e := c.event, DisplayNameResolvedV1)
-    ]
+def suggested(seen: list[Consumed]) -> list[EnrichmentSuggestedV1]:
+    return [c.event for c in seen if isinstance(c.event, EnrichmentSuggestedV1)]
 
 
-def contacts_table(isolation: Isolation) -> list[tuple[object, ...]]:
-    with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        return conn.execute(
-            f"SELECT contact_id, email, first_name, last_name, display_name, version "
-            f'FROM "{isolation.schema("enrichment")}".contacts ORDER BY contact_id'
-        ).fetchall()
-
-
-async def test_display_names_are_published_when_they_change_caused_by_the_contact_event(
+async def test_suggestions_compare_with_what_the_person_stated_never_with_an_organizers_import(
     isolation: Isolation,
 ) -> None:
-    enrichments = isolation.topic(topics.ENRICHMENTS)
-    sent: dict[tuple[str, int], Envelope] = {}
-
-    async def send(*events: ContactEvent) -> None:
-        pairs = [as_identity(isolation, event) for event in events]
-        sent.update(
-            {(e.contact_id, e.version): envelope for e, (_, envelope) in zip(events, pairs, strict=True)}
+    async with enrichment_running(isolation) as service:
+        await service.send(
+            created("c-ada", ADA, first_name="Organizer's", company="Organizer's Company", phone="+1 555 0100"),
+            created("c-bob", "bob@gmail.com"),
+            created("c-cy", "cy.young@acme.io", TICKET, phone="+44 20 7946 0958"),
+            updated("c-ada", 2, IMPORT_B, title="Imported Title"),
         )
-        await publish(isolation.kafka_bootstrap, [message for message, _ in pairs])
+        await wait_until(lambda: len(service.suggestions("c-ada")) == 3 and service.suggestions("c-cy"), timeout=30)
+        seen = await consume_quiet(isolation.kafka_bootstrap, isolation.topic(topics.ENRICHMENTS), quiet_seconds=1.5)
 
-    async with enrichment_running(isolation):
-        await send(
-            created("c1", "jane.doe@example.com"),
-            created("c2", "ann@example.com", first_name="Ann", last_name="Lee"),
-        )
-        await consume_until(isolation.kafka_bootstrap, enrichments, lambda seen: len(names(seen)) >= 2)
-        await send(updated("c1", 2, first_name="Jane"), matched("c2", 2), updated("c1", 3, company="Acme"))
-        await wait_until(lambda: contacts_table(isolation)[0][-1] == 3, timeout=15)
-        seen = await consume_quiet(isolation.kafka_bootstrap, enrichments, quiet_seconds=1.5)
-
-    assert sorted(names(seen)) == [("c1", "Jane", 2), ("c1", "jane.doe", 1), ("c2", "Ann Lee", 1)]
-    assert [n for n in names(seen) if n[0] == "c1"] == [("c1", "jane.doe", 1), ("c1", "Jane", 2)]  # in order
-    for consumed in seen:
-        assert isinstance(consumed.event, DisplayNameResolvedV1) and consumed.envelope is not None
-        cause = sent[(consumed.event.contact_id, consumed.event.contact_version)]
-        assert consumed.key == consumed.event.contact_id
-        assert consumed.envelope.causation_id == cause.id
-        assert consumed.envelope.correlation_id == cause.correlation_id
-        assert consumed.envelope.source == "kagibag-contacts/enrichment"
-        assert consumed.envelope.subject == consumed.event.contact_id
-    assert contacts_table(isolation) == [
-        ("c1", "jane.doe@example.com", "Jane", None, "Jane", 3),
-        ("c2", "ann@example.com", "Ann", "Lee", "Ann Lee", 2),
+    assert service.rows("SELECT contact_id, email, first_name, company, phone, title, organizers FROM contacts "
+                        "ORDER BY contact_id") == [
+        ("c-ada", ADA, None, None, None, None, ["org-a", "org-b"]),  # nothing the organizers imported
+        ("c-bob", "bob@gmail.com", None, None, None, None, ["org-a"]),
+        ("c-cy", "cy.young@acme.io", None, None, "+44 20 7946 0958", None, ["org-c"]),
     ]
+    assert service.suggestions("c-ada") == [
+        ("company", None, "Analytical", "email_domain", "pending"),
+        ("first_name", None, "Ada", "email_name", "pending"),
+        ("last_name", None, "Lovelace", "email_name", "pending"),
+    ]
+    assert service.suggestions("c-bob") == []  # free mail: no company; "bob": no name
+    assert service.suggestions("c-cy") == [
+        ("company", None, "Acme", "email_domain", "pending"),
+        ("first_name", None, "Cy", "email_name", "pending"),
+        ("last_name", None, "Young", "email_name", "pending"),
+        ("phone", "+44 20 7946 0958", "+442079460958", "phone_format", "pending"),
+    ]
+    events = suggested(seen)
+    assert sorted(e.contact_id for e in events) == ["c-ada", "c-cy"]  # one event per contact per run
+    (ada,) = [e for e in events if e.contact_id == "c-ada"]
+    assert {(s.field, s.suggested, s.current) for s in ada.suggestions} == {
+        ("first_name", "Ada", None), ("last_name", "Lovelace", None), ("company", "Analytical", None)}
+    assert all(c.key == c.event.contact_id for c in seen if isinstance(c.event, EnrichmentSuggestedV1))
 
 
-async def test_redelivered_and_stale_events_change_nothing(isolation: Isolation) -> None:
-    enrichments = isolation.topic(topics.ENRICHMENTS)
-    async with enrichment_running(isolation):
-        messages = [
-            as_identity(isolation, created("c1", "bo@example.com"))[0],
-            as_identity(isolation, updated("c1", 2, last_name="Ray"))[0],
-        ]
-        await publish(isolation.kafka_bootstrap, messages)
-        await wait_until(
-            lambda: contacts_table(isolation) == [("c1", "bo@example.com", None, "Ray", "Ray", 2)], timeout=20
-        )
-        before = await consume_quiet(isolation.kafka_bootstrap, enrichments, quiet_seconds=1.5)
+async def test_redelivered_and_stale_events_change_nothing_and_suggest_nothing_twice(isolation: Isolation) -> None:
+    async with enrichment_running(isolation) as service:
+        first = as_identity(isolation, created("c1", "jo.ray@corp.example", TICKET, first_name="Jo"))
+        await publish(isolation.kafka_bootstrap, [first])
+        await wait_until(lambda: service.suggestions("c1"), timeout=30)
+        before = await consume_quiet(isolation.kafka_bootstrap, isolation.topic(topics.ENRICHMENTS),
+                                     quiet_seconds=1.5)
 
-        stale = created("c1", "bo@example.com", first_name="Someone", last_name="Else")
-        # the same messages again (same envelope ids), and an old version in a new message
-        await publish(isolation.kafka_bootstrap, [*messages, as_identity(isolation, stale)[0]])
-        marker = as_identity(isolation, created("c9", "marker@example.com"))[0]
-        await publish(isolation.kafka_bootstrap, [marker])
-        after = await consume_until(
-            isolation.kafka_bootstrap, enrichments, lambda seen: any(n[0] == "c9" for n in names(seen))
-        )
-        after = await consume_quiet(isolation.kafka_bootstrap, enrichments, quiet_seconds=1.5)
+        stale = created("c1", "jo.ray@corp.example", TICKET, first_name="Someone")
+        await publish(isolation.kafka_bootstrap, [first, as_identity(isolation, stale)])
+        await service.send(created("c9", "marker.person@corp.example"))
+        await wait_until(lambda: service.suggestions("c9"), timeout=30)
+        after = await consume_quiet(isolation.kafka_bootstrap, isolation.topic(topics.ENRICHMENTS),
+                                    quiet_seconds=1.5)
 
-    assert sorted(names(after)) == sorted([*names(before), ("c9", "marker", 1)])
-    assert contacts_table(isolation)[0] == ("c1", "bo@example.com", None, "Ray", "Ray", 2)
+    assert [e.contact_id for e in suggested(before)] == ["c1"]
+    assert sorted(e.contact_id for e in suggested(after)) == ["c1", "c9"]
+    # the person stated a first name: no name is suggested, the company is, once
+    assert service.suggestions("c1") == [("company", None, "Corp", "email_domain", "pending")]
+    assert service.rows("SELECT first_name, version FROM contacts WHERE contact_id = 'c1'") == [("Jo", 1)]
+
+
+async def test_the_attendee_accepts_customizes_and_rejects_and_identity_is_told(isolation: Isolation) -> None:
+    statements_topic = isolation.topic(topics.ATTENDEE_STATEMENTS)
+    async with enrichment_running(isolation) as service:
+        await service.send(created("c-ada", ADA))
+        await wait_until(lambda: len(service.suggestions("c-ada")) == 3, timeout=30)
+        ada = service.attendee(f"  {ADA.upper()} ")
+        listed = (await service.client.get("/v1/me/suggestions", headers=ada)).json()["items"]
+        by_field = {item["field"]: item for item in listed}
+
+        accepted = await service.client.post(f"/v1/me/suggestions/{by_field['first_name']['id']}/accept",
+                                             headers=ada)
+        customized = await service.client.post(f"/v1/me/suggestions/{by_field['company']['id']}/accept",
+                                               headers=ada, json={"fields": {"company": " Analytical Engines "}})
+        rejected = await service.client.post(f"/v1/me/suggestions/{by_field['last_name']['id']}/reject",
+                                             headers=ada)
+        again = await service.client.post(f"/v1/me/suggestions/{by_field['last_name']['id']}/accept", headers=ada)
+        edited = await service.client.patch("/v1/me/profile", headers=ada,
+                                            json={"title": "Analyst", "social_links": {"GitHub": "@ada"}})
+        statements = await consume_until(isolation.kafka_bootstrap, statements_topic, lambda seen: len(seen) >= 3)
+        decisions = await consume_until(
+            isolation.kafka_bootstrap, isolation.topic(topics.ENRICHMENTS),
+            lambda seen: len([c for c in seen if isinstance(c.event, SuggestionDecidedV1)]) >= 3)
+        reviewed = (await service.client.get("/v1/me/suggestions?status=reviewed", headers=ada)).json()["items"]
+        pending = (await service.client.get("/v1/me/suggestions", headers=ada)).json()["items"]
+
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["suggestion"]["status"] == "accepted"
+    assert customized.json()["suggestion"] | {"decided_at": None} == {
+        **by_field["company"], "status": "customized", "value": "Analytical Engines", "decided_at": None}
+    assert rejected.json()["suggestion"]["status"] == "rejected" and rejected.json()["statement_id"] is None
+    assert again.status_code == 409 and again.json() == {"detail": "this suggestion was already rejected"}
+    assert edited.status_code == 202, edited.text
+    assert edited.json()["stated"] == {"title": "Analyst", "social_links": {"github": "@ada"}}
+    assert {(item["field"], item["status"]) for item in reviewed} == {
+        ("first_name", "accepted"), ("company", "customized"), ("last_name", "rejected")}
+    assert pending == []
+
+    stated = sorted(((c.key, c.event) for c in statements if isinstance(c.event, AttendeeStatedV1)),
+                    key=lambda pair: pair[1].statement)  # type: ignore[union-attr]
+    assert [(key, e.statement, e.first_name, e.company, e.title, e.social_links, e.email)  # type: ignore[union-attr]
+            for key, e in stated] == [
+        (ADA, "profile_edited", None, None, "Analyst", {"github": "@ada"}, ADA),
+        (ADA, "suggestion_accepted", "Ada", None, None, {}, ADA),
+        (ADA, "suggestion_customized", None, "Analytical Engines", None, {}, ADA),
+    ]
+    ids = {c.envelope.id for c in statements if c.envelope is not None}
+    assert ids >= {f"statement:{by_field['first_name']['id']}", f"statement:{by_field['company']['id']}"}
+    decided = {(c.event.field, c.event.decision, c.event.value)  # type: ignore[union-attr]
+               for c in decisions if isinstance(c.event, SuggestionDecidedV1)}
+    assert decided == {("first_name", "accepted", "Ada"), ("company", "customized", "Analytical Engines"),
+                       ("last_name", "rejected", None)}  # a rejection carries no value
+
+
+async def test_every_bad_input_is_a_clear_4xx(isolation: Isolation) -> None:
+    async with enrichment_running(isolation) as service:
+        await service.send(created("c-ada", ADA), created("c-bob", "bob.stone@bobs.example"))
+        await wait_until(lambda: len(service.suggestions("c-ada")) == 3 and service.suggestions("c-bob"), timeout=30)
+        ada, bob = service.attendee(ADA), service.attendee("bob.stone@bobs.example")
+        nobody = service.attendee("nobody@nowhere.example")
+        ada_items = (await service.client.get("/v1/me/suggestions", headers=ada)).json()["items"]
+        company = next(item["id"] for item in ada_items if item["field"] == "company")
+        client = service.client
+        answers = {
+            "bob accepts ada's": await client.post(f"/v1/me/suggestions/{company}/accept", headers=bob),
+            "unknown id": await client.post("/v1/me/suggestions/nope/reject", headers=ada),
+            "other field": await client.post(f"/v1/me/suggestions/{company}/accept", headers=ada,
+                                             json={"fields": {"title": "X"}}),
+            "blank": await client.post(f"/v1/me/suggestions/{company}/accept", headers=ada,
+                                       json={"fields": {"company": "  "}}),
+            "not json": await client.post(f"/v1/me/suggestions/{company}/accept", headers={
+                **ada, "Content-Type": "application/json"}, content=b"{nope"),
+            "unknown key": await client.post(f"/v1/me/suggestions/{company}/accept", headers=ada,
+                                             json={"field": {"company": "X"}}),
+            "empty edit": await client.patch("/v1/me/profile", headers=ada, json={}),
+            "erase": await client.patch("/v1/me/profile", headers=ada, json={"bio": None}),
+            "long title": await client.patch("/v1/me/profile", headers=ada, json={"title": "x" * 300}),
+            "bad network": await client.patch("/v1/me/profile", headers=ada, json={"social_links": {"a b": "x"}}),
+            "edit unknown field": await client.patch("/v1/me/profile", headers=ada, json={"email": "x@y.z"}),
+            "no profile": await client.get("/v1/me/profile", headers=nobody),
+            "no token": await client.get("/v1/me/profile"),
+            "organizer token": await client.get("/v1/me/suggestions", headers=service.organizer("org-a")),
+            "bad status": await client.get("/v1/me/suggestions?status=maybe", headers=ada),
+        }
+        nobody_suggestions = (await client.get("/v1/me/suggestions", headers=nobody)).json()
+        still = (await client.get("/v1/me/suggestions", headers=ada)).json()["items"]
+
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "bob accepts ada's": 404, "unknown id": 404, "other field": 422, "blank": 422, "not json": 422,
+        "unknown key": 422, "empty edit": 422, "erase": 422, "long title": 422, "bad network": 422,
+        "edit unknown field": 422, "no profile": 404, "no token": 401, "organizer token": 403, "bad status": 422,
+    }
+    assert answers["bob accepts ada's"].json() == answers["unknown id"].json() == {"detail": "suggestion not found"}
+    assert "this suggestion is for company" in answers["other field"].text
+    assert "cannot be erased" in answers["erase"].text
+    assert nobody_suggestions == {"items": []}
+    assert len(still) == 3  # nothing was decided
+
+
+async def test_organizers_see_review_counts_of_their_own_contacts_only(isolation: Isolation) -> None:
+    async with enrichment_running(isolation) as service:
+        await service.send(created("c-ada", ADA), ContactMatchedV1(contact_id="c-ada", version=2, occurred_at=NOW,
+                                                                   source=IMPORT_B))
+        await wait_until(lambda: len(service.suggestions("c-ada")) == 3, timeout=30)
+        await wait_until(lambda: service.rows("SELECT organizers FROM contacts") == [(["org-a", "org-b"],)])
+        ada = service.attendee(ADA)
+        items = (await service.client.get("/v1/me/suggestions", headers=ada)).json()["items"]
+        review = "/v1/contacts/c-ada/enrichment-review"
+        before = (await service.client.get(review, headers=service.organizer("org-a"))).json()
+        await service.client.post(f"/v1/me/suggestions/{items[0]['id']}/reject", headers=ada)
+        after_a = await service.client.get(review, headers=service.organizer("org-a"))
+        after_b = await service.client.get(review, headers=service.organizer("org-b"))
+        stranger = await service.client.get(review, headers=service.organizer("org-z"))
+        unknown = await service.client.get("/v1/contacts/c-nobody/enrichment-review",
+                                           headers=service.organizer("org-a"))
+        as_attendee = await service.client.get(review, headers=ada)
+
+    assert before == {"contact_id": "c-ada", "pending": 3, "reviewed": 0, "status": "pending"}
+    assert after_a.json() == after_b.json() == {"contact_id": "c-ada", "pending": 2, "reviewed": 1,
+                                                "status": "pending"}
+    assert items[0]["suggested"] not in after_a.text  # counts, never values
+    assert (stranger.status_code, stranger.json()) == (unknown.status_code, unknown.json()) == (
+        404, {"detail": "contact not found"})
+    assert as_attendee.status_code == 403
 
 
 async def test_an_undecodable_message_is_dead_lettered_and_the_rest_of_the_batch_applied(
     isolation: Isolation,
 ) -> None:
     topic = isolation.topic(topics.CONTACT_EVENTS)
-    dead_letters = isolation.topic(topics.dead_letter_topic("enrichment"))
-    garbage = OutgoingMessage(
-        topic=topic,
-        key=b"c-bad",
-        value=b"{not json",
-        headers=[
-            ("ce_id", b"bad-1"),
-            ("ce_type", ContactCreatedV1.TYPE.encode()),
-            ("ce_source", b"somewhere"),
-        ],
-    )
-    async with enrichment_running(isolation):
-        await publish(
-            isolation.kafka_bootstrap, [garbage, as_identity(isolation, created("c3", "cy@x.io"))[0]]
-        )
-        letters = await consume_until(isolation.kafka_bootstrap, dead_letters, lambda seen: len(seen) >= 1)
-        await consume_until(
-            isolation.kafka_bootstrap,
-            isolation.topic(topics.ENRICHMENTS),
-            lambda seen: ("c3", "cy", 1) in names(seen),
-        )
+    garbage = OutgoingMessage(topic=topic, key=b"c-bad", value=b"{not json",
+                              headers=[("ce_id", b"bad-1"), ("ce_type", ContactCreatedV1.TYPE.encode()),
+                                       ("ce_source", b"somewhere")])
+    bad_header = OutgoingMessage(topic=topic, key=b"c4", value=b"{}",
+                                 headers=[("ce_id", b"\xff\xfe"), ("ce_type", b"x"), ("ce_source", b"s")])
+    async with enrichment_running(isolation) as service:
+        await publish(isolation.kafka_bootstrap,
+                      [garbage, bad_header, as_identity(isolation, created("c3", "cy@x.io"))])
+        letters = await consume_until(isolation.kafka_bootstrap,
+                                      isolation.topic(topics.dead_letter_topic("enrichment")),
+                                      lambda seen: len(seen) >= 2)
+        await wait_until(lambda: service.rows("SELECT contact_id FROM contacts") == [("c3",)], timeout=15)
 
-    (letter,) = letters
+    codes = {letter.headers["ce_id"]: letter.headers["dlq_error_code"] for letter in letters}
+    assert codes == {b"bad-1": b"INVALID_PAYLOAD", b"\xff\xfe": b"UNEXPECTED_TYPE"}
+    (letter,) = [letter for letter in letters if letter.headers["ce_id"] == b"bad-1"]
     assert letter.record.value == b"{not json" and letter.key == "c-bad"
-    assert letter.headers["dlq_error_code"] == b"INVALID_PAYLOAD"
     assert letter.headers["dlq_original_topic"] == topic.encode()
-    assert letter.headers["ce_id"] == b"bad-1"
-
-
-async def test_a_record_with_a_non_utf8_header_does_not_block_its_partition(isolation: Isolation) -> None:
-    topic = isolation.topic(topics.CONTACT_EVENTS)
-    bad_header = OutgoingMessage(
-        topic=topic,
-        key=b"c4",
-        value=b"{}",
-        headers=[("ce_id", b"\xff\xfe"), ("ce_type", b"x"), ("ce_source", b"s")],
-    )
-    async with enrichment_running(isolation):
-        await publish(
-            isolation.kafka_bootstrap, [bad_header, as_identity(isolation, created("c4", "d@x.io"))[0]]
-        )
-        await consume_until(
-            isolation.kafka_bootstrap,
-            isolation.topic(topics.ENRICHMENTS),
-            lambda seen: ("c4", "d", 1) in names(seen),
-            timeout=15,
-        )

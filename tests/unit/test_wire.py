@@ -54,6 +54,14 @@ FULL: list[events.Event] = [
                                    display_name="Ada L", created_at=AT, updated_at=AT, bio="B",
                                    social_links={"x": "@a"}, user_account_id="u",
                                    field_sources={"first_name": events.FieldSourceV1(kind="interaction", at=AT)}),
+    events.EnrichmentSuggestedV1(contact_id="c", occurred_at=AT, withdrawn=["s-0"], suggestions=[
+        events.SuggestionV1(id="s-1", field="company", current="Old", suggested="Analytical", source="email_domain",
+                            confidence=0.5, created_at=AT),
+        events.SuggestionV1(id="s-2", field="first_name", suggested="Ada", source="email_name", confidence=0.7,
+                            created_at=AT.astimezone(BERLIN)),
+    ]),
+    events.SuggestionDecidedV1(contact_id="c", suggestion_id="s-1", field="company", source="email_domain",
+                               decision="customized", value="Analytical Engines", occurred_at=AT),
 ]
 MINIMAL: list[events.Event] = [
     events.AttendeeStatedV1(email="a@x.org", occurred_at=AT, statement="profile_edited"),
@@ -67,6 +75,9 @@ MINIMAL: list[events.Event] = [
                                  kind="event_checked_in", interaction_id="x"),
     events.ContactProfileUpdatedV1(contact_id="c", profile_version=1, email="a@x.org", email_original="a@x.org",
                                    created_at=AT, updated_at=AT),
+    events.EnrichmentSuggestedV1(contact_id="c", occurred_at=AT),
+    events.SuggestionDecidedV1(contact_id="c", suggestion_id="s-1", field="title", source="external_api",
+                               decision="rejected", occurred_at=AT),
 ]
 
 
@@ -120,6 +131,11 @@ def test_any_import_row_survives_both_codecs(row_number: int, text: str, permiss
                                        b'"source":{"kind":"import","organizer_id":"o"}}'),
         (events.ImportRowsProcessedV1.TYPE, b'{"import_id":"i","organizer_id":"o","rows":[]}'),
         (events.ImportRowReceivedV1.TYPE, b"not json"),
+        (events.EnrichmentSuggestedV1.TYPE, b'{"contact_id":"c","occurred_at":"2026-01-01T00:00:00Z","suggestions":'
+                                            b'[{"id":"s","field":"company","suggested":"A","source":"x",'
+                                            b'"confidence":1.5,"created_at":"2026-01-01T00:00:00Z"}]}'),
+        (events.SuggestionDecidedV1.TYPE, b'{"contact_id":"c","suggestion_id":"s","field":"bio","source":"x",'
+                                          b'"decision":"accepted","occurred_at":"2026-01-01T00:00:00Z"}'),
     ],
 )
 def test_the_struct_refuses_what_the_model_refuses(event_type: str, value: bytes) -> None:
