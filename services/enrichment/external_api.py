@@ -103,8 +103,8 @@ class ExternalApi:
             base_url=str(settings.base_url).rstrip("/"), headers=headers,
             timeout=httpx.Timeout(settings.timeout_seconds),
         )
-        rate = settings.requests_per_second
-        self._limiter = AsyncLimiter(max(1.0, rate), max(1.0, rate) / rate)
+        # no bursts: one request per 1/rate seconds, so no window of a second ever sees more than the rate
+        self._limiter = AsyncLimiter(1, 1 / settings.requests_per_second)
         self.breaker = CircuitBreaker(failures_to_open=settings.failures_to_open,
                                       open_seconds=settings.open_seconds)
         self.requests = 0
