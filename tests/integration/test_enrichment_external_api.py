@@ -42,7 +42,8 @@ KNOWN = {
 @dataclass
 class FakeApi:
     """What the server does: ``delay`` before answering, the statuses of the next answers (``fail_next``), of all
-    of them (``always``) or of all from the request numbered ``fail_from`` on, a rate limit of ``limit`` requests per ``window`` seconds (429 with ``Retry-After`` beyond it)."""
+    of them (``always``) or of all from the request numbered ``fail_from`` on, a rate limit of ``limit`` requests
+    per ``window`` seconds (429 with ``Retry-After`` beyond it)."""
 
     delay: float = 0.0
     fail_next: list[int] = field(default_factory=list)
@@ -87,8 +88,7 @@ async def serving(fake: FakeApi) -> AsyncIterator[str]:
     app = Starlette(routes=[Route("/v1/people/lookup", fake.lookup, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started, timeout=10, interval=0.02)
     try:
         yield f"http://{LOOPBACK}:{port}"
     finally:
