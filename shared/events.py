@@ -304,8 +304,10 @@ class SuggestionV1(BaseModel):
 
 
 class EnrichmentSuggestedV1(Event):
-    """What one run of the providers suggests for a contact: at most one pending suggestion per field, so a new
-    one for a field ``withdraws`` the earlier (as does the person stating that value themself)."""
+    """What one run of the providers suggests for a contact (one event per contact per run).
+
+    At most one suggestion per field is pending: a new one for a field lists the earlier in ``withdrawn`` (so does
+    a run after the person stated that value themself). Nothing is applied until the person accepts it."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.enrichment.suggested.v1"
 
@@ -316,8 +318,9 @@ class EnrichmentSuggestedV1(Event):
 
 
 class SuggestionDecidedV1(Event):
-    """The person accepted, customized or rejected a suggestion, signed in as the attendee. ``value`` is what they
-    stated (published to identity as ``AttendeeStatedV1``); a rejection carries no value."""
+    """The person accepted, customized or rejected a suggestion, signed in as the attendee.
+
+    ``value`` is what they stated (sent to identity as ``AttendeeStatedV1``); a rejection carries no value."""
 
     TYPE: ClassVar[str] = "com.kagibag.contacts.enrichment.suggestion-decided.v1"
 
