@@ -179,8 +179,8 @@ async def suggestions_with_status(conn: AsyncConnection, contact_id: str,
     rows = await fetch_tuples(
         conn,
         f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE contact_id = %s AND status = ANY(%s) "
-        "ORDER BY created_at, id",
-        (contact_id, list(statuses)),
+        "ORDER BY created_at, array_position(%s::text[], field), id",
+        (contact_id, list(statuses), list(CONTACT_FIELDS)),
     )
     return [_suggestion(row) for row in rows]
 
