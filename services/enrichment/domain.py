@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -76,6 +76,14 @@ def _stated(person: Person, event: ContactCreated | ContactUpdated) -> tuple[Per
     if sources == person.sources:
         return person, False
     return replace(person, fields=fields, bio=bio, social_links=links, sources=sources), standard_changed
+
+
+def inert(event: ContactEvent, organizers: Collection[str]) -> bool:
+    """Whether ``event`` changes nothing kept for a known contact whose organizers are ``organizers``: no creation,
+    nothing the person stated, and an organizer already related (a re-import is all such events)."""
+    organizer = event.source.organizer_id
+    return (not isinstance(event, ContactCreated) and event.source.kind not in PERSON_STATED
+            and (not organizer or organizer in organizers))
 
 
 def evolve(person: Person | None, event: ContactEvent) -> tuple[Person | None, bool]:

@@ -13,7 +13,7 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.enrichment import store
-from services.enrichment.domain import ContactEvent, plan_batch
+from services.enrichment.domain import ContactEvent, inert, plan_batch
 from shared import wire
 from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, header
@@ -61,15 +61,18 @@ async def fold_contact_events(
     them, redelivered events are stale by their version, and the changed people are written with one upsert
     that also marks those due for the providers."""
     fresh = await delivery.claim(conn, records)
-    todo: list[ContactEvent] = []
+    decoded: list[ContactEvent] = []
     dead: list[OutgoingMessage] = []
     for record in fresh:
         try:
-            todo.append(_decode(record))
+            decoded.append(_decode(record))
         except UndecodableMessage as error:
             dead.append(dead_letter(record, error, topic=topics.dead_letters))
-    known = await store.load_people(conn, (event.contact_id for event in todo))
+    organizers = await store.known_organizers(conn, (event.contact_id for event in decoded))
+    todo = [event for event in decoded
+            if (related := organizers.get(event.contact_id)) is None or not inert(event, related)]
+    known = await store.load_people(conn, (event.contact_id for event in todo if event.contact_id in organizers))
     plan = plan_batch(known, todo)
     await store.save_people(conn, list(plan.changed.values()), due=plan.due, now=datetime.now(UTC))
     await enqueue(conn, dead, channel=delivery.channel)
-    return Folded(events=len(todo), changed=len(plan.changed), due=len(plan.due), dead_letters=dead)
+    return Folded(events=len(decoded), changed=len(plan.changed), due=len(plan.due), dead_letters=dead)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -14,49 +16,86 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.enrichment import db
 from services.enrichment.domain import Person, Status, Suggestion
-from shared.db import driver_connection, fetch_tuples, stage
+from shared.db import copy_rows, fetch_tuples, stage
 from shared.events import CONTACT_FIELDS
 
 PERSON_COLUMNS = ["contact_id", "email", "version", *CONTACT_FIELDS, "bio", "social_links", "sources", "organizers",
                   "updated_at"]
 STAGED_COLUMNS = [*PERSON_COLUMNS, "due_at"]
 SUGGESTION_COLUMNS = [column.name for column in db.suggestions.columns]
-_PERSON_SELECT = ", ".join(PERSON_COLUMNS)
+_JSON_COLUMNS = ("social_links", "sources")
+# JSON read as text and decoded with orjson, only when not empty (psycopg's default loader is the stdlib's)
+_PERSON_SELECT = ", ".join(f"{name}::text" if name in _JSON_COLUMNS else name for name in PERSON_COLUMNS)
 
 
 def _person(row: Sequence[Any]) -> Person:
     contact_id, email, version, first, last, company, title, phone, bio, links, sources, organizers, updated = row
-    values = zip(CONTACT_FIELDS, (first, last, company, title, phone), strict=True)
-    fields: dict[str, str] = {name: value for name, value in values if value is not None}
+    fields: dict[str, str] = {}
+    for name, value in (("first_name", first), ("last_name", last), ("company", company), ("title", title),
+                        ("phone", phone)):
+        if value is not None:
+            fields[name] = value
+    stated = orjson.loads(sources) if sources != "{}" else None
     return Person(
-        contact_id=contact_id, version=version, email=email, fields=fields, bio=bio, social_links=links or {},
-        sources={name: (source["kind"], datetime.fromisoformat(source["at"])) for name, source in sources.items()},
+        contact_id=contact_id, version=version, email=email, fields=fields, bio=bio,
+        social_links=orjson.loads(links) if links != "{}" else {},
+        sources={name: (source["kind"], datetime.fromisoformat(source["at"])) for name, source in stated.items()}
+        if stated else {},
         organizers=frozenset(organizers), updated_at=updated,
     )
 
 
+def _array(values: Iterable[str | None]) -> str:
+    """A PostgreSQL array literal of text (NULL for None), cast in SQL to the array type it holds: a parameter of
+    one string instead of psycopg's element-by-element list dumping."""
+    return "{" + ",".join(
+        "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    ) + "}"
+
+
 def _json(value: object) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value).decode() if value else "{}"
+
+
+@lru_cache(maxsize=4096)
+def _text_array(values: frozenset[str]) -> str:
+    """The organizers as an array literal (COPY reads it into ``text[]``); a batch has few distinct sets."""
+    return _array(sorted(values))
 
 
 def _row(person: Person, due_at: datetime | None) -> tuple[Any, ...]:
-    fields = person.fields
-    sources = {name: {"kind": kind, "at": at.isoformat()} for name, (kind, at) in person.sources.items()}
-    return (person.contact_id, person.email, person.version, *(fields.get(name) for name in CONTACT_FIELDS),
-            person.bio, _json(person.social_links) if person.social_links else "{}",
-            _json(sources) if sources else "{}", sorted(person.organizers), person.updated_at, due_at)
+    """The staged row of ``person`` (the columns of ``STAGED_COLUMNS``, in order)."""
+    fields, sources = person.fields, person.sources
+    stated = _json({name: {"kind": kind, "at": at.isoformat()} for name, (kind, at) in sources.items()}) \
+        if sources else "{}"
+    return (person.contact_id, person.email, person.version, fields.get("first_name"), fields.get("last_name"),
+            fields.get("company"), fields.get("title"), fields.get("phone"), person.bio,
+            _json(person.social_links), stated, _text_array(person.organizers), person.updated_at, due_at)
 
 
 # --- the consumer ------------------------------------------------------------------------------------------------
 
 
-async def load_people(conn: AsyncConnection, contact_ids: Iterable[str]) -> dict[str, Person]:
-    """The kept state of ``contact_ids`` (those enrichment knows). The consumer's batches of a contact never run
-    concurrently (its partition's position row is locked by the batch), so no row lock is taken."""
+async def known_organizers(conn: AsyncConnection, contact_ids: Iterable[str]) -> dict[str, list[str]]:
+    """The organizers of those of ``contact_ids`` enrichment knows: enough to tell which events change nothing
+    (``domain.inert``) without reading whole rows. The consumer's batches of a contact never run concurrently (its
+    partition's position row is locked by the batch), so no row lock is taken here or in ``load_people``."""
     ids = sorted(set(contact_ids))
     if not ids:
         return {}
-    rows = await fetch_tuples(conn, f"SELECT {_PERSON_SELECT} FROM contacts WHERE contact_id = ANY(%s)", (ids,))
+    rows = await fetch_tuples(conn, "SELECT contact_id, organizers FROM contacts WHERE contact_id = ANY(%s::text[])",
+                              (_array(ids),))
+    return dict(rows)
+
+
+async def load_people(conn: AsyncConnection, contact_ids: Iterable[str]) -> dict[str, Person]:
+    """The kept state of ``contact_ids`` (those enrichment knows)."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return {}
+    rows = await fetch_tuples(conn, f"SELECT {_PERSON_SELECT} FROM contacts WHERE contact_id = ANY(%s::text[])",
+                              (_array(ids),))
     return {row[0]: _person(row) for row in rows}
 
 
@@ -109,12 +148,12 @@ async def finish_runs(
         return set()
     rows = await fetch_tuples(
         conn,
-        "UPDATE contacts c SET due_at = u.next_due, due_sources = CASE WHEN u.next_due IS NULL THEN NULL "
-        "ELSE string_to_array(u.next_sources, ',') END "
+        "UPDATE contacts c SET due_at = u.next_due, due_sources = string_to_array(u.next_sources, ',') "
         "FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[]) AS u(id, was, next_due, "
         "next_sources) WHERE c.contact_id = u.id AND c.due_at = u.was RETURNING c.contact_id",
-        ([r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs],
-         [",".join(r[3]) if r[3] else None for r in runs]),
+        (_array(r[0] for r in runs), _array(r[1].isoformat() for r in runs),
+         _array(r[2].isoformat() if r[2] else None for r in runs), _array(",".join(r[3]) if r[3] else None
+                                                                          for r in runs)),
     )
     return {row[0] for row in rows}
 
@@ -133,34 +172,29 @@ async def suggestions_of(conn: AsyncConnection, contact_ids: Iterable[str], *,
         return found
     rows = await fetch_tuples(
         conn,
-        f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE contact_id = ANY(%s) "
+        f"SELECT {', '.join(SUGGESTION_COLUMNS)} FROM suggestions WHERE contact_id = ANY(%s::text[]) "
         "ORDER BY contact_id, created_at, id" + (" FOR UPDATE" if lock else ""),
-        (ids,),
+        (_array(ids),),
     )
     for row in rows:
         found[row[1]].append(_suggestion(row))
     return found
 
 
+_suggestion_row = attrgetter(*SUGGESTION_COLUMNS)
+
+
 async def insert_suggestions(conn: AsyncConnection, suggestions: Sequence[Suggestion]) -> None:
-    if not suggestions:
-        return
-    columns = {name: [getattr(s, name) for s in suggestions] for name in SUGGESTION_COLUMNS}
-    casts = {"confidence": "float8[]", "created_at": "timestamptz[]", "decided_at": "timestamptz[]"}
-    arrays = ", ".join(f"%s::{casts.get(name, 'text[]')}" for name in SUGGESTION_COLUMNS)
-    async with (await driver_connection(conn)).cursor() as cursor:
-        await cursor.execute(
-            f"INSERT INTO suggestions ({', '.join(SUGGESTION_COLUMNS)}) SELECT * FROM unnest({arrays})",
-            [columns[name] for name in SUGGESTION_COLUMNS],
-        )
+    if suggestions:
+        await copy_rows(conn, table="suggestions", columns=SUGGESTION_COLUMNS, rows=map(_suggestion_row, suggestions))
 
 
 async def withdraw(conn: AsyncConnection, ids: Sequence[str], *, at: datetime) -> None:
     if ids:
         await conn.execute(
-            text("UPDATE suggestions SET status = 'withdrawn', decided_at = :at WHERE id = ANY(:ids) "
+            text("UPDATE suggestions SET status = 'withdrawn', decided_at = :at WHERE id = ANY(CAST(:ids AS text[])) "
                  "AND status = 'pending'"),
-            {"ids": list(ids), "at": at},
+            {"ids": _array(ids), "at": at},
         )
 
 

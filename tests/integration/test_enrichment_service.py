@@ -316,3 +316,20 @@ async def test_an_undecodable_message_is_dead_lettered_and_the_rest_of_the_batch
     (letter,) = [letter for letter in letters if letter.headers["ce_id"] == b"bad-1"]
     assert letter.record.value == b"{not json" and letter.key == "c-bad"
     assert letter.headers["dlq_original_topic"] == topic.encode()
+
+
+async def test_organizer_ids_of_any_spelling_are_kept_exactly(isolation: Isolation) -> None:
+    odd = ['org "quoted", {braced}', "back\\slash", "NULL", "ünïcode org"]
+    events: list[ContactEvent] = [created("c-odd", "odd@corp.example",
+                                          ContactSource(kind="import", organizer_id=odd[0]))]
+    events += [ContactMatchedV1(contact_id="c-odd", version=version, occurred_at=NOW,
+                                source=ContactSource(kind="import", organizer_id=organizer))
+               for version, organizer in enumerate(odd[1:], start=2)]
+    async with enrichment_running(isolation) as service:
+        await service.send(*events)
+        await wait_until(lambda: service.rows("SELECT version FROM contacts") == [(4,)], timeout=30)
+        answers = [await service.client.get("/v1/contacts/c-odd/enrichment-review",
+                                            headers=service.organizer(organizer)) for organizer in odd]
+
+    assert sorted(service.rows("SELECT organizers FROM contacts")[0][0]) == sorted(odd)
+    assert [answer.status_code for answer in answers] == [200] * 4
