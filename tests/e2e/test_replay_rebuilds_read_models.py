@@ -1,7 +1,7 @@
 """Replaying the contact log rebuilds a read model: a second enrichment, in a new schema and consumer group,
 reads ``contacts.contact-events.v1`` from the beginning and arrives at the same ``contacts`` table as the live
-one, while the display names it re-publishes change nothing in profiles (which resolves display names itself and
-does not read them)."""
+one (once its worker has run the providers, as the live one's did), while the suggestions it re-publishes change
+nothing in profiles (which does not read them)."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ async def test_a_second_enrichment_replaying_the_log_rebuilds_its_table_and_leav
                 return published if backlog == 0 and published > 0 else None
 
             republished = await wait_until(outbox_relayed, timeout=60, description="the replay's outbox relayed")
-            assert republished >= len(DISPLAY_NAMES)  # every display name went out again
+            assert republished >= len(DISPLAY_NAMES)  # every contact's suggestions went out again
             await consume_quiet(migrated.kafka_bootstrap, migrated.topic(ENRICHMENTS), quiet_seconds=2.0)
             assert await read_model() == before
         finally:
