@@ -117,6 +117,8 @@ def _banner(
         f"  curl -s {auth} {urls['ingest']}/v1/imports/IMPORT_ID",
         f"  curl -s {auth} '{urls['profiles']}/v1/contacts?email=ada@example.com'",
         "  (another organizer's token: contacts token --organizer ORGANIZER_ID)",
+        "The attendee's side: Ada reviews what enrichment suggests for her (open the address this prints):",
+        f"  echo \"{urls['enrichment']}/app/review#token=$(.venv/bin/contacts token --attendee ada@example.com)\"",
         "", "For contacts commands in another terminal (e.g. contacts rebuild profiles):",
         *(f"  export {name}={value}" for name, value in cli_env.items()),
         "", "Ctrl-C stops everything.", "",
