@@ -60,25 +60,30 @@ def create_app(settings: EnrichmentSettings, *, providers: list[Provider] | None
                 quiet_seconds=settings.worker_quiet_seconds)
     register(broker, engine=engine, topics=enrichment_topics, delivery=delivery, batch_size=settings.batch_size,
              applied=pace.batch_applied)
+    providers = providers if providers is not None else build_providers(settings)
     worker = Worker(
-        engine, providers=providers if providers is not None else build_providers(settings),
+        engine, providers=providers,
         topic=enrichment_topics.enrichments, channel=channel, lock_name=f"{settings.db_schema}.worker", pace=pace,
         batch_size=settings.worker_batch_size, poll_seconds=settings.worker_poll_seconds,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Running]]:
-        async with running(
-            service=SERVICE, platform=platform, engine=engine, broker=broker, relay_sources=[OutboxSource()],
-            db_schema=settings.db_schema, jobs=[worker.run],
-        ) as started:
-            yield {"running": started}
+        try:
+            async with running(
+                service=SERVICE, platform=platform, engine=engine, broker=broker, relay_sources=[OutboxSource()],
+                db_schema=settings.db_schema, jobs=[worker.run],
+            ) as started:
+                yield {"running": started}
+        finally:
+            for provider in providers:
+                if isinstance(provider, ExternalApi):
+                    await provider.close()
 
     app = FastAPI(title="Kagibag Contacts: enrichment", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
     app.state.enrichment_api = EnrichmentApi(engine=engine, topics=enrichment_topics, channel=channel,
                                              phone_region=settings.phone_region)
-    app.state.worker = worker
     app.include_router(router)
 
     @app.get("/app/review", include_in_schema=False)
