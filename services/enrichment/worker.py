@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.enrichment import store
 from services.enrichment.domain import Candidate, Reconciled, reconcile
 from services.enrichment.providers import Provider, ProviderUnavailable
+from services.enrichment.service import SOURCE
 from shared import wire
 from shared.envelope import HeaderTemplate
 from shared.kafka import OutgoingMessage
@@ -35,7 +36,6 @@ from shared.outbox_batches import enqueue
 
 log = structlog.get_logger(__name__)
 
-SOURCE = "kagibag-contacts/enrichment"
 FAULTY_PROVIDER_RETRY_SECONDS = 300.0
 """When a provider raised something else than ProviderUnavailable (a bug): its contacts are asked again later."""
 _suggested_headers = HeaderTemplate(type=wire.TYPE_OF_STRUCT[wire.EnrichmentSuggested], source=SOURCE)
