@@ -109,6 +109,7 @@ async def save_people(conn: AsyncConnection, people: Sequence[Person], *, due: s
     updates = ", ".join(f"{column} = excluded.{column}" for column in PERSON_COLUMNS[1:])
     await conn.execute(text(
         f"INSERT INTO contacts ({', '.join(STAGED_COLUMNS)}) SELECT {', '.join(STAGED_COLUMNS)} FROM contacts_stage "
+        'ORDER BY contact_id COLLATE "C" '  # rows locked in finish_runs' order: no deadlock between the two
         f"ON CONFLICT (contact_id) DO UPDATE SET {updates}, "
         "due_at = coalesce(excluded.due_at, contacts.due_at), "
         "due_sources = CASE WHEN excluded.due_at IS NULL THEN contacts.due_sources END "
@@ -146,6 +147,10 @@ async def finish_runs(
     changed something) keeps its new due_at, and that run's results are not used."""
     if not runs:
         return set()
+    await fetch_tuples(  # the rows locked in save_people's order: no deadlock with the consumer
+        conn, 'SELECT 1 FROM contacts WHERE contact_id = ANY(%s::text[]) ORDER BY contact_id COLLATE "C" FOR UPDATE',
+        (_array(r[0] for r in runs),),
+    )
     rows = await fetch_tuples(
         conn,
         "UPDATE contacts c SET due_at = u.next_due, due_sources = string_to_array(u.next_sources, ',') "
