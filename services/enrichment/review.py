@@ -18,8 +18,8 @@ from services.enrichment.domain import Status, Suggestion
 from services.enrichment.service import SOURCE, EnrichmentTopics
 from shared import wire
 from shared.envelope import HeaderTemplate
-from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue
+from shared.producer import OutgoingMessage
 
 _decided_headers = HeaderTemplate(type=wire.TYPE_OF_STRUCT[wire.SuggestionDecided], source=SOURCE)
 _stated_headers = HeaderTemplate(type=wire.TYPE_OF_STRUCT[wire.AttendeeStated], source=SOURCE)

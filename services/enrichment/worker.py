@@ -31,8 +31,8 @@ from services.enrichment.providers import Provider, ProviderUnavailable
 from services.enrichment.service import SOURCE
 from shared import wire
 from shared.envelope import HeaderTemplate
-from shared.kafka import OutgoingMessage
 from shared.outbox_batches import enqueue
+from shared.producer import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 
