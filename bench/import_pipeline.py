@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--invalid", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
-    parser.add_argument("--compression", default="lz4", choices=["none", "gzip", "lz4", "zstd"],
+    parser.add_argument("--compression", default="zstd", choices=["none", "gzip", "lz4", "zstd"],
                         help="the services' producers compress record batches so (CONTACTS_KAFKA_COMPRESSION_TYPE)")
     parser.add_argument("--profile", action="append", default=[], choices=SERVICES,
                         help="sample this service with py-spy (.venv/bin/pip install py-spy) and print a summary")

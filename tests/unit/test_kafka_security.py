@@ -155,7 +155,7 @@ async def _handshake(client: ssl.SSLContext, pki: Pki, *, require_client_cert: b
 # --- settings -----------------------------------------------------------------------------------------------
 
 
-def test_defaults_are_plaintext_with_durable_idempotent_lz4_producers() -> None:
+def test_defaults_are_plaintext_with_durable_idempotent_zstd_producers() -> None:
     settings = KafkaSecuritySettings()
 
     assert client_options(settings, service="identity", role="producer") == {
@@ -163,7 +163,7 @@ def test_defaults_are_plaintext_with_durable_idempotent_lz4_producers() -> None:
         "security_protocol": "PLAINTEXT",
         "acks": "all",
         "enable_idempotence": True,
-        "compression_type": "lz4",
+        "compression_type": "zstd",
     }
     for role in ("consumer", "admin"):
         assert client_options(settings, service="profiles", role=role) == {
