@@ -104,9 +104,10 @@ organizer_contacts = Table(
     ),
 )
 Index("ix_organizer_contacts_tags", organizer_contacts.c.tags, postgresql_using="gin")
-Index("ix_organizer_contacts_engagement", "organizer_id", "events_attended", "tickets_purchased")
-Index("ix_organizer_contacts_last_active", "organizer_id", "last_active_at")
-Index("ix_organizer_contacts_contact", "contact_id")
+_o = organizer_contacts.c
+Index("ix_organizer_contacts_engagement", _o.organizer_id, _o.events_attended, _o.tickets_purchased)
+Index("ix_organizer_contacts_last_active", _o.organizer_id, _o.last_active_at)
+Index("ix_organizer_contacts_contact", _o.contact_id)
 Index(
     "ix_organizer_contacts_email",
     organizer_contacts.c.organizer_id,
