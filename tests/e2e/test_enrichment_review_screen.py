@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from shared.auth import mint_attendee_token, mint_token
 from shared.events import WaitlistRegisteredV1
 from shared.topics import INTERACTIONS
-from tests.e2e.test_import_screen import ACTION_MS, CHROMIUM, require_chromium, screenshot_on_failure
+from tests.support.browser import ACTION_MS, CHROMIUM, require_chromium, screenshot_on_failure
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish_events
 from tests.support.processes import ServiceProcess

@@ -14,12 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.local_broker import LocalBroker, free_port, start_broker
 from shared.events import ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1
 from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES, IMPORT_ROWS
-from tests.integration.test_identity_resolution import (
-    _rows_of,
+from tests.support.identity import (
     assert_one_contact_per_person_with_gapless_streams,
     identity_process,
     query,
     row_messages,
+    rows_of,
     spellings,
 )
 from tests.support.isolation import Isolation
@@ -61,7 +61,7 @@ async def test_identity_recovers_from_a_broker_restarted_empty(
         await identity.start()
         await publish(broker.bootstrap_servers, messages[:1_200])
         await consume_until(broker.bootstrap_servers, isolation.topic(IMPORT_ROW_OUTCOMES),
-                            lambda got: len(_rows_of(got, "imp-loss")) >= 1_200, timeout=60)
+                            lambda got: len(rows_of(got, "imp-loss")) >= 1_200, timeout=60)
         stored_events = query(isolation, "SELECT count(*) FROM contact_events")[0][0]
 
         broker.process.kill()  # what a crash of `make run`'s broker does: every message in memory is gone
@@ -77,7 +77,7 @@ async def test_identity_recovers_from_a_broker_restarted_empty(
         await publish(broker.bootstrap_servers, messages)
         answered = await consume_until(
             broker.bootstrap_servers, isolation.topic(IMPORT_ROW_OUTCOMES),
-            lambda got: len({row.row_number for row in _rows_of(got, "imp-loss")}) >= len(emails), timeout=120,
+            lambda got: len({row.row_number for row in rows_of(got, "imp-loss")}) >= len(emails), timeout=120,
         )
         events = await consume_until(
             broker.bootstrap_servers, isolation.topic(CONTACT_EVENTS), lambda got: len(got) >= len(emails),
@@ -90,7 +90,7 @@ async def test_identity_recovers_from_a_broker_restarted_empty(
 
     assert stored_events >= 1_200
     by_row: dict[int, set[str]] = {}
-    for row in _rows_of(answered, "imp-loss"):
+    for row in rows_of(answered, "imp-loss"):
         by_row.setdefault(row.row_number, set()).add(f"{row.outcome}:{row.contact_id}")
     assert sorted(by_row) == list(range(1, len(emails) + 1))
     assert all(len(answers) == 1 for answers in by_row.values()), "a row answered again is answered identically"

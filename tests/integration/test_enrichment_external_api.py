@@ -25,7 +25,7 @@ from services.enrichment.domain import Candidate, Person
 from services.enrichment.external_api import ExternalApi
 from services.enrichment.providers import ProviderUnavailable
 from services.local_broker import LOOPBACK, free_port
-from tests.integration.test_enrichment_service import created, enrichment_running
+from tests.support.enrichment import created, enrichment_running
 from tests.support.isolation import Isolation
 from tests.support.waiting import wait_until
 

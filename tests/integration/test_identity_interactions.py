@@ -3,7 +3,6 @@ created, link user accounts, dead-letter what can never be applied and apply a r
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,14 +15,21 @@ from shared.events import (
     AttendeeStatedV1,
     EventCheckedInV1,
     ImportRowReceivedV1,
-    InteractionEvent,
     TicketPurchasedV1,
     UserAccountLinkedV1,
     WaitlistRegisteredV1,
 )
 from shared.producer import OutgoingMessage
 from shared.topics import ATTENDEE_STATEMENTS, INTERACTIONS, dead_letter_topic
-from tests.integration.test_identity_resolution import identity_process, outcomes_for, query, row_messages
+from tests.support.identity import (
+    identity_process,
+    interaction_message,
+    outcomes_for,
+    query,
+    recorded,
+    row_messages,
+    stream,
+)
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish
 from tests.support.waiting import wait_until
@@ -31,29 +37,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 4, 7, 12, 0, tzinfo=UTC)
-
-
-def interaction_message(isolation: Isolation, event: InteractionEvent, *, id: str | None = None,
-                        source: str = "kagibag-platform/tickets") -> OutgoingMessage:
-    """What a platform team publishes: keyed by the normalized email, in a CloudEvents envelope."""
-    envelope = Envelope(id=id or str(uuid.uuid4()), type=event.TYPE, source=source)
-    return encode(event, envelope, topic=isolation.topic(INTERACTIONS), key=event.email.strip().lower())
-
-
-def stream(isolation: Isolation, email: str) -> list[tuple[int, str, dict]]:  # type: ignore[type-arg]
-    """``(version, type, payload)`` of the contact's events, from identity's event store."""
-    return [
-        (version, type_, payload)
-        for version, type_, payload in query(
-            isolation,
-            "SELECT e.version, e.type, e.payload FROM contact_events e JOIN contacts c USING (contact_id) "
-            f"WHERE c.email = '{email}' ORDER BY e.version",
-        )
-    ]
-
-
-def recorded(isolation: Isolation, email: str) -> list[dict]:  # type: ignore[type-arg]
-    return [payload for _, type_, payload in stream(isolation, email) if type_.endswith("interaction.recorded.v1")]
 
 
 async def test_every_interaction_type_resolves_to_the_contact_an_import_created(

@@ -12,13 +12,14 @@ import pytest
 from shared.events import TicketPurchasedV1
 from shared.producer import OutgoingMessage
 from shared.topics import BULK_IMPORT_ROWS, IMPORT_ROW_OUTCOMES
-from tests.integration.test_identity_interactions import interaction_message, recorded
-from tests.integration.test_identity_resolution import (
-    _rows_of,
+from tests.support.identity import (
     assert_state_is_the_fold_of_the_event_store,
     identity_process,
+    interaction_message,
     query,
+    recorded,
     row_messages,
+    rows_of,
     spellings,
 )
 from tests.support.isolation import Isolation
@@ -47,7 +48,7 @@ async def test_an_interaction_overtakes_a_big_import_queued_in_the_bulk_lane(
         interaction_applied = time.monotonic() - published
         outcomes = await consume_until(
             isolation.kafka_bootstrap, isolation.topic(IMPORT_ROW_OUTCOMES),
-            lambda got: len({r.row_number for r in _rows_of(got, "imp-bulk")}) >= len(emails), timeout=240,
+            lambda got: len({r.row_number for r in rows_of(got, "imp-bulk")}) >= len(emails), timeout=240,
         )
         import_done = time.monotonic() - published
         assert_state_is_the_fold_of_the_event_store(isolation)
@@ -56,7 +57,7 @@ async def test_an_interaction_overtakes_a_big_import_queued_in_the_bulk_lane(
     finally:
         await identity.stop()
 
-    assert len({r.row_number for r in _rows_of(outcomes, "imp-bulk")}) == len(emails)
+    assert len({r.row_number for r in rows_of(outcomes, "imp-bulk")}) == len(emails)
     assert interaction_applied < import_done / 2, (interaction_applied, import_done)
     lanes = {line.split('"lane": "')[1].split('"')[0] for line in identity.log_path.read_text().splitlines()
              if '"identity.resolved"' in line}

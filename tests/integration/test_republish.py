@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from services.cli import main
 from shared.events import ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1
 from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES
-from tests.integration.test_identity_resolution import _rows_of, identity_process, query, row_messages
+from tests.support.identity import identity_process, query, row_messages, rows_of
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet, consume_until, publish
 
@@ -31,7 +31,7 @@ async def test_the_event_store_is_published_again_whole_or_one_contact(
         await identity.start()
         await publish(isolation.kafka_bootstrap, row_messages(isolation, "imp-re", emails))
         await consume_until(isolation.kafka_bootstrap, isolation.topic(IMPORT_ROW_OUTCOMES),
-                            lambda got: len(_rows_of(got, "imp-re")) >= len(emails))
+                            lambda got: len(rows_of(got, "imp-re")) >= len(emails))
         await consume_until(isolation.kafka_bootstrap, isolation.topic(CONTACT_EVENTS),
                             lambda got: len(got) >= len(emails), accepted=CONTACT_EVENT_TYPES)
     finally:

@@ -4,9 +4,7 @@ organizer's own terms, and the fold that rebuilds the state."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -25,16 +23,7 @@ from services.identity.domain import (
     resolve_batch,
 )
 from shared import events, wire
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def source(organizer: str = "org-a", row: int = 1) -> wire.ContactSource:
-    return wire.ContactSource(kind="import", organizer_id=organizer, import_id=f"imp-{organizer}", row_number=row)
-
-
-def record(email: str, at: datetime = T0, *, organizer: str = "org-a", **fields: str | None) -> IncomingRecord:
-    return IncomingRecord(email=email, fields=fields, source=source(organizer), occurred_at=at)  # type: ignore[arg-type]
+from tests.support.identity_records import T0, record, sequential_ids, source
 
 
 def ticket(email: str, at: datetime = T0, *, organizer: str = "org-b", id: str = "ce-1",
@@ -45,11 +34,6 @@ def ticket(email: str, at: datetime = T0, *, organizer: str = "org-b", id: str =
         interaction=Interaction(kind="ticket_purchased", interaction_id=id, kagibag_event_id="ev", order_id="o",
                                 ticket_count=1),
     )
-
-
-def sequential_ids() -> Callable[[], str]:
-    counter = itertools.count(1)
-    return lambda: f"contact-{next(counter)}"
 
 
 def applied(contact: Contact | None, rec: IncomingRecord, new_id: str = "c1") -> Contact:

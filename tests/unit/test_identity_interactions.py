@@ -19,7 +19,7 @@ from services.identity.domain import (
 )
 from shared.events import CONTACT_FIELDS
 from shared.wire import ContactCreated, ContactMatched, ContactSource, ContactUpdated, InteractionRecorded
-from tests.unit.test_identity_domain import record, sequential_ids
+from tests.support.identity_records import record, sequential_ids
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 INTERACTION_SOURCE = ContactSource(kind="interaction", organizer_id="org-2", interaction_id="msg-1")

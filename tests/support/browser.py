@@ -1,0 +1,31 @@
+"""What every browser test needs: Debian's chromium (never skipped: without it a screen is untested), how long an
+action may take, and a full-page screenshot in tests/artifacts when a step fails."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from playwright.async_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium: Playwright cannot download its own browser here. ``make test`` installs it."""
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ACTION_MS = 15_000
+
+
+def require_chromium() -> None:
+    """Fail, never skip: without the browser the screen is untested."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
+
+
+@contextlib.asynccontextmanager
+async def screenshot_on_failure(page: Page, name: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+        raise
