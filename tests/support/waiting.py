@@ -6,18 +6,32 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Awaitable[T]], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
+    description: str | None = ...,
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    predicate: Callable[[], T], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
+    description: str | None = ...,
+) -> T: ...
+
+
+async def wait_until(
+    predicate: Callable[[], object],
     timeout: float = 30.0,  # noqa: ASYNC109 - the failure message reports what was last seen
     interval: float = 0.2,
     *,
     description: str | None = None,
-) -> T:
+) -> object:
     """Call ``predicate`` (sync or async) until it returns a truthy value, and return that value.
 
     An exception from the predicate counts as "not yet" (so it may use ``assert``); after ``timeout`` seconds
@@ -30,7 +44,7 @@ async def wait_until(
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
             last = value
         except Exception as error:  # the condition is not met yet
             last = error
