@@ -27,15 +27,8 @@ from tests.support.processes import ServiceProcess
 
 
 def identity_process(isolation: Isolation, tmp_path: Path, name: str = "identity") -> ServiceProcess:
-    env = isolation.env()
-    if name != "identity":  # a second instance in the same group needs its own HTTP port
-        from services.local_broker import free_port
-
-        env["CONTACTS_IDENTITY_HTTP_PORT"] = str(port := free_port())
-        base_url = f"http://127.0.0.1:{port}"
-    else:
-        base_url = isolation.base_url("identity")
-    return ServiceProcess("identity", env=env, base_url=base_url, log_path=tmp_path / f"{name}.log")
+    """identity in ``isolation``; another ``name`` is a further instance in the same groups, on its own port."""
+    return ServiceProcess.for_isolation(isolation, "identity", log_dir=tmp_path, name=name)
 
 
 def row_messages(isolation: Isolation, import_id: str, emails: list[str]) -> list[OutgoingMessage]:
@@ -81,9 +74,7 @@ def query(isolation: Isolation, sql: str) -> list[tuple]:  # type: ignore[type-a
 def assert_one_contact_per_person_with_gapless_streams(isolation: Isolation, emails: list[str]) -> None:
     distinct = {e.strip().lower() for e in emails}
     assert sorted(r[0] for r in query(isolation, "SELECT email FROM contacts")) == sorted(distinct)
-    gaps = query(isolation, "SELECT contact_id FROM contact_events GROUP BY contact_id "
-                            "HAVING max(version) <> count(*) OR min(version) <> 1")
-    assert gaps == []
+    assert_gapless_streams(isolation)
     # every row applied exactly once: per contact, one event per row that named it
     per_contact = dict(query(isolation, "SELECT c.email, count(*) FROM contact_events e "
                                         "JOIN contacts c USING (contact_id) GROUP BY c.email"))
@@ -91,14 +82,27 @@ def assert_one_contact_per_person_with_gapless_streams(isolation: Isolation, ema
     assert_state_is_the_fold_of_the_event_store(isolation)
 
 
-def assert_state_is_the_fold_of_the_event_store(isolation: Isolation) -> None:
-    """Every contact row and every organizer layer equals what folding the contact's stream from the event store
-    gives (the log is the truth)."""
+def assert_gapless_streams(isolation: Isolation) -> None:
+    """Every contact's versions run 1, 2, 3, ... with neither a gap nor a repeat."""
+    gaps = query(isolation, "SELECT contact_id FROM contact_events GROUP BY contact_id HAVING min(version) <> 1 "
+                            "OR max(version) <> count(*) OR count(DISTINCT version) <> count(*)")
+    assert gaps == [], f"{len(gaps)} contacts with a gap or a repeated version, e.g. {gaps[:3]}"
+
+
+def contact_streams(isolation: Isolation) -> dict[str, list[wire.Wire]]:
+    """Every contact's events from identity's event store, in version order, as wire structs."""
     streams: dict[str, list[wire.Wire]] = {}
     for contact_id, event_type, payload in query(
         isolation, "SELECT contact_id, type, payload FROM contact_events ORDER BY contact_id, version"
     ):
         streams.setdefault(str(contact_id), []).append(msgspec.convert(payload, wire.STRUCT_OF_TYPE[event_type]))
+    return streams
+
+
+def assert_state_is_the_fold_of_the_event_store(isolation: Isolation) -> None:
+    """Every contact row and every organizer layer equals what folding the contact's stream from the event store
+    gives (the log is the truth)."""
+    streams = contact_streams(isolation)
     stored = {
         str(row[0]): row[1:]
         for row in query(isolation, "SELECT contact_id, email, email_original, version, first_name, last_name, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -11,9 +12,11 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from services.local_broker import LOOPBACK, free_port
 from tests.support.isolation import Isolation
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -37,10 +40,20 @@ class ServiceProcess:
         self.starts = 0
 
     @classmethod
-    def for_isolation(cls, isolation: Isolation, service: str, *, log_dir: Path) -> ServiceProcess:
-        """``service`` configured by ``isolation.env()``, logging to ``<log_dir>/<service>.log``."""
-        log_path = log_dir / f"{service}.log"
-        return cls(service, env=isolation.env(), base_url=isolation.base_url(service), log_path=log_path)
+    def for_isolation(
+        cls, isolation: Isolation, service: str, *, log_dir: Path, name: str | None = None
+    ) -> ServiceProcess:
+        """``service`` configured by ``isolation.env()``, logging to ``<log_dir>/<name>.log``. ``name`` (other
+        than the service's own) makes another instance of it, in the same consumer groups and schema, on an HTTP
+        port of its own."""
+        name = name or service
+        env = isolation.env()
+        base_url = isolation.base_url(service)
+        if name != service:
+            port = free_port()
+            env[f"CONTACTS_{service.upper()}_HTTP_PORT"] = str(port)
+            base_url = f"http://{LOOPBACK}:{port}"
+        return cls(service, env=env, base_url=base_url, log_path=log_dir / f"{name}.log")
 
     @property
     def pid(self) -> int | None:
@@ -53,6 +66,24 @@ class ServiceProcess:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
+
+    def log_size(self) -> int:
+        """Bytes in the log so far: pass it as ``since`` to read only what comes after."""
+        with contextlib.suppress(OSError):
+            return self.log_path.stat().st_size
+        return 0
+
+    def logged(self, event: str, *, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON log lines of ``event`` (``CONTACTS_LOG_FORMAT=json``) from byte ``since`` of the log on."""
+        quoted, found = json.dumps(event).encode(), []
+        with contextlib.suppress(OSError), self.log_path.open("rb") as log:
+            log.seek(since)
+            for line in log:
+                if quoted in line and line.startswith(b"{") and line.endswith(b"\n"):  # whole lines only
+                    record = json.loads(line)
+                    if record.get("event") == event:
+                        found.append(record)
+        return found
 
     def log_tail(self, lines: int = 40) -> str:
         with contextlib.suppress(OSError):
