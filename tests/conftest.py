@@ -13,9 +13,7 @@ from services.catalog import SERVICES
 from services.local_broker import BrokerError, free_port, start_broker
 from tests.support.databases import NoDatabase, session_database
 from tests.support.isolation import Isolation
-from tests.support.processes import ServiceProcess
-
-SERVICE_PROCESSES = pytest.StashKey[dict[str, ServiceProcess]]()
+from tests.support.processes import SERVICE_PROCESSES, ServiceProcess
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.codec import UndecodableMessage, decode, encode
 from shared.envelope import Envelope
@@ -134,3 +134,16 @@ async def import_row_events(
 
     seen = await consume_until(bootstrap_servers, topic, lambda s: len(mine(s)) >= count)
     return sorted(mine(seen), key=lambda event: event.row_number)
+
+
+async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """Partition -> the offset the next record of ``topic`` will get (what a caught-up group has stored)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster's metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert partitions, f"{topic} has no partitions"
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()

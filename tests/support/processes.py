@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from services.local_broker import LOOPBACK, free_port
 from tests.support.isolation import Isolation
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+SERVICE_PROCESSES = pytest.StashKey[dict[str, "ServiceProcess"]]()
+"""A test's service processes by name, stashed on its item: a failed test's report ends with their log tails
+(``tests/conftest.py``)."""
 
 
 class ServiceFailed(AssertionError):
@@ -73,12 +77,16 @@ class ServiceProcess:
             return self.log_path.stat().st_size
         return 0
 
-    def logged(self, event: str, *, since: int = 0) -> list[dict[str, Any]]:
-        """The JSON log lines of ``event`` (``CONTACTS_LOG_FORMAT=json``) from byte ``since`` of the log on."""
+    def logged(self, event: str, *, since: int = 0, until: int | None = None) -> list[dict[str, Any]]:
+        """The JSON log lines of ``event`` (``CONTACTS_LOG_FORMAT=json``) between bytes ``since`` and ``until`` of the
+        log (``log_size()`` at two moments)."""
         quoted, found = json.dumps(event).encode(), []
         with contextlib.suppress(OSError), self.log_path.open("rb") as log:
             log.seek(since)
             for line in log:
+                since += len(line)
+                if until is not None and since > until:
+                    break
                 if quoted in line and line.startswith(b"{") and line.endswith(b"\n"):  # whole lines only
                     record = json.loads(line)
                     if record.get("event") == event:
