@@ -264,11 +264,11 @@ async def import_while_losing_an_instance_of_each(
         run.timings["killed"] = loop.time() - began
         await publish(isolation.kafka_bootstrap, messages(wave_two) + messages(resent))
 
-        async def finished() -> dict[str, dict[str, Any]] | None:
+        async def finished() -> dict[str, dict[str, Any]]:
             statuses = {organizer: await status(organizer) for organizer in run.import_ids}
             done = all(s["status"] in ("processed", "error") and s["processed_rows"] == s["total_rows"]
                        for s in statuses.values())
-            return statuses if done else None
+            return statuses if done else {}
 
         run.statuses = await wait_until(finished, timeout=240, interval=1.0, description="every import finished")
     run.timings["imports finished"] = loop.time() - began
