@@ -13,7 +13,7 @@ UV := $(VENV)/bin/uv
 LOCK := requirements/dev.txt
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test browser lock upgrade
+.PHONY: install run test lint browser lock upgrade
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ browser:
 # Extra pytest arguments: make test ARGS="-k compose -x"
 test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+# ruff, then mypy over everything (shared/ and the services' domain modules under stricter flags: pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy services shared bench tests
 
 # The three lock files, all resolved for Python 3.11 on every platform (--universal) with hashes:
 #   requirements/dev.txt      everything .venv holds: the project's dependencies and its extras local and dev,

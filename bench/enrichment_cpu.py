@@ -117,7 +117,7 @@ async def main(contacts: int, database_url: str) -> None:
             for start in range(0, len(records), BATCH):
                 async with engine.begin() as conn:
                     meter.pids.add(int((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()))
-                    await fold_contact_events(conn, records[start:start + BATCH],  # type: ignore[arg-type]
+                    await fold_contact_events(conn, records[start:start + BATCH],
                                               topics=topics, delivery=delivery)
             return meter.stop(started)
 
@@ -141,14 +141,14 @@ async def main(contacts: int, database_url: str) -> None:
         python, database = meter.stop(started)
         report(f"worker: {ran:,} contacts, {suggestions:,} suggestions, {events:,} events", suggestions, python,
                database, "suggestion")
-        with psycopg.connect(libpq_url(database_url)) as conn:
-            size = conn.execute(f"SELECT sum(length(messages)), sum(count) FROM {schema}.outbox_batches").fetchone()
+        with psycopg.connect(libpq_url(database_url)) as pg:
+            size = pg.execute(f"SELECT sum(length(messages)), sum(count) FROM {schema}.outbox_batches").fetchone()
         if size and size[1]:
             print(f"  outbox: {size[1]:,} messages in {size[0] / 1e6:.1f} MB packed ({size[0] / size[1]:.0f} B each)")
     finally:
         await engine.dispose()
-        with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as pg:
+            pg.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def report(what: str, count: int, python: float, database: float, unit: str) -> None:

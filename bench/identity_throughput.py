@@ -114,7 +114,9 @@ async def run(isolation: Isolation, count: int, duplicates: float, logs: Path, *
     if sampler is not None:
         print(profiling.summarize(logs / "identity.pyspy"))
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        contacts = conn.execute(f'SELECT count(*) FROM "{isolation.schema("identity")}".contacts').fetchone()[0]
+        counted = conn.execute(f'SELECT count(*) FROM "{isolation.schema("identity")}".contacts').fetchone()
+    assert counted is not None  # count(*) always returns one row
+    contacts = counted[0]
     return {"rows": count, "people": people, "contacts": contacts, "publish_seconds": published,
             "seconds_from_start_to_last_outcome": elapsed, "rows_per_second": count / elapsed, **stats}
 

@@ -179,10 +179,11 @@ def count_projected(isolation: Isolation) -> tuple[int, int]:
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
         schema = isolation.schema("profiles")
         profiles = conn.execute(f'SELECT count(*) FROM "{schema}".contact_profiles WHERE created_at IS NOT NULL'
-                                ).fetchone()[0]
+                                ).fetchone()
         views = conn.execute(f'SELECT count(*) FROM "{schema}".organizer_contacts WHERE organizer_id = %s',
-                             (ORGANIZER,)).fetchone()[0]
-    return profiles, views
+                             (ORGANIZER,)).fetchone()
+    assert profiles is not None and views is not None  # count(*) always returns one row
+    return profiles[0], views[0]
 
 
 async def import_file(client: httpx.AsyncClient, base_url: str, headers: dict[str, str], csv_path: Path

@@ -205,7 +205,8 @@ nav a{margin-right:.8rem}
 
 def _type_of(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        ref: str = schema["$ref"]
+        return ref.rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " | ".join(_type_of(option) for option in schema["anyOf"])
     if "enum" in schema:

@@ -70,7 +70,7 @@ class Delivery:
                                 description=description, max_records=max_records)
 
 
-class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+class SeekToStoredPositions(ConsumerRebalanceListener):
     """On assignment, each partition resumes at the position its consumer group stored in PostgreSQL with the
     last applied batch (Kafka's committed offset may lag it after a crash between the two commits). A position
     taken in another log (the broker restarted empty, the topic was recreated: the last applied record is no

@@ -180,7 +180,7 @@ def _secret(value: SecretStr | None) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext:
-    context = create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(  # aiokafka's helper is untyped
         cafile=settings.ssl_ca_file,
         certfile=settings.ssl_cert_file,
         keyfile=settings.ssl_key_file,

@@ -15,4 +15,4 @@ def murmur2(data: bytes) -> int:
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition any Kafka client's default partitioner puts ``key`` in, among ``partitions``."""
-    return (murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
+    return (murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % partitions

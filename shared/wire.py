@@ -53,17 +53,17 @@ class _Interaction(Wire, kw_only=True, frozen=True):
 
 
 class TicketPurchased(_Interaction, kw_only=True, frozen=True):
-    kagibag_event_id: NonEmpty  # type: ignore[assignment]
+    kagibag_event_id: NonEmpty
     order_id: NonEmpty
     ticket_count: Positive
 
 
 class WaitlistRegistered(_Interaction, kw_only=True, frozen=True):
-    kagibag_event_id: NonEmpty  # type: ignore[assignment]
+    kagibag_event_id: NonEmpty
 
 
 class EventCheckedIn(_Interaction, kw_only=True, frozen=True):
-    kagibag_event_id: NonEmpty  # type: ignore[assignment]
+    kagibag_event_id: NonEmpty
 
 
 class AttendeeProfileCompleted(_Interaction, kw_only=True, frozen=True):

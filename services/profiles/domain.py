@@ -357,6 +357,6 @@ def snapshot(canonical: Canonical) -> ContactProfileUpdatedV1:
         bio=shown.value("bio"),
         social_links=shown.social_links,
         user_account_id=shown.value("user_account_id"),
-        field_sources={name: FieldSourceV1(kind=s.kind, at=s.at) for name, s in shown.sources.items()},  # type: ignore[arg-type]
+        field_sources={name: FieldSourceV1(kind=s.kind, at=s.at) for name, s in shown.sources.items()},
     )
 

@@ -33,7 +33,7 @@ async def test_batched_publishing_keeps_default_partitioning_and_per_key_order(k
     consumer = AIOKafkaConsumer(topic.name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
-    received = []
+    received: list[tuple[int, bytes | None, int]] = []
     try:
         while len(received) < len(messages):
             batches = await consumer.getmany(timeout_ms=2000)
@@ -45,7 +45,7 @@ async def test_batched_publishing_keeps_default_partitioning_and_per_key_order(k
 
     every = list(range(8))
     assert all(partition == DefaultPartitioner()(key, every, every) for partition, key, _ in received)
-    by_key: dict[bytes, list[int]] = {}
+    by_key: dict[bytes | None, list[int]] = {}
     for _, key, index in received:
         by_key.setdefault(key, []).append(index)
     assert all(indexes == sorted(indexes) for indexes in by_key.values())

@@ -42,9 +42,10 @@ def seed(isolation: Isolation, *, old: int, young: int) -> None:
 def remaining(isolation: Isolation) -> dict[str, tuple[int, int]]:
     schema = isolation.schema("identity")
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        interactions = dict(conn.execute(
+        interactions: dict[str, int] = dict(conn.execute(
             f'SELECT source, count(*) FROM "{schema}".applied_interactions GROUP BY 1').fetchall())
-        answers = dict(conn.execute(f'SELECT import_id, count(*) FROM "{schema}".row_answers GROUP BY 1').fetchall())
+        answers: dict[str, int] = dict(conn.execute(
+            f'SELECT import_id, count(*) FROM "{schema}".row_answers GROUP BY 1').fetchall())
     return {kind: (interactions.get(kind, 0), answers.get(kind, 0)) for kind in interactions.keys() | answers.keys()}
 
 

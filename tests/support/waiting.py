@@ -13,14 +13,14 @@ T = TypeVar("T")
 
 @overload
 async def wait_until(
-    predicate: Callable[[], Awaitable[T]], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
+    predicate: Callable[[], Awaitable[T | None]], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
     description: str | None = ...,
 ) -> T: ...
 
 
 @overload
 async def wait_until(
-    predicate: Callable[[], T], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
+    predicate: Callable[[], T | None], timeout: float = ..., interval: float = ..., *,  # noqa: ASYNC109
     description: str | None = ...,
 ) -> T: ...
 
@@ -32,7 +32,8 @@ async def wait_until(
     *,
     description: str | None = None,
 ) -> object:
-    """Call ``predicate`` (sync or async) until it returns a truthy value, and return that value.
+    """Call ``predicate`` (sync or async) until it returns a truthy value, and return that value (never None,
+    so a predicate typed ``-> X | None`` gives an ``X``).
 
     An exception from the predicate counts as "not yet" (so it may use ``assert``); after ``timeout`` seconds
     an ``AssertionError`` reports the last value or exception."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import LogicSubscriber
 
 from services.catalog import SERVICES, settings_class
 from shared.asyncapi import build_document, channel_id, document_html, document_json, document_yaml
@@ -102,7 +103,11 @@ def _subscribed_topics(service: str) -> set[str]:
     app = create_app(settings_class(service)(platform=PlatformSettings(topic_prefix="")))
     (broker,) = [thing for thing in gc.get_objects() if isinstance(thing, KafkaBroker) and id(thing) not in before]
     assert app is not None
-    return {topic.name for subscriber in broker.subscribers for topic in subscriber.topics}
+    topics: set[str] = set()
+    for subscriber in broker.subscribers:
+        assert isinstance(subscriber, LogicSubscriber)  # typed as FastStream's generic subscriber
+        topics |= {topic.name for topic in subscriber.topics}
+    return topics
 
 
 @pytest.mark.parametrize("service", SERVICES)

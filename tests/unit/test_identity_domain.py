@@ -216,13 +216,13 @@ def test_whatever_the_batches_each_person_is_one_contact_whose_layers_hold_each_
         assert rebuild(streams[contact.contact_id]) == contact  # type: ignore[arg-type]
         mine = [(o, k, v) for e, o, k, v in rows if e.strip().lower() == email]
         for name in ("first_name", "company"):
-            stated = [v[name].strip() for o, k, v in mine if k == "ticket" and v[name] and v[name].strip()]
-            assert contact.person.fields.get(name) == (stated[-1] if stated else None)  # type: ignore[call-overload]
+            stated = [value.strip() for o, k, v in mine if k == "ticket" and (value := v[name]) and value.strip()]
+            assert contact.person.fields.get(name) == (stated[-1] if stated else None)
             for organizer in {o for o, _, _ in mine}:
-                imported = [v[name].strip() for o, k, v in mine
-                            if o == organizer and k == "import" and v[name] and v[name].strip()]
+                imported = [value.strip() for o, k, v in mine
+                            if o == organizer and k == "import" and (value := v[name]) and value.strip()]
                 layer = contact.organizers[organizer]
-                assert layer.fields.get(name) == (imported[-1] if imported else None)  # type: ignore[call-overload]
+                assert layer.fields.get(name) == (imported[-1] if imported else None)
 
 
 def attendee(email: str, at: datetime = T0, **fields: str | None) -> IncomingRecord:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -132,7 +133,7 @@ def test_rows_and_interactions_for_one_person_in_a_batch_make_one_contact_with_a
     assert [(type(e).__name__, e.version) for e in plan.events] == [
         ("ContactCreated", 1), ("ContactUpdated", 2), ("InteractionRecorded", 3),
         ("InteractionRecorded", 4)]
-    assert rebuild(plan.events) == plan.created["ada@x.io"]  # type: ignore[arg-type]
+    assert rebuild(plan.events) == plan.created["ada@x.io"]
 
 
 kinds = st.sampled_from(["event_checked_in", "waitlist_registered", "attendee_profile_completed"])
@@ -145,7 +146,7 @@ values = st.fixed_dictionaries({
 
 @given(st.lists(st.tuples(st.booleans(), kinds, values), max_size=25), st.integers(min_value=1, max_value=6))
 def test_whatever_the_batches_the_state_is_the_fold_and_every_interaction_is_recorded_once(
-    items, batch_size  # type: ignore[no-untyped-def]
+    items: list[tuple[bool, str, dict[str, Any]]], batch_size: int
 ) -> None:
     records = [
         interaction("ada@x.io", kind, T0 + timedelta(minutes=i), **v) if is_interaction

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from packaging.markers import Marker, default_environment
@@ -74,7 +75,7 @@ def read_lock(name: str) -> dict[str, Pin]:
 def closure(requirements: list[str]) -> set[str]:
     """The distributions ``requirements`` need on this machine, following the installed packages' metadata (the
     venv is built from the dev lock, so it holds every one of them), extras included."""
-    environment = default_environment()
+    environment = cast("dict[str, str]", default_environment())  # packaging's Environment: a TypedDict of str
     expanded: set[tuple[str, str]] = set()  # (distribution, extra or "")
     pending = [(Requirement(text), "") for text in requirements]
     while pending:

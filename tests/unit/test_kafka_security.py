@@ -265,10 +265,11 @@ def test_the_faststream_broker_connects_its_clients_with_the_same_settings(
 ) -> None:
     token = tmp_path / "token"
     token.write_text("t0k3n\n")
-    sasl = {"sasl_username": "u", "sasl_password": SecretStr("p")} if mechanism not in (None, "OAUTHBEARER") else {}
+    password = mechanism not in (None, "OAUTHBEARER")
     settings = KafkaSecuritySettings(
         security_protocol=protocol, sasl_mechanism=mechanism, ssl_ca_file=pki.ca if "SSL" in protocol else None,
-        oauth_token_file=token if mechanism == "OAUTHBEARER" else None, **sasl,
+        oauth_token_file=token if mechanism == "OAUTHBEARER" else None,
+        sasl_username="u" if password else None, sasl_password=SecretStr("p") if password else None,
     )
 
     broker = KafkaBroker(NOWHERE, **client_options(settings, service="identity", role="broker"))

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.catalog import SERVICES, settings_class
+from services.catalog import SERVICES, load_settings, settings_class
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
 from shared.topics import CONTACT_EVENTS, ENRICHMENTS, IMPORT_ROWS, INTERACTIONS
@@ -212,7 +212,7 @@ def test_the_configmap_holds_only_known_settings_and_they_load(
     kafka = KafkaSecuritySettings()
     assert (kafka.enable_idempotence, kafka.acks) == (True, "all")
     for service in SERVICES:
-        assert settings_class(service)().http_host == "0.0.0.0"
+        assert load_settings(service).http_host == "0.0.0.0"
 
 
 def test_every_workload_reads_the_configmap_and_the_secret(local: list[Manifest]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ TP = ("contacts.import-rows.v1", 0)
 RULES = Rules(window=4, stop_after=60.0)
 
 
-def book_after(timeline: list[tuple[float, int, int | None]], *, rules: Rules = RULES) -> LagBook:
+def book_after(timeline: Sequence[tuple[float, int, int | None]], *, rules: Rules = RULES) -> LagBook:
     """A book fed ``(time, end offset, committed offset)`` polls of one group on one partition."""
     book = LagBook(rules=rules, services={"identity": "identity"})
     for at, end, committed in timeline:
@@ -30,7 +32,7 @@ def book_after(timeline: list[tuple[float, int, int | None]], *, rules: Rules = 
     return book
 
 
-def status_after(timeline: list[tuple[float, int, int | None]], *, now: float | None = None) -> Status:
+def status_after(timeline: Sequence[tuple[float, int, int | None]], *, now: float | None = None) -> Status:
     book = book_after(timeline)
     report = book.group_report("identity", now=now if now is not None else timeline[-1][0])
     return report.status

@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,7 +46,7 @@ statements = st.builds(
 
 
 @given(st.lists(statements, max_size=6), st.randoms())
-def test_the_latest_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd) -> None:  # type: ignore[no-untyped-def]
+def test_the_latest_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd: Random) -> None:
     shuffled = list(items)
     rnd.shuffle(shuffled)
     folded = None
@@ -76,11 +77,12 @@ def test_after_an_imported_unsubscribe_only_a_later_explicit_subscribe_opts_back
 
 
 def test_without_an_unsubscribe_the_latest_import_wins() -> None:
-    assert latest_imported(Statement("subscribed", at(1), "i1"), Statement("unknown", at(2), "i2")).status == "unknown"
+    standing = latest_imported(Statement("subscribed", at(1), "i1"), Statement("unknown", at(2), "i2"))
+    assert standing is not None and standing.status == "unknown"
 
 
 @given(st.lists(statements, max_size=6), st.randoms())
-def test_the_standing_import_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd) -> None:  # type: ignore[no-untyped-def]
+def test_the_standing_import_statement_does_not_depend_on_arrival_order(items: list[Statement], rnd: Random) -> None:
     shuffled = list(items)
     rnd.shuffle(shuffled)
     folded = refolded = None
