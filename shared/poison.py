@@ -29,9 +29,10 @@ def unavailable(error: BaseException) -> bool:
     """The database (or the network to it) failed, not the batch: wait and redeliver, never dead-letter."""
     if isinstance(error, OperationalError | InterfaceError | OSError | asyncio.TimeoutError):
         return True
-    cause = getattr(error, "orig", None)
-    return isinstance(error, DBAPIError) and isinstance(
-        cause, pg_errors.OperationalError | pg_errors.AdminShutdown | pg_errors.CannotConnectNow
+    cause = getattr(error, "orig", error) if isinstance(error, DBAPIError) else error  # COPY and tuple queries
+    return isinstance(  # raise psycopg's errors unwrapped
+        cause, pg_errors.OperationalError | pg_errors.InterfaceError | pg_errors.AdminShutdown
+        | pg_errors.CannotConnectNow
     )
 
 

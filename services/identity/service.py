@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 import structlog
 from aiokafka import ConsumerRecord
 from psycopg import errors as pg_errors
@@ -178,7 +179,9 @@ async def resolve(
 
 
 def _retryable(error: Exception) -> bool:
-    cause = getattr(error, "orig", None)
+    """A unique violation, deadlock or serialization failure, raised through SQLAlchemy (``DBAPIError.orig``) or
+    straight from psycopg (COPY and the tuple queries run on the driver's connection)."""
+    cause = getattr(error, "orig", error)
     return isinstance(cause, pg_errors.DeadlockDetected | pg_errors.UniqueViolation | pg_errors.SerializationFailure)
 
 
@@ -191,8 +194,8 @@ async def resolve_with_retries(
         try:
             async with engine.begin() as conn:
                 return await resolve(conn, records, topics=topics, delivery=delivery)
-        except DBAPIError as error:
+        except (DBAPIError, psycopg.Error) as error:
             if not _retryable(error) or attempt == MAX_ATTEMPTS:
                 raise
-            log.info("identity.batch_retry", attempt=attempt, reason=type(error.orig).__name__)
+            log.info("identity.batch_retry", attempt=attempt, reason=type(getattr(error, "orig", error)).__name__)
     raise AssertionError("unreachable")

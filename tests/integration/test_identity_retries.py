@@ -24,13 +24,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(
-    strict=True, raises=psycopg.errors.UniqueViolation,
-    reason="identity's retry never sees this unique violation: the contacts are written by COPY on the psycopg "
-    "connection (shared.db.copy_rows), whose errors SQLAlchemy does not wrap, so `except DBAPIError` in "
-    "resolve_with_retries (and _retryable's error.orig) misses the raw psycopg.errors.UniqueViolation; the batch "
-    "falls through to shared.poison's generic retries with 0.5-2 s sleeps, then splitting, then dead letters",
-)
 async def test_a_contact_another_instance_creates_meanwhile_is_matched_on_a_retry(isolation: Isolation) -> None:
     isolation.migrate(("identity",))
     schema, prefix = isolation.schema("identity"), isolation.topic_prefix
