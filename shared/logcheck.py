@@ -51,8 +51,8 @@ async def lost_markers(
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
                                 auto_offset_reset="latest", **(options or {}))
-    await consumer.start()
     try:
+        await consumer.start()
         existing = await consumer.topics()
         lost = [m for m in markers if m.topic not in existing
                 or m.partition not in (consumer.partitions_for_topic(m.topic) or ())]

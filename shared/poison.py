@@ -1,8 +1,8 @@
 """A batch that keeps failing for a reason other than decoding (a constraint, a value the database refuses, a bug
 that one message triggers) must not block its partitions for ever, nor take the rest of the batch with it: it is
 retried with exponential backoff, then split in halves until the failing message(s) stand alone; those go to the
-dead-letter topic with the error, and the rest is applied. A database that cannot be reached is not poison: that
-batch is redelivered (the ack policy) until the database is back, never split."""
+dead-letter topic with the error, and the rest is applied. A database or broker that cannot be reached is not
+poison: that batch is redelivered (the ack policy) until it is back, never split."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
+from aiokafka import errors as kafka_errors
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,9 +26,16 @@ log = structlog.get_logger(__name__)
 Apply = Callable[[Sequence[Any]], Awaitable[Any]]
 
 
+BROKER_UNAVAILABLE = (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError,
+                      kafka_errors.NodeNotReadyError, kafka_errors.NoBrokersAvailable,
+                      kafka_errors.RequestTimedOutError)
+"""What a handler meets when it asks the broker (whether a stored position's log was replaced) and it is away."""
+
+
 def unavailable(error: BaseException) -> bool:
-    """The database (or the network to it) failed, not the batch: wait and redeliver, never dead-letter."""
-    if isinstance(error, OperationalError | InterfaceError | OSError | asyncio.TimeoutError):
+    """The database or the broker (or the network to them) failed, not the batch: wait and redeliver, never
+    dead-letter."""
+    if isinstance(error, (OperationalError, InterfaceError, OSError, asyncio.TimeoutError, *BROKER_UNAVAILABLE)):
         return True
     cause = getattr(error, "orig", error) if isinstance(error, DBAPIError) else error  # COPY and tuple queries
     return isinstance(  # raise psycopg's errors unwrapped

@@ -1,6 +1,6 @@
-"""Which failures mean "the database is away, wait and redeliver" (never a dead letter) and which are the batch's
-own: psycopg's errors count the same whether SQLAlchemy wrapped them or COPY and the tuple queries raised them
-straight from the driver."""
+"""Which failures mean "the database or the broker is away, wait and redeliver" (never a dead letter) and which
+are the batch's own: psycopg's errors count the same whether SQLAlchemy wrapped them or COPY and the tuple queries
+raised them straight from the driver."""
 
 from __future__ import annotations
 
