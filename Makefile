@@ -44,7 +44,7 @@ test: $(STAMP) browser
 # ruff, then mypy over everything (shared/ and the services' domain modules under stricter flags: pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services shared bench tests
+	$(VENV)/bin/mypy services shared ops bench tests
 
 # The three lock files, all resolved for Python 3.11 on every platform (--universal) with hashes:
 #   requirements/dev.txt      everything .venv holds: the project's dependencies and its extras local and dev,

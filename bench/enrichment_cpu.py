@@ -28,11 +28,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.catalog import migrations_dir  # noqa: E402
+from ops.catalog import migrations_dir  # noqa: E402
+from ops.local_postgres import libpq_url  # noqa: E402
 from services.enrichment.providers import EmailDomainCompany, EmailLocalPartName, PhoneE164  # noqa: E402
 from services.enrichment.service import EnrichmentTopics, fold_contact_events  # noqa: E402
 from services.enrichment.worker import Pace, Worker  # noqa: E402
-from services.local_postgres import libpq_url  # noqa: E402
 from shared import wire  # noqa: E402
 from shared.consumer import Delivery  # noqa: E402
 from shared.db import create_engine  # noqa: E402

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import profiling  # noqa: E402
 from bench.import_pipeline import cpu_seconds, peak_rss_mib  # noqa: E402
-from services.local_broker import free_port, start_broker  # noqa: E402
-from services.local_postgres import libpq_url  # noqa: E402
+from ops.local_broker import free_port, start_broker  # noqa: E402
+from ops.local_postgres import libpq_url  # noqa: E402
 from shared.codec import encode  # noqa: E402
 from shared.envelope import (
     Envelope,  # noqa: E402

@@ -32,8 +32,8 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import profiling  # noqa: E402
-from services.local_broker import free_port, start_broker  # noqa: E402
-from services.local_postgres import libpq_url  # noqa: E402
+from ops.local_broker import free_port, start_broker  # noqa: E402
+from ops.local_postgres import libpq_url  # noqa: E402
 from shared.auth import mint_token  # noqa: E402
 from tests.support.isolation import Isolation  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402

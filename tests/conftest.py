@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.catalog import SERVICES
-from services.local_broker import BrokerError, free_port, start_broker
+from ops.catalog import SERVICES
+from ops.local_broker import BrokerError, free_port, start_broker
 from tests.support.databases import NoDatabase, session_database
 from tests.support.isolation import Isolation
 from tests.support.processes import SERVICE_PROCESSES, ServiceProcess

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.catalog import SERVICES, load_settings
 from services.monitor.api import monitor_registry, router
 from services.monitor.config import MonitorSettings
 from services.monitor.domain import LagBook, Rules
@@ -30,8 +29,8 @@ def watched_groups(settings: MonitorSettings) -> tuple[dict[str, tuple[str, ...]
     prefix = settings.platform.topic_prefix
     groups: dict[str, tuple[str, ...] | None] = {}
     services: dict[str, str] = {}
-    for service in SERVICES:
-        configured = str(load_settings(service, platform=settings.platform).consumer_group)
+    for service in CONSUMING_SERVICES:
+        configured = settings.service_groups.of(service)
         for topic in SUBSCRIPTIONS[service]:
             group = lane_group(configured, topic)
             groups[group] = tuple(sorted({*(groups.get(group) or ()), topic.qualified(prefix)}))

@@ -10,6 +10,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.config import PlatformSettings
 
 
+class ServiceGroups(BaseSettings):
+    """The consumer group each service is configured with, read from the same variables the services read
+    (``CONTACTS_<SERVICE>_CONSUMER_GROUP``, default the service's name), so the monitor watches the groups that run
+    without importing the services."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    ingest: str = Field(default="ingest", validation_alias="CONTACTS_INGEST_CONSUMER_GROUP")
+    identity: str = Field(default="identity", validation_alias="CONTACTS_IDENTITY_CONSUMER_GROUP")
+    enrichment: str = Field(default="enrichment", validation_alias="CONTACTS_ENRICHMENT_CONSUMER_GROUP")
+    profiles: str = Field(default="profiles", validation_alias="CONTACTS_PROFILES_CONSUMER_GROUP")
+
+    def of(self, service: str) -> str:
+        group: str = getattr(self, service)
+        return group
+
+
 class MonitorSettings(BaseSettings):
     """CONTACTS_MONITOR_HTTP_HOST / _HTTP_PORT   /v1/lag, /metrics and health (default 127.0.0.1:8005)
     CONTACTS_MONITOR_GROUPS                      more consumer groups to watch besides the four services' own
@@ -33,6 +50,7 @@ class MonitorSettings(BaseSettings):
     read_timeout_seconds: float = Field(default=10.0, gt=0)
     cluster_name: str = "contacts"
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    service_groups: ServiceGroups = Field(default_factory=ServiceGroups, exclude=True)
 
     @field_validator("groups", mode="before")
     @classmethod

@@ -12,13 +12,13 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.catalog import migrations_dir
 from services.profiles import relationships
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, project
@@ -28,6 +28,9 @@ from shared.lifecycle import relay_channel
 from shared.migrations import upgrade
 
 log = structlog.get_logger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+"""profiles' own migrations, applied to the schema a rebuild fills."""
 
 
 class RebuildError(Exception):
@@ -80,7 +83,7 @@ async def _prepare_target(engine: AsyncEngine, *, settings: ProfilesSettings, ta
             raise RebuildError(f"schema {target!r} already exists: drop it, or pass --replace")
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{target}" CASCADE'))
-    upgrade(migrations_dir=migrations_dir("profiles"), database_url=settings.platform.database_url, schema=target)
+    upgrade(migrations_dir=MIGRATIONS_DIR, database_url=settings.platform.database_url, schema=target)
 
 
 async def replay_topics(

@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from shared.auth import mint_attendee_token, mint_token
 from shared.events import ContactProfileUpdatedV1
 from shared.topics import PROFILE_UPDATES

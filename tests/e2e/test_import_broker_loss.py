@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.local_broker import LocalBroker, free_port, start_broker
+from ops.local_broker import LocalBroker, free_port, start_broker
 from shared import topics
 from shared.auth import mint_token
 from shared.events import ImportRowReceivedV1

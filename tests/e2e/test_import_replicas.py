@@ -13,8 +13,8 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_broker import free_port
-from services.local_postgres import libpq_url
+from ops.local_broker import free_port
+from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from tests.support.isolation import Isolation
 from tests.support.processes import ServiceProcess

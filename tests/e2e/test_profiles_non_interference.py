@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from shared.codec import encode
 from shared.envelope import Envelope

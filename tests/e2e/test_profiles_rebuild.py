@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from shared.codec import encode
 from shared.envelope import Envelope
@@ -99,7 +99,7 @@ async def profiles_consumed_everything(isolation: Isolation) -> None:
 async def run_rebuild(isolation: Isolation, target: str) -> str:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONTACTS_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "rebuild", "profiles", "--target-schema", target,
+        sys.executable, "-m", "ops.cli", "rebuild", "profiles", "--target-schema", target,
         env={**env, **isolation.env(), "CONTACTS_LOG_LEVEL": "WARNING"}, cwd=CHECKOUT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )

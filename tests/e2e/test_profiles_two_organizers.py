@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from shared.codec import encode
 from shared.envelope import Envelope

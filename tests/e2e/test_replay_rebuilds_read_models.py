@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from services.catalog import migrations_dir
-from services.local_broker import LOOPBACK, free_port
-from services.local_postgres import libpq_url
+from ops.catalog import migrations_dir
+from ops.local_broker import LOOPBACK, free_port
+from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from shared.migrations import upgrade
 from shared.topics import ENRICHMENTS

@@ -26,7 +26,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from services.profiles.domain import display_name
 from shared.auth import mint_token
 from shared.events import EventCheckedInV1, InteractionEvent, InteractionRecordedV1, TicketPurchasedV1

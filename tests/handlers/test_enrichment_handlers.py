@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from faststream.kafka import KafkaBroker
 
+from ops.local_postgres import libpq_url
 from services.enrichment.handlers import register
 from services.enrichment.service import EnrichmentTopics
-from services.local_postgres import libpq_url
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine

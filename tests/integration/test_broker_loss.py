@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.local_broker import LocalBroker, free_port, start_broker
+from ops.local_broker import LocalBroker, free_port, start_broker
 from shared.events import ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1
 from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES, IMPORT_ROWS
 from tests.support.identity import (

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from aiokafka import ConsumerRecord
 
+from ops.local_postgres import libpq_url
 from services.identity.service import IdentityTopics, resolve_with_retries
-from services.local_postgres import libpq_url
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine

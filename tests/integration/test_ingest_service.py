@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from ops.local_postgres import libpq_url
 from services.ingest import row_pages
 from services.ingest.importer import row_event_id
-from services.local_postgres import libpq_url
 from shared import topics
 from shared.codec import encode
 from shared.db import create_engine

@@ -12,8 +12,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from services.catalog import SERVICES
-from services.local_postgres import libpq_url
+from ops.catalog import SERVICES
+from ops.local_postgres import libpq_url
 from shared.db import create_migration_engine
 from tests.support.isolation import Isolation
 

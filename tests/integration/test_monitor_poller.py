@@ -7,7 +7,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from services.local_broker import free_port
+from ops.local_broker import free_port
 from services.monitor.domain import LagBook, Rules, Status
 from services.monitor.poller import OffsetPoller
 from shared import topics

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.catalog import settings_class
-from services.local_broker import free_port
+from ops.catalog import settings_class
+from ops.local_broker import free_port
 from shared import metrics
 from shared.db import create_engine
 from shared.http import BrokerCheck, database_error

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from services.profiles import relationships
 from shared import topics
 from shared.auth import mint_token

@@ -13,8 +13,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-from services.catalog import migrations_dir
-from services.local_postgres import libpq_url
+from ops.catalog import migrations_dir
+from ops.local_postgres import libpq_url
 from shared import topics
 from shared.events import ContactProfileUpdatedV1
 from tests.integration.test_profiles_service import auth, message, profiles_api, rows, snapshots, updated

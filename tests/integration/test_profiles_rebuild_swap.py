@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from services.profiles.config import ProfilesSettings
 from services.profiles.rebuild import RebuildError, rebuild
 from shared import topics

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from services.profiles.app import create_app
 from services.profiles.config import ProfilesSettings
 from shared import topics

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.cli import main
+from ops.cli import main
 from shared.events import ContactCreatedV1, ContactEvent, ContactMatchedV1, ContactUpdatedV1
 from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES
 from tests.support.identity import identity_process, query, row_messages, rows_of

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.catalog import SERVICES
+from ops.catalog import SERVICES
 from tests.support.isolation import Isolation
 from tests.support.processes import ServiceProcess
 

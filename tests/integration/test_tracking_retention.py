@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ops.local_postgres import libpq_url
 from services.identity.app import EXPIRING
-from services.local_postgres import libpq_url
 from shared.db import create_engine
 from shared.retention import Pruner
 from tests.support.isolation import Isolation

@@ -19,7 +19,7 @@ def cli_env(isolation: Isolation) -> dict[str, str]:
 async def contacts(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``contacts ARGS``: exit code, standard output, standard error."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, cwd=CHECKOUT, env=env,
+        sys.executable, "-m", "ops.cli", *args, cwd=CHECKOUT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 90)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from services.local_postgres import embedded_postgres, reachable
+from ops.local_postgres import embedded_postgres, reachable
 
 LOCAL_TEST_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

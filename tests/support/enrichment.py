@@ -14,9 +14,9 @@ import httpx
 import psycopg
 from fastapi import FastAPI
 
+from ops.local_postgres import libpq_url
 from services.enrichment.app import create_app
 from services.enrichment.config import EnrichmentSettings
-from services.local_postgres import libpq_url
 from shared import topics
 from shared.auth import mint_attendee_token, mint_token
 from shared.codec import encode

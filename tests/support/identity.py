@@ -13,8 +13,8 @@ from pathlib import Path
 import msgspec
 import psycopg
 
+from ops.local_postgres import libpq_url
 from services.identity.domain import rebuild
-from services.local_postgres import libpq_url
 from shared import wire
 from shared.codec import encode
 from shared.envelope import Envelope

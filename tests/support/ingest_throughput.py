@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ops.local_broker import free_port, start_broker
 from services.ingest.importer import RowEvents
 from services.ingest.reading.csv_rows import CsvRows
-from services.local_broker import free_port, start_broker
 from shared.kafka import ensure_topics
 from shared.producer import create_producer
 from shared.topics import IMPORT_ROWS

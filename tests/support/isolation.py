@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 from pydantic import SecretStr
 
-from services.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, settings_class
-from services.local_broker import LOOPBACK, free_port
-from services.local_postgres import libpq_url
+from ops.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, settings_class
+from ops.local_broker import LOOPBACK, free_port
+from ops.local_postgres import libpq_url
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
 from shared.migrations import upgrade

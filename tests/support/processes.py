@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.local_broker import LOOPBACK, free_port
+from ops.local_broker import LOOPBACK, free_port
 from tests.support.isolation import Isolation
 
 CHECKOUT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import yaml
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 
-from services.catalog import SERVICES, settings_class
+from ops.catalog import SERVICES, settings_class
 from shared.asyncapi import build_document, channel_id, document_html, document_json, document_yaml
 from shared.config import PlatformSettings
 from shared.events import ALL_EVENTS

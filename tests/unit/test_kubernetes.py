@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.catalog import SERVICES, load_settings, settings_class
+from ops.catalog import SERVICES, load_settings, settings_class
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
 from shared.topics import CONTACT_EVENTS, ENRICHMENTS, IMPORT_ROWS, INTERACTIONS

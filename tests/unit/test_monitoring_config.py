@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.catalog import PROCESSES, load_settings
+from ops.catalog import PROCESSES, load_settings
 from services.monitor.api import LagCollector
 from shared.config import PlatformSettings
 from shared.metrics import REGISTRY

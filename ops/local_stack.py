@@ -19,9 +19,9 @@ from types import FrameType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.catalog import MONITOR, PROCESSES, SCHEMAS, load_settings, migrate
-from services.local_broker import LOOPBACK, accepts_connections, running_broker
-from services.local_postgres import embedded_postgres
+from ops.catalog import MONITOR, PROCESSES, SCHEMAS, load_settings, migrate
+from ops.local_broker import LOOPBACK, accepts_connections, running_broker
+from ops.local_postgres import embedded_postgres
 from shared.auth import mint_token
 from shared.config import PlatformSettings
 from shared.kafka import ensure_topics

@@ -159,8 +159,8 @@ def _letter_json(letter: Any, redriven_at: Any) -> dict[str, Any]:
 
 
 async def _dlq(args: argparse.Namespace) -> int:
-    from services.catalog import load_settings
-    from services.ops import dead_letters as dlq
+    from ops import dead_letters as dlq
+    from ops.catalog import load_settings
     from shared.db import create_engine
     from shared.producer import create_producer
     from shared.topics import CONSUMING_SERVICES

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.catalog import SCHEMAS, migrate
-from services.ops.commands import add_parsers as add_ops_parsers
+from ops.catalog import SCHEMAS, migrate
+from ops.commands import add_parsers as add_ops_parsers
 from shared.auth import mint_attendee_token, mint_token
 from shared.config import PlatformSettings
 from shared.lifecycle import create_topics
@@ -60,7 +60,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from services.catalog import load_settings
+    from ops.catalog import load_settings
     from services.profiles.rebuild import RebuildError, rebuild
     from shared.logging import configure_logging
 
@@ -81,7 +81,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 def _republish(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from services.catalog import load_settings
+    from ops.catalog import load_settings
     from services.identity.republish import count_events, republish
     from shared.db import create_engine
     from shared.topics import CONTACT_EVENTS
@@ -119,7 +119,7 @@ def _asyncapi(args: argparse.Namespace) -> int:
 
 
 def _dev(_: argparse.Namespace) -> int:
-    from services.local_stack import DevSettings, run
+    from ops.local_stack import DevSettings, run
 
     return run(DevSettings())
 

@@ -1,4 +1,4 @@
-"""The services as the operational tools see them: settings class, migrations folder, schema, port.
+"""The services as the local-stack and operator tools see them: settings class, migrations folder, schema, port.
 
 The four consuming services each own a schema and a consumer group; the lag monitor owns neither (it only reads
 the broker); the operator commands own the ``ops`` schema and run no process."""
@@ -29,7 +29,7 @@ def settings_class(service: str) -> type[BaseSettings]:
     known = (*PROCESSES, OPS)
     if service not in known:
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(known)}")
-    module = importlib.import_module(f"services.{service}.config")
+    module = importlib.import_module("ops.config" if service == OPS else f"services.{service}.config")
     settings: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
     return settings
 
@@ -41,7 +41,7 @@ def load_settings(service: str, *, platform: PlatformSettings | None = None) -> 
 
 
 def package_dir(service: str) -> Path:
-    module = importlib.import_module(f"services.{service}")
+    module = importlib.import_module("ops" if service == OPS else f"services.{service}")
     return Path(next(iter(module.__path__)))
 
 

@@ -1,4 +1,4 @@
-from services.ops.db import metadata
+from ops.db import metadata
 from shared.migrations import run_env
 
 run_env(metadata)

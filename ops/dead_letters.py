@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ops.db import redriven_dead_letters
+from ops.db import redriven_dead_letters
 from shared.topics import CONSUMING_SERVICES, dead_letter_topic
 
 REDRIVEN_FROM = "dlq_redriven_from"
