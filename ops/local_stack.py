@@ -20,7 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ops.catalog import MONITOR, PROCESSES, SCHEMAS, load_settings, migrate
-from ops.local_broker import LOOPBACK, accepts_connections, running_broker
+from ops.local_broker import LOCAL_GROUP_TIMING, LOOPBACK, accepts_connections, running_broker
 from ops.local_postgres import embedded_postgres
 from shared.auth import mint_token
 from shared.config import PlatformSettings
@@ -200,6 +200,7 @@ def run(settings: DevSettings) -> int:
             "CONTACTS_AUTH_SECRET": secret,
             "CONTACTS_LOG_FORMAT": os.environ.get("CONTACTS_LOG_FORMAT", "console"),
             "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu refuses idempotent producers
+            **LOCAL_GROUP_TIMING,  # Tansu holds a group join for half the session timeout
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "PYTHONUNBUFFERED": "1",
         }

@@ -114,6 +114,10 @@ class SeekToStoredPositions(ConsumerRebalanceListener):
                                 for (t, p), s in sorted(stored.items())})
 
 
+GROUP_TIMING = ("session_timeout_ms", "heartbeat_interval_ms")
+"""The consumer options (``KafkaClients.options("consumer")``) that a group's subscriber takes from settings."""
+
+
 def batch_subscriber(
     broker: KafkaBroker,
     *,
@@ -145,6 +149,7 @@ def batch_subscriber(
         parser=_parse_lazily,
         listener=listener,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **{name: value for name, value in (kafka_options or {}).items() if name in GROUP_TIMING},
     )
     listener.subscriber = subscriber
 

@@ -102,6 +102,7 @@ def register(
         engine=engine,
         bootstrap_servers=delivery.bootstrap_servers,
         service=delivery.service,
+        kafka_options=delivery.kafka_options,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=batch_size,
         description="Merge contact events into the canonical profiles (what each person stated) and each "

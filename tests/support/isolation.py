@@ -13,7 +13,7 @@ import psycopg
 from pydantic import SecretStr
 
 from ops.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, settings_class
-from ops.local_broker import LOOPBACK, free_port
+from ops.local_broker import LOCAL_GROUP_TIMING, LOOPBACK, free_port
 from ops.local_postgres import libpq_url
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
@@ -73,6 +73,7 @@ class Isolation:
             "CONTACTS_ENVIRONMENT": "development",
             "CONTACTS_LOG_FORMAT": "json",
             "CONTACTS_KAFKA_ENABLE_IDEMPOTENCE": "false",  # the test broker (Tansu) refuses idempotent producers
+            **LOCAL_GROUP_TIMING,
             "CONTACTS_INGEST_DATA_DIR": str(self.data_dir / "uploads"),
         }
         for service in SCHEMAS:
@@ -92,7 +93,11 @@ class Isolation:
             "topic_prefix": self.topic_prefix,
             "database_url": self.database_url,
             "auth_secret": SecretStr(self.auth_secret),
-            "kafka": KafkaSecuritySettings(enable_idempotence=False),  # Tansu refuses idempotent producers
+            "kafka": KafkaSecuritySettings(  # Tansu refuses idempotent producers, and holds a join for half a session
+                enable_idempotence=False,
+                session_timeout_ms=int(LOCAL_GROUP_TIMING["CONTACTS_KAFKA_SESSION_TIMEOUT_MS"]),
+                heartbeat_interval_ms=int(LOCAL_GROUP_TIMING["CONTACTS_KAFKA_HEARTBEAT_INTERVAL_MS"]),
+            ),
             **overrides,
         }
         return PlatformSettings(**values)
