@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
@@ -18,6 +21,8 @@ from shared.logging import configure_logging
 from shared.relay import OutboxSource
 
 SERVICE = "profiles"
+WEB_DIR = Path(__file__).parent / "web"
+"""The organizer's contacts screens: static files, no build step; they call this /v1 API with the organizer's token."""
 
 
 def create_app(settings: ProfilesSettings) -> FastAPI:
@@ -43,6 +48,12 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
     app.include_router(contacts_router(engine))
+    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/app/")
+
     app.include_router(
         operations_router(
             service=SERVICE,
