@@ -48,12 +48,6 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
     app.include_router(contacts_router(engine))
-    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        return RedirectResponse("/app/")
-
     app.include_router(
         operations_router(
             service=SERVICE,
@@ -63,4 +57,10 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
             consumed_topics=[profiles_topics.contact_events],
         )
     )
+    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/app/")
+
     return app

@@ -77,7 +77,11 @@ function showRelationship(contact) {
     item.append(remove);
     tags.append(item);
   }
-  if (!relationship.tags.length) tags.append(element("li", "No tags yet."));
+  if (!relationship.tags.length) {
+    const none = element("li", "No tags yet.");
+    none.className = "empty";
+    tags.append(none);
+  }
 
   const permission = relationship.email_permission;
   const by = permission.source === "import" ? "an import" : permission.changed_by || "you";
@@ -138,6 +142,7 @@ async function loadHistory({ more = false } = {}) {
     $("history-table").hidden = body.rows.length === 0;
   } catch (error) {
     $("history-error").textContent = `The history cannot be read: ${error.message}`;
+    $("history-table").hidden = body.rows.length === 0;
   }
 }
 
