@@ -174,10 +174,10 @@ async def test_import_row_contact_tag_segment_export(
             [re.compile("."), "Bought tickets", "ev-gala", "o-1", "2"])
 
         # tag, notes and permission through the PATCH route
-        await page.get_by_label("New tag").fill("VIP")
+        await page.get_by_label("New tag", exact=True).fill("VIP")
         await page.get_by_role("button", name="Add tag").click()
         await expect(page.get_by_role("button", name="Remove tag vip")).to_be_visible()
-        await page.get_by_label("Notes").fill("Met at the gala; wants <b>speaker</b> slots.")
+        await page.get_by_role("textbox", name="Notes", exact=True).fill("Met at the gala; wants <b>speaker</b> slots.")
         await page.get_by_role("button", name="Save notes").click()
         await expect(page.locator("#contact-notice")).to_have_text("Notes saved.")
         await page.locator("#permission-input").select_option("subscribed")
@@ -194,7 +194,7 @@ async def test_import_row_contact_tag_segment_export(
         listed = page.locator("#contacts-table tbody tr")
         await expect(listed).to_have_count(2)
         await save_screenshot(page, shots, "3-contacts")
-        await page.get_by_label("Tags").fill("vip")
+        await page.get_by_label("Tags", exact=True).fill("vip")
         await page.get_by_role("button", name="Apply").click()
         await expect(listed).to_have_count(1)
         await expect(listed.first.locator("td").nth(1)).to_have_text(ada)
