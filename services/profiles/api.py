@@ -16,7 +16,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.profiles import queries, relationships
+from services.profiles import organizer_feed, queries, relationships
+from services.profiles.organizer_feed import Feed
 from services.profiles.queries import Filters, Position, Sort
 from services.profiles.relationship import (
     ContactChange,
@@ -37,6 +38,7 @@ from services.profiles.views import (
 )
 from shared.auth import CurrentCaller, OrganizerId
 from shared.events import EmailPermission
+from shared.outbox_batches import enqueue
 
 NOT_FOUND = "contact not found"
 MAX_TAG_FILTERS = 20
@@ -127,7 +129,7 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def contacts_router(engine: AsyncEngine) -> APIRouter:
+def contacts_router(engine: AsyncEngine, *, feed: Feed) -> APIRouter:
     router = APIRouter(tags=["contacts"])
     not_found: dict[int | str, dict[str, Any]] = {
         404: {"description": "no such contact, or the caller has no relationship with it (the same answer)"}
@@ -273,6 +275,11 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
                 )
             await relationships.record(conn, change)
             await relationships.save(conn, change, locked, after)
+            if organizer_feed.shared_state_changed(locked, after):
+                state = await organizer_feed.current(conn, organizer_id=organizer_id, contact_id=contact_id,
+                                                     topic=feed.topic, time=change.changed_at)
+                if state is not None:
+                    await enqueue(conn, [state], channel=feed.channel)
             row = await queries.get_contact(conn, organizer_id=organizer_id, contact_id=contact_id)
         if row is None:  # cannot happen: the row was locked by this transaction
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)

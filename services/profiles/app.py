@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
+from services.profiles.history import history_router
+from services.profiles.organizer_feed import Feed
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
@@ -47,7 +49,9 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
 
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
-    app.include_router(contacts_router(engine))
+    feed = Feed(topic=profiles_topics.organizer_contacts, channel=delivery.channel)
+    app.include_router(contacts_router(engine, feed=feed))
+    app.include_router(history_router(engine))
     app.include_router(
         operations_router(
             service=SERVICE,

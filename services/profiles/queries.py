@@ -22,7 +22,7 @@ _COLUMNS = (
     "o.display_name, o.bio, o.social_links, o.user_account_id, o.view_version, o.created_at, o.updated_at, "
     "o.email_permission, o.permission_source, o.permission_changed_at, o.permission_changed_by, "
     "o.tags, o.preferences, o.notes, o.first_seen_at, o.last_seen_at, o.relationship_version, "
-    "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at"
+    "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at, o.attended_events"
 )
 _FROM = " FROM organizer_contacts o WHERE o.organizer_id = :organizer_id AND o.email IS NOT NULL"
 _NO_ACTIVITY = "'-infinity'::timestamptz"
