@@ -167,6 +167,7 @@ async def test_import_row_contact_tag_segment_export(
         assert page.url == f"{profiles}/app/#contact={ada_contact['contact_id']}"  # the token left the address
         await expect(page.locator('#profile-facts dd[data-field="Company"]')).to_contain_text("Analytical Engines")
         await expect(page.locator('#insights-facts dd[data-field="Events attended"]')).to_have_text("1")
+        await expect(page.locator("#insights-events li")).to_have_text(["ev-gala"])
         history = page.locator("#history-table tbody tr")
         await expect(history).to_have_count(2)
         await expect(history.nth(0).locator("td").nth(1)).to_have_text("Checked in")  # newest first
