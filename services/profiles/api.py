@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -129,6 +129,76 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
+def contact_filters(
+    email: Annotated[
+        str | None, Query(max_length=320, description="exact email (case and surrounding spaces ignored)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="prefix of the email, display, first or last name")
+    ] = None,
+    tag: Annotated[
+        list[str], Query(description="your tag; repeat it to find contacts with all of them")
+    ] = [],  # noqa: B006 - FastAPI copies the default per request
+    permission: Annotated[EmailPermission | None, Query(description="your email permission status")] = None,
+    company: Annotated[str | None, Query(max_length=200, description="company (case-insensitive)")] = None,
+    last_active_after: Annotated[
+        datetime | None, Query(description="last active with your events at or after this time")
+    ] = None,
+    last_active_before: Annotated[
+        datetime | None, Query(description="last active with your events before this time")
+    ] = None,
+    min_events_attended: Annotated[
+        int | None, Query(ge=0, description="attended (checked in at) at least this many of your events")
+    ] = None,
+) -> Filters:
+    """The filters of ``GET /v1/contacts`` (and its CSV export), validated."""
+    if email is not None and q is not None:
+        raise _invalid("query", "q", "use either email or q, not both", q)
+    normalized = email.strip().lower() if email is not None else None
+    if normalized == "":
+        raise _invalid("query", "email", "must not be blank", email)
+    prefix = q.strip() if q is not None else None
+    if prefix == "":
+        raise _invalid("query", "q", "must not be blank", q)
+    if company is not None and not company.strip():
+        raise _invalid("query", "company", "must not be blank", company)
+    after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
+    if after is not None and before is not None and after >= before:
+        raise _invalid("query", "last_active_before", "must be later than last_active_after", str(before))
+    return Filters(
+        email=normalized,
+        prefix=prefix,
+        tags=_tag_filters(tag),
+        permission=permission,
+        company=company.strip() if company is not None else None,
+        last_active_after=after,
+        last_active_before=before,
+        min_events_attended=min_events_attended,
+    )
+
+
+ContactFilters = Annotated[Filters, Depends(contact_filters)]
+SortParameter = Annotated[
+    Sort,
+    Query(description="id: contact id order; engagement: the most engaged first (events attended, "
+                      "then tickets purchased, then last active)"),
+]
+
+
+async def contact_page(
+    engine: AsyncEngine, *, organizer_id: str, filters: Filters, sort: Sort, limit: int, cursor: str | None
+) -> ContactPage:
+    """A page of the organizer's contacts matching ``filters`` (``/v1/contacts``, a segment's contacts)."""
+    position = _decode_cursor(cursor, sort) if cursor is not None else None
+    async with engine.connect() as conn:
+        rows = await queries.find_contacts(
+            conn, organizer_id=organizer_id, filters=filters, sort=sort, after=position, limit=limit + 1
+        )
+    items = [Contact(**contact_fields(row)) for row in rows[:limit]]
+    next_cursor = _encode_cursor(queries.position_of(rows[limit - 1], sort)) if len(rows) > limit else None
+    return ContactPage(items=items, next_cursor=next_cursor)
+
+
 def contacts_router(engine: AsyncEngine, *, feed: Feed) -> APIRouter:
     router = APIRouter(tags=["contacts"])
     not_found: dict[int | str, dict[str, Any]] = {
@@ -138,65 +208,13 @@ def contacts_router(engine: AsyncEngine, *, feed: Feed) -> APIRouter:
     @router.get("/v1/contacts", response_model=ContactPage, summary="Find, filter and list the caller's contacts")
     async def list_contacts(
         organizer_id: OrganizerId,
-        email: Annotated[
-            str | None, Query(max_length=320, description="exact email (case and surrounding spaces ignored)")
-        ] = None,
-        q: Annotated[
-            str | None, Query(max_length=200, description="prefix of the email, display, first or last name")
-        ] = None,
-        tag: Annotated[
-            list[str], Query(description="your tag; repeat it to find contacts with all of them")
-        ] = [],  # noqa: B006 - FastAPI copies the default per request
-        permission: Annotated[EmailPermission | None, Query(description="your email permission status")] = None,
-        company: Annotated[str | None, Query(max_length=200, description="company (case-insensitive)")] = None,
-        last_active_after: Annotated[
-            datetime | None, Query(description="last active with your events at or after this time")
-        ] = None,
-        last_active_before: Annotated[
-            datetime | None, Query(description="last active with your events before this time")
-        ] = None,
-        min_events_attended: Annotated[
-            int | None, Query(ge=0, description="attended (checked in at) at least this many of your events")
-        ] = None,
-        sort: Annotated[
-            Sort,
-            Query(description="id: contact id order; engagement: the most engaged first (events attended, "
-                              "then tickets purchased, then last active)"),
-        ] = "id",
+        filters: ContactFilters,
+        sort: SortParameter = "id",
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
     ) -> ContactPage:
-        if email is not None and q is not None:
-            raise _invalid("query", "q", "use either email or q, not both", q)
-        normalized = email.strip().lower() if email is not None else None
-        if normalized == "":
-            raise _invalid("query", "email", "must not be blank", email)
-        prefix = q.strip() if q is not None else None
-        if prefix == "":
-            raise _invalid("query", "q", "must not be blank", q)
-        if company is not None and not company.strip():
-            raise _invalid("query", "company", "must not be blank", company)
-        after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
-        if after is not None and before is not None and after >= before:
-            raise _invalid("query", "last_active_before", "must be later than last_active_after", str(before))
-        filters = Filters(
-            email=normalized,
-            prefix=prefix,
-            tags=_tag_filters(tag),
-            permission=permission,
-            company=company.strip() if company is not None else None,
-            last_active_after=after,
-            last_active_before=before,
-            min_events_attended=min_events_attended,
-        )
-        position = _decode_cursor(cursor, sort) if cursor is not None else None
-        async with engine.connect() as conn:
-            rows = await queries.find_contacts(
-                conn, organizer_id=organizer_id, filters=filters, sort=sort, after=position, limit=limit + 1
-            )
-        items = [Contact(**contact_fields(row)) for row in rows[:limit]]
-        next_cursor = _encode_cursor(queries.position_of(rows[limit - 1], sort)) if len(rows) > limit else None
-        return ContactPage(items=items, next_cursor=next_cursor)
+        return await contact_page(engine, organizer_id=organizer_id, filters=filters, sort=sort, limit=limit,
+                                  cursor=cursor)
 
     @router.get(
         "/v1/insights/most-engaged",

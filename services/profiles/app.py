@@ -15,6 +15,7 @@ from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
 from services.profiles.history import history_router
 from services.profiles.organizer_feed import Feed
+from services.profiles.segments_api import segments_router
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
@@ -50,6 +51,7 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
     feed = Feed(topic=profiles_topics.organizer_contacts, channel=delivery.channel)
+    app.include_router(segments_router(engine))  # before the contacts routes: /v1/contacts/export.csv is not an id
     app.include_router(contacts_router(engine, feed=feed))
     app.include_router(history_router(engine))
     app.include_router(
