@@ -202,19 +202,25 @@ async def test_import_row_contact_tag_segment_export(
         await page.locator("#segment-create summary").click()
         await page.get_by_label("Name", exact=True).fill("VIPs")
         await page.get_by_role("button", name="Use the filters above").click()
-        await expect(page.get_by_label(re.compile("^Filter"))).to_have_value('{\n  "tag": "vip"\n}')
+        editor = page.get_by_label(re.compile("^Filter"))
+        await expect(editor).to_have_value('{\n  "tag": "vip"\n}')
+        await editor.fill('{"and": [{"tag": "vip"}, {"colour": "red"}]}')
+        await page.get_by_role("button", name="Create segment").click()
+        await expect(page.locator("#segment-error")).to_contain_text("colour")  # the 422 names the field
+        await editor.fill('{"and": [{"tag": "vip"}, {"attended": "ev-gala"}, {"not": {"permission": "unsubscribed"}}]}')
+        await save_screenshot(page, shots, "4-segment-create")
         await page.get_by_role("button", name="Create segment").click()
         await expect(page.locator("#segment-picker option:checked")).to_have_text("VIPs")
         await expect(page.locator("#segment-count")).to_have_text("1 contact in this segment.")
+        await expect(page.locator("#segment-error")).to_have_text("")
         await expect(listed).to_have_count(1)
-        await save_screenshot(page, shots, "4-segment")
 
         # export: the segment, then the filtered list, downloaded with the token as blobs
         _, segment_file = await downloaded(page, "Export CSV")
         await expect(page.locator("#export-state")).to_contain_text("Downloaded")
         await save_screenshot(page, shots, "5-export")
-        emails = segment_file[0].index("email")
-        assert [row[emails] for row in segment_file[1:]] == [ada]
+        header = segment_file[0]
+        assert [(row[header.index("email")], row[header.index("tags")]) for row in segment_file[1:]] == [(ada, "vip")]
         await page.locator("#segment-picker").select_option("")
         await expect(page.locator("#segment-count")).to_have_text("")
         _, filtered_file = await downloaded(page, "Export CSV")
