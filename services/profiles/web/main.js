@@ -5,7 +5,7 @@ import { $, saveToken, takeTokenFromAddress, token } from "./api.js";
 import { openContact, wireContact } from "./contact.js";
 import { loadContacts, loadSegments, wireContacts } from "./contacts.js";
 
-let listLoaded = false;
+let segmentsLoaded = false;
 
 function showTokenState() {
   const saved = token();
@@ -20,9 +20,11 @@ async function route() {
   if (!token()) return;
   if (contactId) {
     await openContact(contactId);
-  } else if (!listLoaded) {
-    listLoaded = true;
-    await Promise.all([loadSegments(), loadContacts()]);
+  } else {
+    // back from a contact's page: list again, since its tags, permission or notes may have changed there
+    const segments = segmentsLoaded ? Promise.resolve() : loadSegments();
+    segmentsLoaded = true;
+    await Promise.all([segments, loadContacts()]);
   }
 }
 
@@ -30,7 +32,7 @@ function useToken(event) {
   event.preventDefault();
   saveToken($("token").value.trim());
   showTokenState();
-  listLoaded = false;
+  segmentsLoaded = false;
   route();
 }
 
