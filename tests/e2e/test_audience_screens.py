@@ -145,6 +145,12 @@ async def test_import_row_contact_tag_segment_export(
         assert error_file[1][5] == "INVALID_EMAIL"
         await save_screenshot(page, shots, "1-import-result")
 
+        # the result stays reachable: a new visit lists the import, which opens its result again (#import=ID)
+        await page.goto(f"{ingest}/app/")
+        await page.locator("#imports-list").get_by_role("link", name="people.csv").click()
+        await expect(page.locator("#summary-errors")).to_have_text("1")
+        await expect(rows).to_have_count(3)
+
         # the person buys tickets for one of the organizer's events and attends it
         at = datetime(2026, 11, 20, 18, tzinfo=UTC)
         await publish_events(isolation.kafka_bootstrap, topic=isolation.topic(INTERACTIONS), events=[

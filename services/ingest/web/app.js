@@ -182,16 +182,30 @@ async function follow() {
   listImports();
 }
 
-/** Open an import named in the address (#import=ID): its summary, then its rows once it is finished. */
-function openNamedImport() {
+/** Open an import named in the address (#import=ID): its mapping if it was uploaded but not started, else its
+ * summary, then its rows once it is finished. */
+async function openNamedImport() {
   const importId = new URLSearchParams(window.location.hash.slice(1)).get("import");
   if (!importId || importId === state.importId) return;
+  stopPolling();
   state.importId = importId;
   $("mapping-section").hidden = true;
   $("rows-section").hidden = true;
   $("errors-section").hidden = true;
   $("download-errors").hidden = true;
-  follow();
+  $("summary-section").hidden = true;
+  try {
+    const summary = await api(`/v1/imports/${importId}`);
+    if (summary.status === "uploaded") {
+      showMapping(await api(`/v1/imports/${importId}/mapping`), summary.filename || "");
+      return;
+    }
+  } catch (error) {
+    $("summary-error").textContent = error.message;
+    $("summary-section").hidden = false;
+    return;
+  }
+  await follow();
 }
 
 // --- wiring
