@@ -80,8 +80,9 @@ function contactRow(contact) {
 }
 
 function listPath() {
-  const query = state.segmentId ? new URLSearchParams() : filterQuery(readFilters());
-  if (!state.segmentId) query.set("sort", readFilters().sort);
+  const filters = readFilters();
+  const query = state.segmentId ? new URLSearchParams() : filterQuery(filters);
+  query.set("sort", filters.sort);
   query.set("limit", String(PAGE_SIZE));
   if (state.cursor) query.set("cursor", state.cursor);
   const base = state.segmentId ? `/v1/segments/${encodeURIComponent(state.segmentId)}/contacts` : "/v1/contacts";
