@@ -12,7 +12,3 @@ def neutralized(cell: str) -> str:
     """``cell`` as a spreadsheet shows it as text."""
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
-
-def original(cell: str) -> str:
-    """The text a neutralized cell stands for."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell

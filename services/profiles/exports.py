@@ -22,6 +22,8 @@ PAGE_ROWS = 1000
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -59,8 +61,9 @@ async def contacts_csv(engine: AsyncEngine, *, organizer_id: str, filters: Filte
             return
         buffer.seek(0)
         buffer.truncate()
+        positions = [rows[0]._fields.index(name) for name in COLUMNS]
         for row in rows:
-            writer.writerow([neutralized(_text(getattr(row, name))) for name in COLUMNS])
+            writer.writerow([neutralized(_text(row[i])) for i in positions])
         yield buffer.getvalue().encode()
         if len(rows) < PAGE_ROWS:
             return

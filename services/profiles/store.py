@@ -309,7 +309,8 @@ _STEPS = (
         CASE WHEN i.organizer_id IS NULL THEN coalesce(o.registered_events, '{{}}')
              ELSE coalesce(ev.registered, '{{}}') END,
         CASE WHEN im.ids IS NULL THEN coalesce(o.import_ids, '{{}}')
-             ELSE ARRAY(SELECT DISTINCT x FROM unnest(coalesce(o.import_ids, '{{}}') || im.ids) x) END
+             ELSE ARRAY(SELECT x FROM unnest(coalesce(o.import_ids, '{{}}') || im.ids) x GROUP BY x
+                        ORDER BY x COLLATE "C") END
     FROM touched t JOIN contact_profiles p USING (contact_id)
     LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)
     LEFT JOIN insights i USING (organizer_id, contact_id)

@@ -45,10 +45,10 @@ def upgrade() -> None:
     )
     op.execute(
         """UPDATE organizer_contacts o SET import_ids = i.ids
-        FROM (SELECT organizer_id, contact_id, array_agg(DISTINCT id ORDER BY id) AS ids FROM (
+        FROM (SELECT organizer_id, contact_id, array_agg(id ORDER BY id COLLATE "C") AS ids FROM (
                   SELECT organizer_id, contact_id, s.value ->> 'import_id' AS id
                   FROM organizer_contacts, jsonb_each(imported -> 'sources') s
-                  UNION ALL
+                  UNION
                   SELECT organizer_id, contact_id, import_permission_by FROM organizer_contacts
               ) named WHERE id IS NOT NULL AND id <> organizer_id GROUP BY 1, 2) i
         WHERE o.organizer_id = i.organizer_id AND o.contact_id = i.contact_id"""
