@@ -233,6 +233,7 @@ export function wireContacts() {
     $("filters-form").reset();
     loadContacts();
   });
+  $("filter-sort").addEventListener("change", () => loadContacts()); // also orders a segment's contacts
   $("contacts-more").addEventListener("click", () => loadContacts({ more: true }));
   $("segment-picker").addEventListener("change", (event) => pickSegment(event.target.value));
   $("segment-from-filters").addEventListener("click", fillFilterFromFilters);
