@@ -378,6 +378,48 @@ class ContactProfileUpdatedV1(Event):
     )
 
 
+# --- profiles -> mailers, invitations, campaigns: contacts.organizer-contacts.v1 --------------------------------
+
+
+class OrganizerPermissionV1(BaseModel):
+    """An organizer's email permission for a contact: ``status``, who stated it last (``import``: one of its imports;
+    ``api``: set through the contacts API; null while unknown) and when."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    status: EmailPermission
+    source: Literal["import", "api"] | None = None
+    changed_at: datetime | None = None
+
+
+class OrganizerPreferencesV1(BaseModel):
+    """The contact's communication preferences as the organizer keeps them (each optional)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channels: dict[str, bool] = Field(default_factory=dict, description="channel (email, sms) -> wanted")
+    frequency: str | None = Field(default=None, description="immediately, daily, weekly or monthly")
+    topics: list[str] = Field(default_factory=list)
+    language: str | None = None
+
+
+class OrganizerContactChangedV1(Event):
+    """The current state of one organizer's contact, as a mailer or an invitation sender needs it: the email, the
+    organizer's email permission (with its source and time), tags and preferences. Published whenever one of them
+    changes, and when the contact becomes the organizer's; complete: replace, never merge. Never the organizer's
+    notes or imported values."""
+
+    TYPE: ClassVar[str] = "com.kagibag.contacts.organizer-contact.changed.v1"
+
+    organizer_id: str
+    contact_id: str
+    email: str = Field(description="normalized")
+    email_permission: OrganizerPermissionV1
+    tags: list[str] = Field(default_factory=list)
+    preferences: OrganizerPreferencesV1 = Field(default_factory=OrganizerPreferencesV1)
+    changed_at: datetime = Field(description="when profiles recorded this state")
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     ImportRowReceivedV1,
     ImportRowsProcessedV1,
@@ -387,6 +429,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     InteractionRecordedV1,
     DisplayNameResolvedV1,
     ContactProfileUpdatedV1,
+    OrganizerContactChangedV1,
     AttendeeStatedV1,
     *INTERACTION_EVENTS,
     EnrichmentSuggestedV1,

@@ -125,6 +125,18 @@ PROFILE_UPDATES = Topic(
     config=COMPACTED,
 )
 
+ORGANIZER_CONTACTS = Topic(
+    name="contacts.organizer-contacts.v1",
+    key='"organizer_id:contact_id", so every state of one organizer\'s contact is on one partition, in order',
+    events=(events.OrganizerContactChangedV1,),
+    partitions=8,
+    writer="profiles",
+    description="Each organizer contact's current state for mailers, invitations and campaigns (email, email "
+    "permission with source and time, tags, preferences; never notes), whenever it changes. Private per organizer: "
+    "a subscriber acts for an organizer only on that organizer's messages.",
+    config=COMPACTED,
+)
+
 
 def dead_letter_topic(service: str) -> Topic:
     """Each consuming service writes its own dead-letter topic: original bytes, headers and the error."""
@@ -149,6 +161,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONTACT_EVENTS,
     ENRICHMENTS,
     PROFILE_UPDATES,
+    ORGANIZER_CONTACTS,
     *(dead_letter_topic(service) for service in CONSUMING_SERVICES),
 )
 

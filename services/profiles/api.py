@@ -12,11 +12,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.profiles import queries, relationships
+from services.profiles import organizer_feed, queries, relationships
+from services.profiles.organizer_feed import Feed
 from services.profiles.queries import Filters, Position, Sort
 from services.profiles.relationship import (
     ContactChange,
@@ -37,6 +38,7 @@ from services.profiles.views import (
 )
 from shared.auth import CurrentCaller, OrganizerId
 from shared.events import EmailPermission
+from shared.outbox_batches import enqueue
 
 NOT_FOUND = "contact not found"
 MAX_TAG_FILTERS = 20
@@ -127,7 +129,77 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def contacts_router(engine: AsyncEngine) -> APIRouter:
+def contact_filters(
+    email: Annotated[
+        str | None, Query(max_length=320, description="exact email (case and surrounding spaces ignored)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="prefix of the email, display, first or last name")
+    ] = None,
+    tag: Annotated[
+        list[str], Query(description="your tag; repeat it to find contacts with all of them")
+    ] = [],  # noqa: B006 - FastAPI copies the default per request
+    permission: Annotated[EmailPermission | None, Query(description="your email permission status")] = None,
+    company: Annotated[str | None, Query(max_length=200, description="company (case-insensitive)")] = None,
+    last_active_after: Annotated[
+        datetime | None, Query(description="last active with your events at or after this time")
+    ] = None,
+    last_active_before: Annotated[
+        datetime | None, Query(description="last active with your events before this time")
+    ] = None,
+    min_events_attended: Annotated[
+        int | None, Query(ge=0, description="attended (checked in at) at least this many of your events")
+    ] = None,
+) -> Filters:
+    """The filters of ``GET /v1/contacts`` (and its CSV export), validated."""
+    if email is not None and q is not None:
+        raise _invalid("query", "q", "use either email or q, not both", q)
+    normalized = email.strip().lower() if email is not None else None
+    if normalized == "":
+        raise _invalid("query", "email", "must not be blank", email)
+    prefix = q.strip() if q is not None else None
+    if prefix == "":
+        raise _invalid("query", "q", "must not be blank", q)
+    if company is not None and not company.strip():
+        raise _invalid("query", "company", "must not be blank", company)
+    after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
+    if after is not None and before is not None and after >= before:
+        raise _invalid("query", "last_active_before", "must be later than last_active_after", str(before))
+    return Filters(
+        email=normalized,
+        prefix=prefix,
+        tags=_tag_filters(tag),
+        permission=permission,
+        company=company.strip() if company is not None else None,
+        last_active_after=after,
+        last_active_before=before,
+        min_events_attended=min_events_attended,
+    )
+
+
+ContactFilters = Annotated[Filters, Depends(contact_filters)]
+SortParameter = Annotated[
+    Sort,
+    Query(description="id: contact id order; engagement: the most engaged first (events attended, "
+                      "then tickets purchased, then last active)"),
+]
+
+
+async def contact_page(
+    engine: AsyncEngine, *, organizer_id: str, filters: Filters, sort: Sort, limit: int, cursor: str | None
+) -> ContactPage:
+    """A page of the organizer's contacts matching ``filters`` (``/v1/contacts``, a segment's contacts)."""
+    position = _decode_cursor(cursor, sort) if cursor is not None else None
+    async with engine.connect() as conn:
+        rows = await queries.find_contacts(
+            conn, organizer_id=organizer_id, filters=filters, sort=sort, after=position, limit=limit + 1
+        )
+    items = [Contact(**contact_fields(row)) for row in rows[:limit]]
+    next_cursor = _encode_cursor(queries.position_of(rows[limit - 1], sort)) if len(rows) > limit else None
+    return ContactPage(items=items, next_cursor=next_cursor)
+
+
+def contacts_router(engine: AsyncEngine, *, feed: Feed) -> APIRouter:
     router = APIRouter(tags=["contacts"])
     not_found: dict[int | str, dict[str, Any]] = {
         404: {"description": "no such contact, or the caller has no relationship with it (the same answer)"}
@@ -136,65 +208,13 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
     @router.get("/v1/contacts", response_model=ContactPage, summary="Find, filter and list the caller's contacts")
     async def list_contacts(
         organizer_id: OrganizerId,
-        email: Annotated[
-            str | None, Query(max_length=320, description="exact email (case and surrounding spaces ignored)")
-        ] = None,
-        q: Annotated[
-            str | None, Query(max_length=200, description="prefix of the email, display, first or last name")
-        ] = None,
-        tag: Annotated[
-            list[str], Query(description="your tag; repeat it to find contacts with all of them")
-        ] = [],  # noqa: B006 - FastAPI copies the default per request
-        permission: Annotated[EmailPermission | None, Query(description="your email permission status")] = None,
-        company: Annotated[str | None, Query(max_length=200, description="company (case-insensitive)")] = None,
-        last_active_after: Annotated[
-            datetime | None, Query(description="last active with your events at or after this time")
-        ] = None,
-        last_active_before: Annotated[
-            datetime | None, Query(description="last active with your events before this time")
-        ] = None,
-        min_events_attended: Annotated[
-            int | None, Query(ge=0, description="attended (checked in at) at least this many of your events")
-        ] = None,
-        sort: Annotated[
-            Sort,
-            Query(description="id: contact id order; engagement: the most engaged first (events attended, "
-                              "then tickets purchased, then last active)"),
-        ] = "id",
+        filters: ContactFilters,
+        sort: SortParameter = "id",
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
     ) -> ContactPage:
-        if email is not None and q is not None:
-            raise _invalid("query", "q", "use either email or q, not both", q)
-        normalized = email.strip().lower() if email is not None else None
-        if normalized == "":
-            raise _invalid("query", "email", "must not be blank", email)
-        prefix = q.strip() if q is not None else None
-        if prefix == "":
-            raise _invalid("query", "q", "must not be blank", q)
-        if company is not None and not company.strip():
-            raise _invalid("query", "company", "must not be blank", company)
-        after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
-        if after is not None and before is not None and after >= before:
-            raise _invalid("query", "last_active_before", "must be later than last_active_after", str(before))
-        filters = Filters(
-            email=normalized,
-            prefix=prefix,
-            tags=_tag_filters(tag),
-            permission=permission,
-            company=company.strip() if company is not None else None,
-            last_active_after=after,
-            last_active_before=before,
-            min_events_attended=min_events_attended,
-        )
-        position = _decode_cursor(cursor, sort) if cursor is not None else None
-        async with engine.connect() as conn:
-            rows = await queries.find_contacts(
-                conn, organizer_id=organizer_id, filters=filters, sort=sort, after=position, limit=limit + 1
-            )
-        items = [Contact(**contact_fields(row)) for row in rows[:limit]]
-        next_cursor = _encode_cursor(queries.position_of(rows[limit - 1], sort)) if len(rows) > limit else None
-        return ContactPage(items=items, next_cursor=next_cursor)
+        return await contact_page(engine, organizer_id=organizer_id, filters=filters, sort=sort, limit=limit,
+                                  cursor=cursor)
 
     @router.get(
         "/v1/insights/most-engaged",
@@ -273,6 +293,11 @@ def contacts_router(engine: AsyncEngine) -> APIRouter:
                 )
             await relationships.record(conn, change)
             await relationships.save(conn, change, locked, after)
+            if organizer_feed.shared_state_changed(locked, after):
+                state = await organizer_feed.current(conn, organizer_id=organizer_id, contact_id=contact_id,
+                                                     topic=feed.topic, time=change.changed_at)
+                if state is not None:
+                    await enqueue(conn, [state], channel=feed.channel)
             row = await queries.get_contact(conn, organizer_id=organizer_id, contact_id=contact_id)
         if row is None:  # cannot happen: the row was locked by this transaction
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
 from services.profiles.handlers import ProfilesTopics, register
+from services.profiles.history import history_router
+from services.profiles.organizer_feed import Feed
+from services.profiles.segments_api import segments_router
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router
@@ -18,6 +24,8 @@ from shared.logging import configure_logging
 from shared.relay import OutboxSource
 
 SERVICE = "profiles"
+WEB_DIR = Path(__file__).parent / "web"
+"""The organizer's contacts screens: static files, no build step; they call this /v1 API with the organizer's token."""
 
 
 def create_app(settings: ProfilesSettings) -> FastAPI:
@@ -42,7 +50,10 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
 
     app = FastAPI(title="Kagibag Contacts: profiles", lifespan=lifespan)
     app.state.auth_secret = platform.auth_secret.get_secret_value()
-    app.include_router(contacts_router(engine))
+    feed = Feed(topic=profiles_topics.organizer_contacts, channel=delivery.channel)
+    app.include_router(segments_router(engine))  # before the contacts routes: /v1/contacts/export.csv is not an id
+    app.include_router(contacts_router(engine, feed=feed))
+    app.include_router(history_router(engine))
     app.include_router(
         operations_router(
             service=SERVICE,
@@ -52,4 +63,10 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
             consumed_topics=[profiles_topics.contact_events],
         )
     )
+    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/app/")
+
     return app

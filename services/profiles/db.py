@@ -97,6 +97,12 @@ organizer_contacts = Table(
     Column("orders", Integer, nullable=False, server_default="0"),
     Column("last_active_at", DateTime(timezone=True),
            comment="the latest interaction with one of the organizer's events"),
+    Column("attended_events", ARRAY(Text), nullable=False, server_default="{}",
+           comment="the organizer's events the contact checked in at, the latest check-in first"),
+    Column("registered_events", ARRAY(Text), nullable=False, server_default="{}",
+           comment="the organizer's events the contact registered for: ticket, waitlist or check-in"),
+    Column("import_ids", ARRAY(Text), nullable=False, server_default="{}",
+           comment="the organizer's imports that brought the contact"),
     PrimaryKeyConstraint("organizer_id", "contact_id"),
     CheckConstraint(
         "email_permission IN ('subscribed', 'unsubscribed', 'unknown')",
@@ -108,6 +114,9 @@ _o = organizer_contacts.c
 Index("ix_organizer_contacts_engagement", _o.organizer_id, _o.events_attended, _o.tickets_purchased)
 Index("ix_organizer_contacts_last_active", _o.organizer_id, _o.last_active_at)
 Index("ix_organizer_contacts_contact", _o.contact_id)
+Index("ix_organizer_contacts_permission", _o.organizer_id, _o.email_permission)
+for _array in ("attended_events", "registered_events", "import_ids"):
+    Index(f"ix_organizer_contacts_{_array}", _o[_array], postgresql_using="gin")
 Index(
     "ix_organizer_contacts_email",
     organizer_contacts.c.organizer_id,
@@ -135,6 +144,21 @@ organizer_interactions = Table(
     Column("ticket_count", Integer),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("organizer_id", "contact_id", "interaction_id"),
+    Index("ix_organizer_interactions_history", "organizer_id", "contact_id", "occurred_at", "interaction_id"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("organizer_id", Text, nullable=False),
+    Column("segment_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("filter", JSONB, nullable=False, comment="the filter as the organizer gave it (segment_filter grammar)"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("organizer_id", "segment_id"),
+    Index("ix_segments_listed", "organizer_id", "created_at", "segment_id"),
+    comment="An organizer's saved filters: membership is evaluated on read, so always current.",
 )
 
 organizer_contact_changes = Table(

@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.profiles import store
+from services.profiles import organizer_feed, store
 from services.profiles.intake import take_in
 from shared import metrics
 from shared import topics as registry
@@ -39,6 +39,7 @@ class ProfilesTopics:
     contact_events: str
     profile_updates: str
     dead_letters: str
+    organizer_contacts: str
 
     @classmethod
     def qualified(cls, prefix: str) -> ProfilesTopics:
@@ -47,6 +48,7 @@ class ProfilesTopics:
             contact_events=registry.CONTACT_EVENTS.qualified(prefix),
             profile_updates=registry.PROFILE_UPDATES.qualified(prefix),
             dead_letters=registry.dead_letter_topic("profiles").qualified(prefix),
+            organizer_contacts=registry.ORGANIZER_CONTACTS.qualified(prefix),
         )
 
 
@@ -80,6 +82,7 @@ async def project(
         if publish:
             time = datetime.now(UTC)
             outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
+            outgoing += await organizer_feed.batch_changes(conn, topic=topics.organizer_contacts, time=time)
             await enqueue(conn, outgoing + intake.dead_letters, channel=delivery.channel)
     if publish:
         metrics.dead_letters_sent(delivery.service, intake.dead_letters)

@@ -45,14 +45,16 @@ class Insights:
     tickets_purchased: int = 0
     orders: int = 0
     last_active_at: datetime | None = None
+    attended_events: tuple[str, ...] = ()
 
 
 def summarize(interactions: Iterable[RecordedInteraction]) -> Insights:
     """Events attended: distinct events checked in at. Registrations: distinct events whose waitlist the
     contact joined. Orders: distinct orders; tickets purchased: the sum over distinct orders of the ticket
     count in each order's latest report (a re-sent report of the same order is not more tickets). Last
-    active: the latest interaction of any kind."""
-    attended: set[str] = set()
+    active: the latest interaction of any kind. Attended events: their ids, the latest check-in first (then by
+    id)."""
+    attended: dict[str, datetime] = {}
     registered: set[str] = set()
     latest_report: dict[str, tuple[datetime, str, int]] = {}
     last_active: datetime | None = None
@@ -61,7 +63,7 @@ def summarize(interactions: Iterable[RecordedInteraction]) -> Insights:
             last_active = interaction.occurred_at
         event = interaction.kagibag_event_id
         if interaction.kind == "event_checked_in" and event is not None:
-            attended.add(event)
+            attended[event] = max(attended.get(event, interaction.occurred_at), interaction.occurred_at)
         elif interaction.kind == "waitlist_registered" and event is not None:
             registered.add(event)
         elif interaction.kind == "ticket_purchased" and interaction.order_id is not None:
@@ -73,4 +75,5 @@ def summarize(interactions: Iterable[RecordedInteraction]) -> Insights:
         tickets_purchased=sum(count for _, _, count in latest_report.values()),
         orders=len(latest_report),
         last_active_at=last_active,
+        attended_events=tuple(sorted(sorted(attended), key=lambda event: attended[event], reverse=True)),
     )

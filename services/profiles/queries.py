@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.profiles.segment_filter import Condition
 from shared.events import EmailPermission
 
 Sort = Literal["id", "engagement"]
@@ -22,7 +23,8 @@ _COLUMNS = (
     "o.display_name, o.bio, o.social_links, o.user_account_id, o.view_version, o.created_at, o.updated_at, "
     "o.email_permission, o.permission_source, o.permission_changed_at, o.permission_changed_by, "
     "o.tags, o.preferences, o.notes, o.first_seen_at, o.last_seen_at, o.relationship_version, "
-    "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at"
+    "o.events_attended, o.registrations, o.tickets_purchased, o.orders, o.last_active_at, o.attended_events, "
+    "o.registered_events, o.import_ids"
 )
 _FROM = " FROM organizer_contacts o WHERE o.organizer_id = :organizer_id AND o.email IS NOT NULL"
 _NO_ACTIVITY = "'-infinity'::timestamptz"
@@ -44,6 +46,8 @@ class Filters:
     last_active_before: datetime | None = None
     min_events_attended: int | None = None
     active_only: bool = False
+    segment: Condition | None = None
+    """A segment's compiled filter (``segment_filter.compile_filter``)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ def _where(filters: Filters, params: dict[str, Any]) -> str:
         params["min_events_attended"] = filters.min_events_attended
     if filters.active_only:
         sql += " AND o.last_active_at IS NOT NULL"
+    if filters.segment is not None:
+        sql += f" AND {filters.segment.sql}"
+        params.update(filters.segment.params)
     return sql
 
 
@@ -140,6 +147,13 @@ async def find_contacts(
         sql += " ORDER BY " + ", ".join(f"{key} DESC" for key in _ENGAGEMENT)
     sql += " LIMIT :limit"
     return (await conn.execute(text(sql), params)).all()
+
+
+async def count_contacts(conn: AsyncConnection, *, organizer_id: str, filters: Filters) -> int:
+    """How many of the organizer's contacts match ``filters``."""
+    params: dict[str, Any] = {"organizer_id": organizer_id}
+    sql = f"SELECT count(*){_FROM}{_where(filters, params)}"
+    return int((await conn.execute(text(sql), params)).scalar_one())
 
 
 async def get_contact(conn: AsyncConnection, *, organizer_id: str, contact_id: str) -> Row[Any] | None:

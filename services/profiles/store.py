@@ -47,6 +47,9 @@ _TEMPORARY = (
     "CREATE TEMP TABLE IF NOT EXISTS touched (organizer_id text, contact_id text, imported jsonb, view_version int, "
     "created_at timestamptz, updated_at timestamptz, first_seen_at timestamptz, last_seen_at timestamptz, "
     "permission text, permission_at timestamptz, permission_by text) ON COMMIT DELETE ROWS",
+    # what a subscriber of the organizers' contacts had seen of each touched row before the batch
+    "CREATE TEMP TABLE IF NOT EXISTS shared_before (organizer_id text, contact_id text, email text, status text, "
+    "source text, changed_at timestamptz) ON COMMIT DELETE ROWS",
 )
 
 PERSON = "('interaction', 'attendee')"
@@ -241,6 +244,9 @@ _STEPS = (
     "INSERT INTO organizer_interactions (organizer_id, contact_id, interaction_id, kind, kagibag_event_id, order_id, "
     "ticket_count, occurred_at) SELECT organizer_id, contact_id, interaction_id, interaction_kind, kagibag_event_id, "
     "order_id, ticket_count, occurred_at FROM contact_events_stage WHERE type = 'interaction' ON CONFLICT DO NOTHING",
+    "INSERT INTO shared_before (organizer_id, contact_id, email, status, source, changed_at) "
+    "SELECT t.organizer_id, t.contact_id, o.email, o.email_permission, o.permission_source, o.permission_changed_at "
+    "FROM touched t LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)",
     # the organizers' rows: layer, view (from the final canonical profile), sightings, permission, insights
     f"""WITH interacted AS (
         SELECT DISTINCT organizer_id, contact_id FROM contact_events_stage WHERE type = 'interaction'
@@ -260,12 +266,28 @@ _STEPS = (
             ORDER BY i.organizer_id, i.contact_id, i.order_id, i.occurred_at DESC, i.interaction_id COLLATE "C" DESC,
                      coalesce(i.ticket_count, 0) DESC
         ) latest GROUP BY 1, 2
+    ), events AS (
+        -- the events attended (the latest check-in first) and registered for (ticket, waitlist or check-in)
+        SELECT organizer_id, contact_id,
+               coalesce(array_agg(kagibag_event_id ORDER BY last_check_in DESC, kagibag_event_id COLLATE "C")
+                        FILTER (WHERE last_check_in IS NOT NULL), '{{}}') AS attended,
+               array_agg(kagibag_event_id ORDER BY kagibag_event_id COLLATE "C") AS registered
+        FROM (SELECT i.organizer_id, i.contact_id, i.kagibag_event_id,
+                     max(i.occurred_at) FILTER (WHERE i.kind = 'event_checked_in') AS last_check_in
+              FROM organizer_interactions i JOIN interacted USING (organizer_id, contact_id)
+              WHERE i.kagibag_event_id IS NOT NULL
+                AND i.kind IN ('event_checked_in', 'ticket_purchased', 'waitlist_registered')
+              GROUP BY 1, 2, 3) per_event
+        GROUP BY 1, 2
+    ), imports AS (
+        SELECT organizer_id, contact_id, array_agg(DISTINCT reference) AS ids FROM contact_events_stage
+        WHERE kind = 'import' AND coalesce(reference, '') <> '' GROUP BY 1, 2
     )
     INSERT INTO organizer_contacts (organizer_id, contact_id, email, email_original, {", ".join(CONTACT_FIELDS)},
         display_name, bio, social_links, user_account_id, field_sources, view_version, created_at, updated_at,
         imported, first_seen_at, last_seen_at, import_permission, import_permission_at, import_permission_by,
         email_permission, permission_source, permission_changed_at, permission_changed_by, events_attended,
-        registrations, tickets_purchased, orders, last_active_at)
+        registrations, tickets_purchased, orders, last_active_at, attended_events, registered_events, import_ids)
     SELECT t.organizer_id, t.contact_id, p.email,
         coalesce(p.stated ->> 'email_original', t.imported ->> 'email_original', p.email),
         {", ".join(f"shown.v ->> '{name}'" for name in CONTACT_FIELDS)},
@@ -281,11 +303,20 @@ _STEPS = (
         CASE WHEN i.organizer_id IS NULL THEN coalesce(o.registrations, 0) ELSE i.registered END,
         CASE WHEN i.organizer_id IS NULL THEN coalesce(o.tickets_purchased, 0) ELSE coalesce(r.tickets, 0) END,
         CASE WHEN i.organizer_id IS NULL THEN coalesce(o.orders, 0) ELSE coalesce(r.orders, 0) END,
-        CASE WHEN i.organizer_id IS NULL THEN o.last_active_at ELSE i.last_active END
+        CASE WHEN i.organizer_id IS NULL THEN o.last_active_at ELSE i.last_active END,
+        CASE WHEN i.organizer_id IS NULL THEN coalesce(o.attended_events, '{{}}')
+             ELSE coalesce(ev.attended, '{{}}') END,
+        CASE WHEN i.organizer_id IS NULL THEN coalesce(o.registered_events, '{{}}')
+             ELSE coalesce(ev.registered, '{{}}') END,
+        CASE WHEN im.ids IS NULL THEN coalesce(o.import_ids, '{{}}')
+             ELSE ARRAY(SELECT x FROM unnest(coalesce(o.import_ids, '{{}}') || im.ids) x GROUP BY x
+                        ORDER BY x COLLATE "C") END
     FROM touched t JOIN contact_profiles p USING (contact_id)
     LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)
     LEFT JOIN insights i USING (organizer_id, contact_id)
     LEFT JOIN orders r USING (organizer_id, contact_id)
+    LEFT JOIN events ev USING (organizer_id, contact_id)
+    LEFT JOIN imports im USING (organizer_id, contact_id)
     CROSS JOIN LATERAL (SELECT (t.imported -> 'values') || (p.stated -> 'values') AS v) shown
     CROSS JOIN LATERAL (
         -- the explicit statement applies when it is an unsubscribe or the later one (permission.effective)
@@ -311,7 +342,9 @@ _STEPS = (
         permission_source = excluded.permission_source, permission_changed_at = excluded.permission_changed_at,
         permission_changed_by = excluded.permission_changed_by, events_attended = excluded.events_attended,
         registrations = excluded.registrations, tickets_purchased = excluded.tickets_purchased,
-        orders = excluded.orders, last_active_at = excluded.last_active_at""",
+        orders = excluded.orders, last_active_at = excluded.last_active_at,
+        attended_events = excluded.attended_events, registered_events = excluded.registered_events,
+        import_ids = excluded.import_ids""",
 )
 
 SNAPSHOTS = f"""

@@ -48,9 +48,11 @@ class RelationshipView(BaseModel):
 
 
 class InsightsView(BaseModel):
-    """The contact's history with the caller's events only."""
+    """The contact's history with the caller's events only. ``attended_events``: the ids of the events the contact
+    checked in at, the latest check-in first (its length is ``events_attended``)."""
 
     events_attended: int
+    attended_events: list[str]
     registrations: int
     tickets_purchased: int
     orders: int
@@ -157,6 +159,7 @@ def contact_fields(row: Any) -> dict[str, Any]:
         ),
         "insights": InsightsView(
             events_attended=values["events_attended"],
+            attended_events=values["attended_events"],
             registrations=values["registrations"],
             tickets_purchased=values["tickets_purchased"],
             orders=values["orders"],

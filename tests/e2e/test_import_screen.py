@@ -5,11 +5,9 @@ refused, imports, follows the summary and reads the rows that failed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,22 +15,14 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from shared.auth import mint_token
+from tests.support.browser import ACTION_MS, CHROMIUM, csv_payload, require_chromium, screenshot_on_failure
 from tests.support.isolation import Isolation
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-"""Debian's chromium: Playwright cannot download its own browser here. ``make test`` installs it."""
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 FINISH_MS = 90_000
 """How long an import may take to finish: identity resolution goes through Kafka on a shared machine."""
-ACTION_MS = 15_000
-
-
-def require_chromium() -> None:
-    """Fail, never skip: without the browser the screen is untested."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)"
 
 
 class Screen:
@@ -91,25 +81,12 @@ async def page(screen: Screen, request: pytest.FixtureRequest) -> AsyncIterator[
         await context.close()
 
 
-@contextlib.asynccontextmanager
-async def screenshot_on_failure(page: Page, name: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
-        raise
-
-
 def organizer() -> str:
     return f"org-{uuid.uuid4().hex[:8]}"
 
 
 async def upload(page: Page, name: str, content: bytes) -> None:
-    await page.get_by_label(re.compile("^CSV file")).set_input_files(
-        files=[{"name": name, "mimeType": "text/csv", "buffer": content}]
-    )
+    await page.get_by_label(re.compile("^CSV file")).set_input_files(files=[csv_payload(name, content)])
     await page.get_by_role("button", name="Upload").click()
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -203,9 +203,10 @@ def actions(organizer: str) -> st.SearchStrategy[Step]:
 
 @st.composite
 def programs(draw: st.DrawFn) -> Program:
-    first = [draw(person_statement(["a", "b"]).map(lambda s, p=p: Interaction(s.organizer, p, s.kind, s.spelling,
-                                                                              s.values or (("first_name", p),))))
-             for p in STATING]
+    def stated_by(person: str) -> Callable[[Interaction], Interaction]:
+        return lambda s: Interaction(s.organizer, person, s.kind, s.spelling, s.values or (("first_name", person),))
+
+    first = [draw(person_statement(["a", "b"]).map(stated_by(p))) for p in STATING]
     timeline = first + draw(st.lists(st.one_of(actions("a"), actions("a"), person_statement(["a", "b"])),
                                      min_size=3, max_size=8))
     others = draw(st.lists(

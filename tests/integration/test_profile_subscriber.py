@@ -4,6 +4,7 @@ receives each contact's snapshots in version order, keeps the newest, and drops 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import os
@@ -73,7 +74,7 @@ async def test_the_example_subscriber_receives_snapshots_in_version_order_and_dr
             await publish(isolation.kafka_bootstrap, [message(isolation, event) for event in batch])
             published += len(batch)
             await wait_until(
-                lambda n=published: consumed(isolation) >= n,
+                functools.partial(lambda n: consumed(isolation) >= n, published),
                 timeout=30,
             )
         lines = await run_subscriber(isolation, f"{isolation.consumer_group('example')}.1")

@@ -143,7 +143,7 @@ def layer(stored: dict[str, Any]) -> Layer:
 
 
 def sources(stored: dict[str, Any]) -> dict[str, FieldSource]:
-    return layer({"sources": stored}).sources
+    return dict(layer({"sources": stored}).sources)
 
 
 async def merged(engine: AsyncEngine, batch: list[ContactEvent]) -> list[store.Snapshot]:
@@ -268,7 +268,7 @@ async def test_the_set_based_merge_equals_the_fold(
                           row.display_name, row.bio, row.social_links, row.user_account_id,
                           sources(row.field_sources)),
                 "insights": (row.events_attended, row.registrations, row.tickets_purchased, row.orders,
-                             row.last_active_at),
+                             row.last_active_at, tuple(row.attended_events)),
             } == {
                 "layer": view.imported, "version": view.version, "created": view.created_at,
                 "updated": view.updated_at, "seen": (view.first_seen_at, view.last_seen_at),
@@ -278,5 +278,5 @@ async def test_the_set_based_merge_equals_the_fold(
                           shown.display_name, shown.value("bio"), shown.social_links, shown.value("user_account_id"),
                           dict(shown.sources)),
                 "insights": (insights.events_attended, insights.registrations, insights.tickets_purchased,
-                             insights.orders, insights.last_active_at),
+                             insights.orders, insights.last_active_at, insights.attended_events),
             }, (organizer, json.dumps([repr(e) for e in logs[cid]]))

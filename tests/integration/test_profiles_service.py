@@ -4,6 +4,7 @@ the organizers related to each contact; full snapshots of the canonical profile 
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -260,7 +261,7 @@ async def test_snapshots_carry_the_canonical_profile_with_increasing_versions_an
         for applied, single in enumerate(messages, start=1):  # one by one: each its own batch and snapshot
             await publish(isolation.kafka_bootstrap, [single])
             await wait_until(
-                lambda n=applied: consumed(isolation) >= n,
+                functools.partial(lambda n: consumed(isolation) >= n, applied),
                 timeout=20,
             )
         seen = await consume_until(

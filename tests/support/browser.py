@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from playwright.async_api import Page
+from playwright.async_api import FilePayload, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's chromium: Playwright cannot download its own browser here. ``make test`` installs it."""
@@ -29,3 +29,15 @@ async def screenshot_on_failure(page: Page, name: str) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
         raise
+
+
+def csv_payload(name: str, content: bytes) -> FilePayload:
+    """A CSV file for ``set_input_files``, from bytes (no file on disk)."""
+    return FilePayload(name=name, mimeType="text/csv", buffer=content)
+
+
+async def save_screenshot(page: Page, directory: Path, name: str) -> Path:
+    """A full-page screenshot of the screen as it is now, kept as evidence of what the test saw."""
+    path = directory / f"{name}.png"
+    await page.screenshot(path=path, full_page=True)
+    return path

@@ -1,12 +1,11 @@
-// The column-mapping screen: upload a CSV, confirm its mapping, follow the import, list the rows it refused.
+// The column-mapping screen: upload a CSV, confirm its mapping, follow the import, then its result (results.js).
 // Talks only to this ingest service's /v1/imports API. Everything that comes from a file (headers, cells,
 // messages) is written with textContent, never parsed as HTML.
-"use strict";
+import { $, api, element, saveToken, showTokenState, takeTokenFromAddress } from "./api.js";
+import { listImports, showResult, wireResults } from "./results.js";
 
-const TOKEN_KEY = "kagibag-contacts-token";
 const POLL_MILLISECONDS = 1000;
 const FINISHED = new Set(["processed", "error"]);
-const MAX_ERROR_ROWS = 1000;
 
 const FIELD_LABELS = {
   email: "Email",
@@ -29,82 +28,6 @@ const DELIMITERS = { ",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "
 
 const state = { importId: null, columns: [], polling: null };
 
-function $(id) {
-  return document.getElementById(id);
-}
-
-function element(tag, text) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-// --- the token: from #token=… once (then removed from the address bar), else sessionStorage. Never from the
-// query string: a token there has already been sent to the server and written to logs and history. One that
-// arrives there anyway is removed from the address bar unused.
-
-function takeTokenFromAddress() {
-  const url = new URL(window.location.href);
-  const token = new URLSearchParams(url.hash.slice(1)).get("token");
-  const leaked = url.searchParams.has("token");
-  if (!token && !leaked) return;
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  url.hash = "";
-  url.searchParams.delete("token");
-  window.history.replaceState(null, "", url.pathname + url.search);
-}
-
-function token() {
-  const typed = $("token").value.trim(); // pasted but not yet saved with the button: use and keep it
-  if (typed) sessionStorage.setItem(TOKEN_KEY, typed);
-  return typed || sessionStorage.getItem(TOKEN_KEY) || "";
-}
-
-function showTokenState() {
-  const saved = sessionStorage.getItem(TOKEN_KEY) || "";
-  $("token").value = saved;
-  $("token-state").textContent = saved ? "Token set." : "No token yet.";
-}
-
-// --- the API
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-function describe(detail) {
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((item) => [(item.loc || []).join("."), item.msg].filter(Boolean).join(": ")).join("\n");
-  }
-  return JSON.stringify(detail);
-}
-
-async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token()}` };
-  let response;
-  try {
-    response = await fetch(path, { ...options, headers });
-  } catch (error) {
-    throw new ApiError(0, `The service cannot be reached (${error.message}).`);
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    let message = body && body.detail !== undefined ? describe(body.detail) : `HTTP ${response.status}`;
-    if (response.status === 401) message = `The token was refused (${message}): paste a valid one above.`;
-    throw new ApiError(response.status, message);
-  }
-  return body;
-}
-
 // --- step 2: upload
 
 async function upload(event) {
@@ -119,6 +42,8 @@ async function upload(event) {
   $("mapping-section").hidden = true;
   $("summary-section").hidden = true;
   $("errors-section").hidden = true;
+  $("rows-section").hidden = true;
+  $("download-errors").hidden = true;
   const form = new FormData();
   form.append("file", file, file.name);
   $("upload-button").disabled = true;
@@ -253,58 +178,51 @@ async function follow() {
     state.polling = window.setTimeout(follow, POLL_MILLISECONDS);
     return;
   }
-  if (summary.errors > 0) await showErrorRows(importId);
+  await showResult(importId, summary);
+  listImports();
 }
 
-async function showErrorRows(importId) {
-  const body = $("errors-table").tBodies[0];
-  body.replaceChildren();
-  let after = 0;
-  let shown = 0;
+/** Open an import named in the address (#import=ID): its mapping if it was uploaded but not started, else its
+ * summary, then its rows once it is finished. */
+async function openNamedImport() {
+  const importId = new URLSearchParams(window.location.hash.slice(1)).get("import");
+  if (!importId || importId === state.importId) return;
+  stopPolling();
+  state.importId = importId;
+  $("mapping-section").hidden = true;
+  $("rows-section").hidden = true;
+  $("errors-section").hidden = true;
+  $("download-errors").hidden = true;
+  $("summary-section").hidden = true;
   try {
-    while (after !== null && shown < MAX_ERROR_ROWS) {
-      const page = await api(`/v1/imports/${importId}/rows?outcome=error&limit=200&after=${after}`);
-      for (const item of page.items) {
-        const row = element("tr");
-        row.append(
-          element("td", String(item.row_number)),
-          element("td", item.error_code || ""),
-          element("td", item.error_message || ""),
-          cellsOf(item.cells),
-        );
-        body.append(row);
-        shown += 1;
-      }
-      after = page.next_after;
+    const summary = await api(`/v1/imports/${importId}`);
+    if (summary.status === "uploaded") {
+      showMapping(await api(`/v1/imports/${importId}/mapping`), summary.filename || "");
+      return;
     }
   } catch (error) {
     $("summary-error").textContent = error.message;
+    $("summary-section").hidden = false;
+    return;
   }
-  if (after !== null) $("errors-caption").textContent += ` (the first ${shown} shown)`;
-  $("errors-section").hidden = false;
-}
-
-function cellsOf(cells) {
-  const cell = element("td");
-  if (!cells) return cell;
-  const list = element("ol");
-  for (const value of cells) list.append(element("li", value));
-  cell.append(list);
-  return cell;
+  await follow();
 }
 
 // --- wiring
 
-function saveToken(event) {
+function useToken(event) {
   event.preventDefault();
-  const value = $("token").value.trim();
-  if (value) sessionStorage.setItem(TOKEN_KEY, value);
-  else sessionStorage.removeItem(TOKEN_KEY);
+  saveToken($("token").value.trim());
   showTokenState();
+  listImports();
 }
 
 takeTokenFromAddress();
 showTokenState();
-$("token-form").addEventListener("submit", saveToken);
+$("token-form").addEventListener("submit", useToken);
 $("upload-form").addEventListener("submit", upload);
 $("import-button").addEventListener("click", startImport);
+wireResults();
+window.addEventListener("hashchange", openNamedImport);
+openNamedImport();
+listImports();
