@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.profiles.api import _decode_cursor, _encode_cursor, contacts_router
+from services.profiles.organizer_feed import Feed
 from services.profiles.queries import Position
 from shared.auth import ALGORITHM, ISSUER, Caller, InvalidToken, caller_of, mint_token, organizer_of
 
@@ -24,7 +25,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     engine = create_async_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connected to
     app = FastAPI()
     app.state.auth_secret = SECRET
-    app.include_router(contacts_router(engine))
+    app.include_router(contacts_router(engine, feed=Feed(topic="contacts.organizer-contacts.v1", channel="unused")))
     token = mint_token(secret=SECRET, organizer_id="org-a", ttl_seconds=60)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://profiles",
