@@ -202,7 +202,7 @@ async def test_a_segment_is_evaluated_over_the_organizers_own_rows_counted_and_e
     invalid = await api.post("/v1/segments", json={"name": "x", "filter": {"and": [{"tag": "vip"}, {"atended": 1}]}},
                              headers=a)
     assert invalid.status_code == 422
-    assert invalid.json()["detail"][0]["loc"] == ["body", "filter", "and", 1]
+    assert invalid.json()["detail"][0]["loc"] == ["body", "filter", "and", 1, "atended"]
 
     exported = await api.get(f"/v1/segments/{segment['id']}/export.csv", headers=a)
     table = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
