@@ -246,3 +246,11 @@ async def test_the_organizer_contacts_topic_gets_each_change_of_the_shared_state
         "org-a", "ann", "ann@example.com", ["vip"])
     assert (latest.email_permission.status, latest.email_permission.source) == ("unsubscribed", "api")
     assert "secret" not in json.dumps([m.model_dump(mode="json") for m in profiles.published()])
+
+    await profiles.apply([matched("cy", 3, imported("org-a", "imp-3", "unsubscribed"))])  # a later consent column
+    latest = profiles.published()[-1]
+    assert (latest.contact_id, latest.email_permission.status, latest.email_permission.source) == (
+        "cy", "unsubscribed", "import")
+    published = len(profiles.published())
+    await profiles.apply([matched("cy", 4, imported("org-a", "imp-4"))])  # says nothing new: nothing published
+    assert len(profiles.published()) == published
