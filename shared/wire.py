@@ -226,6 +226,32 @@ class ContactProfileUpdated(Wire, kw_only=True, frozen=True):
     field_sources: dict[str, FieldSource] = {}
 
 
+# --- contacts.organizer-contacts.v1 ------------------------------------------------------------------------------
+
+
+class OrganizerPermission(Wire, kw_only=True, frozen=True):
+    status: events.EmailPermission
+    source: Literal["import", "api"] | None = None
+    changed_at: datetime | None = None
+
+
+class OrganizerPreferences(Wire, kw_only=True, frozen=True):
+    channels: dict[str, bool] = {}
+    frequency: str | None = None
+    topics: list[str] = []
+    language: str | None = None
+
+
+class OrganizerContactChanged(Wire, kw_only=True, frozen=True):
+    organizer_id: str
+    contact_id: str
+    email: str
+    email_permission: OrganizerPermission
+    changed_at: datetime
+    tags: list[str] = []
+    preferences: OrganizerPreferences = msgspec.field(default_factory=OrganizerPreferences)
+
+
 CONTACT_EVENT_STRUCTS = (ContactCreated, ContactUpdated, ContactMatched, InteractionRecorded)
 INTERACTION_STRUCTS = (
     TicketPurchased, WaitlistRegistered, EventCheckedIn, AttendeeProfileCompleted, UserAccountLinked,
@@ -245,6 +271,7 @@ STRUCT_OF_MODEL: dict[type[events.Event], type[Wire]] = {
     events.InteractionRecordedV1: InteractionRecorded,
     events.DisplayNameResolvedV1: DisplayNameResolved,
     events.ContactProfileUpdatedV1: ContactProfileUpdated,
+    events.OrganizerContactChangedV1: OrganizerContactChanged,
     events.AttendeeStatedV1: AttendeeStated,
     events.EnrichmentSuggestedV1: EnrichmentSuggested,
     events.SuggestionDecidedV1: SuggestionDecided,

@@ -67,7 +67,7 @@ async def batch_changes(conn: AsyncConnection, *, topic: str, time: datetime) ->
     """After ``store.merge`` in the same transaction: the states of the rows the batch made the organizer's (its
     profile applied) or whose email permission it changed."""
     result = await conn.execute(text(
-        f"SELECT o.organizer_id, o.contact_id, {_PAYLOAD} FROM shared_before b "
+        f"SELECT o.organizer_id, o.contact_id, {_PAYLOAD} FROM feed_before b "
         "JOIN organizer_contacts o USING (organizer_id, contact_id) "
         "WHERE o.email IS NOT NULL AND (b.email IS NULL OR (o.email_permission, o.permission_source, "
         "o.permission_changed_at) IS DISTINCT FROM (b.status, b.source, b.changed_at)) "

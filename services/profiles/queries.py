@@ -122,12 +122,14 @@ async def find_contacts(
     sort: Sort = "id",
     after: Position | None = None,
     limit: int,
+    columns: str = _COLUMNS,
 ) -> Sequence[Row[Any]]:
-    """The organizer's contacts matching ``filters``, after ``after``. ``id`` order: contact id ascending.
+    """The organizer's contacts matching ``filters``, after ``after`` (``columns`` of ``organizer_contacts o``,
+    the API's by default). ``id`` order: contact id ascending.
     ``engagement`` order: events attended, then tickets purchased, then last active, then contact id, all
     descending (one row comparison, so every page boundary is exact and the engagement index applies)."""
     params: dict[str, Any] = {"organizer_id": organizer_id, "limit": limit}
-    sql = f"SELECT {_COLUMNS}{_FROM}{_where(filters, params)}"
+    sql = f"SELECT {columns}{_FROM}{_where(filters, params)}"
     if sort == "id":
         if after is not None:
             sql += " AND o.contact_id > :after_id"

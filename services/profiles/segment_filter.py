@@ -112,7 +112,7 @@ def _parse(raw: object, path: Path, *, depth: int, budget: _Budget) -> Node:
         return Leaf("attended_at_least", value)
     if key == "last_active":
         return _last_active(value, here)
-    raise FilterError(path, f"unknown filter {key!r}: use one of {', '.join(KEYS)}")
+    raise FilterError(here, f"unknown filter {key!r}: use one of {', '.join(KEYS)}")
 
 
 def _text(value: object, path: Path, *, tag: bool) -> str:

@@ -10,11 +10,11 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import queries, segments
-from services.profiles.api import ContactFilters, SortParameter, contact_page
+from services.profiles.contact_lists import ContactFilters, SortParameter, contact_page
 from services.profiles.exports import contacts_csv
 from services.profiles.queries import Filters
 from services.profiles.segment_filter import FilterError, compile_filter, parse, to_json
@@ -24,13 +24,15 @@ from shared.pagination import Page, decode_cursor, encode_cursor
 
 NOT_FOUND = "segment not found"
 SCOPE = "segments"
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-def _name(value: str | None) -> str | None:
-    if value is not None and not value.strip():
+def _stripped(value: str) -> str:
+    if not value.strip():
         raise ValueError("must not be blank")
-    return value.strip() if value is not None else None
+    return value.strip()
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_stripped)]
 
 
 class NewSegment(BaseModel):
@@ -40,16 +42,12 @@ class NewSegment(BaseModel):
     filter: dict[str, Any] = Field(description="see the filter grammar: and, or, not, tag, permission, company, "
                                                "attended, registered, attended_at_least, last_active, import_id")
 
-    _blank = field_validator("name")(_name)
-
 
 class SegmentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     filter: dict[str, Any] | None = None
-
-    _blank = field_validator("name")(_name)
 
 
 class Segment(BaseModel):

@@ -48,7 +48,7 @@ _TEMPORARY = (
     "created_at timestamptz, updated_at timestamptz, first_seen_at timestamptz, last_seen_at timestamptz, "
     "permission text, permission_at timestamptz, permission_by text) ON COMMIT DELETE ROWS",
     # what a subscriber of the organizers' contacts had seen of each touched row before the batch
-    "CREATE TEMP TABLE IF NOT EXISTS shared_before (organizer_id text, contact_id text, email text, status text, "
+    "CREATE TEMP TABLE IF NOT EXISTS feed_before (organizer_id text, contact_id text, email text, status text, "
     "source text, changed_at timestamptz) ON COMMIT DELETE ROWS",
 )
 
@@ -244,7 +244,7 @@ _STEPS = (
     "INSERT INTO organizer_interactions (organizer_id, contact_id, interaction_id, kind, kagibag_event_id, order_id, "
     "ticket_count, occurred_at) SELECT organizer_id, contact_id, interaction_id, interaction_kind, kagibag_event_id, "
     "order_id, ticket_count, occurred_at FROM contact_events_stage WHERE type = 'interaction' ON CONFLICT DO NOTHING",
-    "INSERT INTO shared_before (organizer_id, contact_id, email, status, source, changed_at) "
+    "INSERT INTO feed_before (organizer_id, contact_id, email, status, source, changed_at) "
     "SELECT t.organizer_id, t.contact_id, o.email, o.email_permission, o.permission_source, o.permission_changed_at "
     "FROM touched t LEFT JOIN organizer_contacts o USING (organizer_id, contact_id)",
     # the organizers' rows: layer, view (from the final canonical profile), sightings, permission, insights

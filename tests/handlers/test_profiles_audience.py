@@ -29,6 +29,7 @@ from services.profiles.organizer_feed import Feed
 from services.profiles.segments_api import segments_router
 from shared.auth import mint_token
 from shared.consumer import Delivery
+from shared.csv_cells import neutralized
 from shared.db import create_engine
 from shared.events import (
     ContactCreatedV1,
@@ -134,7 +135,8 @@ async def two_organizers(profiles: Profiles) -> None:
     a, b = imported("org-a", "imp-a"), imported("org-b", "imp-b")
     await profiles.apply([
         created("ann", a, first_name="=HYPERLINK(\"http://x\")"),
-        created("bob", imported("org-a", "imp-a", "unsubscribed")), created("cy", a),
+        created("bob", imported("org-a", "imp-a", "unsubscribed"), first_name="@bob", last_name="-1\tx"),
+        created("cy", a, first_name='Cy, "the\r\nGreat"'),
     ])
     await profiles.apply([
         matched("ann", 2, b), matched("bob", 2, b),
@@ -202,13 +204,20 @@ async def test_a_segment_is_evaluated_over_the_organizers_own_rows_counted_and_e
     invalid = await api.post("/v1/segments", json={"name": "x", "filter": {"and": [{"tag": "vip"}, {"atended": 1}]}},
                              headers=a)
     assert invalid.status_code == 422
-    assert invalid.json()["detail"][0]["loc"] == ["body", "filter", "and", 1]
+    assert invalid.json()["detail"][0]["loc"] == ["body", "filter", "and", 1, "atended"]
 
     exported = await api.get(f"/v1/segments/{segment['id']}/export.csv", headers=a)
     table = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [row["contact_id"] for row in table] == ["ann", "bob", "cy"]
     assert table[0]["first_name"] == "'=HYPERLINK(\"http://x\")"
     assert table[1]["email_permission"] == "unsubscribed"
+    listed = (await api.get(f"/v1/segments/{segment['id']}/contacts", headers=a)).json()["items"]
+    for row, contact in zip(table, listed, strict=True):  # PostgreSQL formats the cells as csv_cells says
+        assert {name: row[name] for name in ("first_name", "last_name", "email", "tags", "updated_at")} == {
+            "first_name": neutralized(contact["first_name"] or ""),
+            "last_name": neutralized(contact["last_name"] or ""),
+            "email": contact["email"], "tags": "; ".join(contact["relationship"]["tags"]),
+            "updated_at": datetime.fromisoformat(contact["updated_at"].replace("Z", "+00:00")).isoformat()}
     by_filter = await api.get("/v1/contacts/export.csv?permission=unsubscribed", headers=b)
     assert [row["contact_id"] for row in csv.DictReader(io.StringIO(by_filter.content.decode("utf-8-sig")))] == []
 
@@ -237,3 +246,11 @@ async def test_the_organizer_contacts_topic_gets_each_change_of_the_shared_state
         "org-a", "ann", "ann@example.com", ["vip"])
     assert (latest.email_permission.status, latest.email_permission.source) == ("unsubscribed", "api")
     assert "secret" not in json.dumps([m.model_dump(mode="json") for m in profiles.published()])
+
+    await profiles.apply([matched("cy", 3, imported("org-a", "imp-3", "unsubscribed"))])  # a later consent column
+    latest = profiles.published()[-1]
+    assert (latest.contact_id, latest.email_permission.status, latest.email_permission.source) == (
+        "cy", "unsubscribed", "import")
+    published = len(profiles.published())
+    await profiles.apply([matched("cy", 4, imported("org-a", "imp-4"))])  # says nothing new: nothing published
+    assert len(profiles.published()) == published

@@ -370,6 +370,7 @@ async def test_search_filters_engagement_order_and_cursors(isolation: Isolation)
         assert most[0]["insights"] == {
             "events_attended": 2, "registrations": 0, "tickets_purchased": 2, "orders": 1,
             "first_seen_at": "2026-03-01T00:00:00Z", "last_active_at": "2026-03-01T03:00:00Z",
+            "attended_events": ["e2", "e1"],  # the latest check-in first
         }
         everyone_active = (await api.get("/v1/insights/most-engaged", params={"limit": 50}, headers=org_a)).json()
         assert [c["contact_id"] for c in everyone_active["items"]] == [dan, cid, ann, bea, eve]

@@ -12,7 +12,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.profiles.api import _decode_cursor, _encode_cursor, contacts_router
+from services.profiles.api import contacts_router
+from services.profiles.contact_lists import decode_position, encode_position
+from services.profiles.organizer_feed import Feed
 from services.profiles.queries import Position
 from shared.auth import ALGORITHM, ISSUER, Caller, InvalidToken, caller_of, mint_token, organizer_of
 
@@ -24,7 +26,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     engine = create_async_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connected to
     app = FastAPI()
     app.state.auth_secret = SECRET
-    app.include_router(contacts_router(engine))
+    app.include_router(contacts_router(engine, feed=Feed(topic="contacts.organizer-contacts.v1", channel="unused")))
     token = mint_token(secret=SECRET, organizer_id="org-a", ttl_seconds=60)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://profiles",
@@ -50,8 +52,8 @@ async def test_a_request_without_a_valid_token_is_unauthorized(
     assert response.status_code == 401
 
 
-ID_CURSOR = _encode_cursor(Position("id", "c1"))
-ENGAGEMENT_CURSOR = _encode_cursor(Position("engagement", "c1", 2, 3, None))
+ID_CURSOR = encode_position(Position("id", "c1"))
+ENGAGEMENT_CURSOR = encode_position(Position("engagement", "c1", 2, 3, None))
 
 
 @pytest.mark.parametrize(
@@ -118,10 +120,10 @@ async def test_a_malformed_if_match_is_a_422(client: httpx.AsyncClient) -> None:
      Position("engagement", "c1", 3, 0, datetime(2026, 3, 1, 12, tzinfo=UTC)), Position("engagement", "c2", 0, 0)],
 )
 def test_a_cursor_is_opaque_and_round_trips(position: Position) -> None:
-    cursor = _encode_cursor(position)
+    cursor = encode_position(position)
 
     assert position.contact_id not in cursor and "=" not in cursor
-    assert _decode_cursor(cursor, position.sort) == position
+    assert decode_position(cursor, position.sort) == position
 
 
 def test_a_token_may_name_the_user_acting_for_the_organizer() -> None:

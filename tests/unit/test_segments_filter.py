@@ -80,7 +80,7 @@ def _deep(depth: int) -> dict[str, Any]:
     ("vip", ("filter",), "exactly one of"),
     ({}, ("filter",), "exactly one of"),
     ({"tag": "a", "company": "b"}, ("filter",), "exactly one of"),
-    ({"tags": "vip"}, ("filter",), "unknown filter 'tags'"),
+    ({"tags": "vip"}, ("filter", "tags"), "unknown filter 'tags'"),
     ({"and": []}, ("filter", "and"), "non-empty list"),
     ({"or": {"tag": "a"}}, ("filter", "or"), "non-empty list"),
     ({"and": [{"tag": "a"}, {"tag": "  "}]}, ("filter", "and", 1, "tag"), "non-blank"),

@@ -54,6 +54,12 @@ FULL: list[events.Event] = [
                                    display_name="Ada L", created_at=AT, updated_at=AT, bio="B",
                                    social_links={"x": "@a"}, user_account_id="u",
                                    field_sources={"first_name": events.FieldSourceV1(kind="interaction", at=AT)}),
+    events.OrganizerContactChangedV1(
+        organizer_id="o", contact_id="c", email="a@x.org", changed_at=AT, tags=["vip"],
+        email_permission=events.OrganizerPermissionV1(status="unsubscribed", source="api", changed_at=AT),
+        preferences=events.OrganizerPreferencesV1(channels={"email": False}, frequency="weekly", topics=["jazz"],
+                                                  language="pt-BR"),
+    ),
     events.EnrichmentSuggestedV1(contact_id="c", occurred_at=AT, withdrawn=["s-0"], suggestions=[
         events.SuggestionV1(id="s-1", field="company", current="Old", suggested="Analytical", source="email_domain",
                             confidence=0.5, created_at=AT),
@@ -75,6 +81,8 @@ MINIMAL: list[events.Event] = [
                                  kind="event_checked_in", interaction_id="x"),
     events.ContactProfileUpdatedV1(contact_id="c", profile_version=1, email="a@x.org", email_original="a@x.org",
                                    created_at=AT, updated_at=AT),
+    events.OrganizerContactChangedV1(organizer_id="o", contact_id="c", email="a@x.org", changed_at=AT,
+                                     email_permission=events.OrganizerPermissionV1(status="unknown")),
     events.EnrichmentSuggestedV1(contact_id="c", occurred_at=AT),
     events.SuggestionDecidedV1(contact_id="c", suggestion_id="s-1", field="title", source="external_api",
                                decision="rejected", occurred_at=AT),

@@ -31,9 +31,9 @@ def upgrade() -> None:
     op.execute(
         """UPDATE organizer_contacts o SET attended_events = e.attended, registered_events = e.registered
         FROM (SELECT organizer_id, contact_id,
-                     coalesce(array_agg(kagibag_event_id ORDER BY last_check_in DESC, kagibag_event_id)
+                     coalesce(array_agg(kagibag_event_id ORDER BY last_check_in DESC, kagibag_event_id COLLATE "C")
                               FILTER (WHERE last_check_in IS NOT NULL), '{}') AS attended,
-                     array_agg(kagibag_event_id ORDER BY kagibag_event_id) AS registered
+                     array_agg(kagibag_event_id ORDER BY kagibag_event_id COLLATE "C") AS registered
               FROM (SELECT organizer_id, contact_id, kagibag_event_id,
                            max(occurred_at) FILTER (WHERE kind = 'event_checked_in') AS last_check_in
                     FROM organizer_interactions

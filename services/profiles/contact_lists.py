@@ -1,0 +1,147 @@
+"""The contacts list's query: its filters (``GET /v1/contacts`` and its CSV export), its sort orders and cursors,
+and a page of contacts for any filters (the list's, a segment's)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.profiles import queries
+from services.profiles.queries import Filters, Position, Sort
+from services.profiles.relationship import normalize_label
+from services.profiles.views import Contact, ContactPage, contact_fields
+from shared.events import EmailPermission
+
+MAX_TAG_FILTERS = 20
+
+
+def invalid(location: str, parameter: str, message: str, value: object) -> RequestValidationError:
+    """A 422 in FastAPI's own error shape, for rules a declaration cannot express."""
+    return RequestValidationError([{"type": "value_error", "loc": (location, parameter), "msg": message,
+                                    "input": value}])
+
+
+def encode_position(position: Position) -> str:
+    if position.sort == "id":
+        keys: list[Any] = ["id", position.contact_id]
+    else:
+        active = position.last_active_at.isoformat() if position.last_active_at else None
+        keys = ["engagement", position.events_attended, position.tickets_purchased, active, position.contact_id]
+    return base64.urlsafe_b64encode(json.dumps(keys, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_position(cursor: str, sort: Sort) -> Position:
+    """The position a cursor of this API names; 422 for anything else, or a cursor of another sort order."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        keys = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True).decode())
+        if keys[0] == "id" and len(keys) == 2 and isinstance(keys[1], str) and keys[1]:
+            position = Position(sort="id", contact_id=keys[1])
+        elif keys[0] == "engagement" and len(keys) == 5:
+            _, events, tickets, active, contact_id = keys
+            if not (isinstance(events, int) and isinstance(tickets, int) and isinstance(contact_id, str)):
+                raise ValueError("bad keys")
+            at = datetime.fromisoformat(active) if active is not None else None
+            position = Position("engagement", contact_id, events, tickets, at)
+        else:
+            raise ValueError("unknown cursor")
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, IndexError, KeyError) as error:
+        raise invalid("query", "cursor", "not a cursor returned by this API", cursor) from error
+    if position.sort != sort:
+        raise invalid("query", "cursor", f"this cursor continues sort={position.sort}, not sort={sort}", cursor)
+    return position
+
+
+def _aware(parameter: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise invalid("query", parameter, "give a time zone (e.g. 2026-03-01T00:00:00Z)", value.isoformat())
+    return value
+
+
+def _tag_filters(tags: list[str]) -> list[str]:
+    if len(tags) > MAX_TAG_FILTERS:
+        raise invalid("query", "tag", f"at most {MAX_TAG_FILTERS} tags", tags)
+    normalized = []
+    for tag in tags:
+        try:
+            normalized.append(normalize_label(tag))
+        except ValueError as error:
+            raise invalid("query", "tag", str(error), tag) from error
+    return normalized
+
+
+def contact_filters(
+    email: Annotated[
+        str | None, Query(max_length=320, description="exact email (case and surrounding spaces ignored)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="prefix of the email, display, first or last name")
+    ] = None,
+    tag: Annotated[
+        list[str], Query(description="your tag; repeat it to find contacts with all of them")
+    ] = [],  # noqa: B006 - FastAPI copies the default per request
+    permission: Annotated[EmailPermission | None, Query(description="your email permission status")] = None,
+    company: Annotated[str | None, Query(max_length=200, description="company (case-insensitive)")] = None,
+    last_active_after: Annotated[
+        datetime | None, Query(description="last active with your events at or after this time")
+    ] = None,
+    last_active_before: Annotated[
+        datetime | None, Query(description="last active with your events before this time")
+    ] = None,
+    min_events_attended: Annotated[
+        int | None, Query(ge=0, description="attended (checked in at) at least this many of your events")
+    ] = None,
+) -> Filters:
+    """The filters of ``GET /v1/contacts`` (and its CSV export), validated."""
+    if email is not None and q is not None:
+        raise invalid("query", "q", "use either email or q, not both", q)
+    normalized = email.strip().lower() if email is not None else None
+    if normalized == "":
+        raise invalid("query", "email", "must not be blank", email)
+    prefix = q.strip() if q is not None else None
+    if prefix == "":
+        raise invalid("query", "q", "must not be blank", q)
+    if company is not None and not company.strip():
+        raise invalid("query", "company", "must not be blank", company)
+    after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
+    if after is not None and before is not None and after >= before:
+        raise invalid("query", "last_active_before", "must be later than last_active_after", str(before))
+    return Filters(
+        email=normalized,
+        prefix=prefix,
+        tags=_tag_filters(tag),
+        permission=permission,
+        company=company.strip() if company is not None else None,
+        last_active_after=after,
+        last_active_before=before,
+        min_events_attended=min_events_attended,
+    )
+
+
+ContactFilters = Annotated[Filters, Depends(contact_filters)]
+SortParameter = Annotated[
+    Sort,
+    Query(description="id: contact id order; engagement: the most engaged first (events attended, "
+                      "then tickets purchased, then last active)"),
+]
+
+
+async def contact_page(
+    engine: AsyncEngine, *, organizer_id: str, filters: Filters, sort: Sort, limit: int, cursor: str | None
+) -> ContactPage:
+    """A page of the organizer's contacts matching ``filters`` (``/v1/contacts``, a segment's contacts)."""
+    position = decode_position(cursor, sort) if cursor is not None else None
+    async with engine.connect() as conn:
+        rows = await queries.find_contacts(
+            conn, organizer_id=organizer_id, filters=filters, sort=sort, after=position, limit=limit + 1
+        )
+    items = [Contact(**contact_fields(row)) for row in rows[:limit]]
+    next_cursor = encode_position(queries.position_of(rows[limit - 1], sort)) if len(rows) > limit else None
+    return ContactPage(items=items, next_cursor=next_cursor)
