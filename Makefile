@@ -37,9 +37,11 @@ browser:
 	  || { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
 	}
 
-# Extra pytest arguments: make test ARGS="-k compose -x"
+# Extra pytest arguments: make test ARGS="-k compose -x". The suite runs in WORKERS processes (pytest-xdist), a test
+# module per worker at a time (its started services are shared by its tests); WORKERS=0 runs it in this process.
+WORKERS ?= 2
 test: $(STAMP) browser
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile) --durations=25 $(ARGS)
 
 # ruff, then mypy over everything (shared/ and the services' domain modules under stricter flags: pyproject.toml).
 lint: $(STAMP)
