@@ -69,6 +69,22 @@ def header_of(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
+def traceparents_by_id(records: Iterable[Any]) -> dict[str, str]:
+    """``ce_id`` -> ``traceparent`` of the records (Kafka consumer records) that carry both: what a record causes
+    later in the batch's processing (a profile snapshot, named by its cause's id) carries its cause's trace."""
+    found: dict[str, str] = {}
+    for record in records:
+        message_id = traceparent = None
+        for name, value in record.headers or ():
+            if name == "ce_id":
+                message_id = value
+            elif name == TRACEPARENT:
+                traceparent = value
+        if message_id and traceparent:
+            found[message_id.decode(errors="replace")] = traceparent.decode(errors="replace")
+    return found
+
+
 def span_context_of(traceparent: str) -> SpanContext | None:
     parts = traceparent.split("-")
     if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:

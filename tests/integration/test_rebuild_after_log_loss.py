@@ -12,23 +12,16 @@ import asyncio
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from faststream.kafka import KafkaBroker
 
 from ops.cli import main
 from ops.local_postgres import libpq_url
-from services.identity.handlers import register
-from services.identity.republish import republish
-from services.identity.service import IdentityTopics
 from services.profiles.config import ProfilesSettings
 from services.profiles.rebuild import IncompleteLog, rebuild
-from shared import topics
-from shared.consumer import Delivery
-from shared.db import create_engine
-from shared.lifecycle import relay_channel
 from shared.topics import CONTACT_EVENTS
-from tests.support.identity import row_messages
+from tests.support.identity import contact_event_messages, identity_in_memory, row_messages
 from tests.support.isolation import Isolation
-from tests.support.memory_broker import MemoryLog, deliver, in_memory
+from tests.support.kafka import publish
+from tests.support.memory_broker import MemoryLog, deliver
 
 pytestmark = pytest.mark.integration
 
@@ -46,28 +39,11 @@ def drop(isolation: Isolation, *names: str) -> None:
 
 
 async def identity_applies(isolation: Isolation, emails: list[str]) -> None:
-    """identity's subscriber resolves one import of ``emails`` into its event store (nothing is published)."""
-    schema, prefix = isolation.schema("identity"), isolation.topic_prefix
-    engine = create_engine(isolation.database_url, schema=schema)
-    broker = KafkaBroker(isolation.kafka_bootstrap)
-    register(
-        broker, engine=engine, batch_size=500,
-        topics=IdentityTopics(**{name: topic.qualified(prefix) for name, topic in (
-            ("import_rows", topics.IMPORT_ROWS), ("bulk_import_rows", topics.BULK_IMPORT_ROWS),
-            ("interactions", topics.INTERACTIONS), ("attendee_statements", topics.ATTENDEE_STATEMENTS),
-            ("contact_events", topics.CONTACT_EVENTS), ("row_outcomes", topics.IMPORT_ROW_OUTCOMES),
-            ("dead_letters", topics.dead_letter_topic("identity")))}),
-        delivery=Delivery(service="identity", group=isolation.consumer_group("identity"),
-                          bootstrap_servers=isolation.kafka_bootstrap, channel=relay_channel(schema)),
-    )
-    try:
-        async with in_memory(broker) as started:
-            await deliver(started, MemoryLog().append(row_messages(isolation, "imp-lost", emails)))
-        # the contact log as identity's relay would have written it: the store, in order, under the same ids
-        assert await republish(engine, bootstrap_servers=isolation.kafka_bootstrap,
-                               topic=isolation.topic(CONTACT_EVENTS)) == len(emails)
-    finally:
-        await engine.dispose()
+    """identity resolves one import of ``emails`` into its event store, and the contact log gets it as identity's
+    relay writes it (the store in order, the same ids and headers)."""
+    async with identity_in_memory(isolation) as identity:
+        await deliver(identity, MemoryLog().append(row_messages(isolation, "imp-lost", emails)))
+    assert await publish(isolation.kafka_bootstrap, contact_event_messages(isolation)) == len(emails)
 
 
 async def test_a_rebuild_of_a_log_that_lost_events_refuses_until_republished(
