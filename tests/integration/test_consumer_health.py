@@ -1,7 +1,8 @@
 """Health as orchestrators read it, on a real service (enrichment, in this process) against the real broker and
 PostgreSQL: readiness waits until the consumer has joined its group and lists its partitions; liveness fails while
 a batch keeps the consumer loop from polling longer than ``CONTACTS_CONSUMER_STUCK_SECONDS`` (its handler blocked
-on a lock this test holds) and recovers when the batch goes through."""
+on a lock this test holds) and recovers when the batch goes through; FastStream's Prometheus middleware counted the
+batch on ``/metrics``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from ops.local_postgres import libpq_url
 from services.enrichment.app import create_app
@@ -57,3 +59,8 @@ def test_a_service_is_ready_once_joined_and_not_live_while_its_consumer_is_stuck
             assert body["status"] == "stuck" and "no poll (limit 1.5 s)" in str(body["reason"]), body
             assert migrated.consumer_group("enrichment") in str(body["reason"])
         wait_for(client, "/health/live", 200, timeout=30)  # the lock released, the batch went through
+
+        families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+        received = [s for s in families["faststream_received_messages"].samples if s.name.endswith("_total")]
+        assert any(s.labels["handler"] == migrated.topic(CONTACT_EVENTS) and s.value >= 1 for s in received)
+        assert "faststream_received_processed_messages_duration_seconds" in families  # FastStream's middleware
