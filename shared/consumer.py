@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared import metrics
 from shared.logcheck import lost_markers
 from shared.positions import claim_positions, forget_positions, stored_positions
+from shared.tracing import batch_span, batch_traceparents
 
 log = structlog.get_logger(__name__)
 
@@ -209,7 +210,10 @@ def batch_subscriber(
             records = raw_records(message) if message is not None else ()
             health.busy_since = time.monotonic()
             try:
-                with metrics.batch(service, handler.__name__, records=len(records)):
+                with batch_span(handler.__name__, batch_traceparents(records), **{
+                    "messaging.system": "kafka", "messaging.consumer.group.name": group_id,
+                    "messaging.batch.message_count": len(records),
+                }), metrics.batch(service, handler.__name__, records=len(records)):
                     await handler(*args, **kwargs)
             except Exception:
                 where = describe_batch(records) if records else {}

@@ -21,6 +21,7 @@ from shared.consumer import ConsumerHealth, consumers_of
 from shared.kafka import KafkaClients, ensure_topics
 from shared.relay import Relay, RelaySource
 from shared.topics import ALL_TOPICS
+from shared.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,8 @@ async def running(
     jobs: Sequence[BackgroundJob] = (),
 ) -> AsyncIterator[Running]:
     bootstrap_servers = platform.kafka_bootstrap_servers
+    if configure_tracing(service):
+        log.info("tracing.exporting", exporter="otlp")
     clients = platform.kafka_clients(service)
     created = await create_topics(platform, clients)
     if created:
