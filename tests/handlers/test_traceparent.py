@@ -1,7 +1,8 @@
-"""One trace per import from the row to the profile snapshot: the W3C ``traceparent`` a row event carries goes onto
-the contact event identity stores and publishes for it, and onto the snapshot profiles publishes for that contact
-(identity's subscriber through the in-memory broker, the relay's own message builder, profiles' projection; the real
-PostgreSQL, no broker)."""
+"""One trace per import from the row to the profile snapshot and the suggestions: the W3C ``traceparent`` a row event
+carries goes onto the contact event identity stores and publishes for it, onto the snapshot profiles publishes for
+that contact, and onto the suggestions enrichment's providers make for it (identity's subscriber through the
+in-memory broker, the relay's own message builder, profiles' projection, enrichment's fold and one worker turn; the
+real PostgreSQL, no broker)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import psycopg
 import pytest
 
 from ops.local_postgres import libpq_url
+from services.enrichment.providers import EmailDomainCompany, EmailLocalPartName
+from services.enrichment.service import EnrichmentTopics, fold_contact_events
+from services.enrichment.worker import Pace, Worker
 from services.profiles.handlers import ProfilesTopics, project
 from shared import topics
 from shared.consumer import Delivery
@@ -35,17 +39,18 @@ def trace_of(message: OutgoingMessage) -> str | None:
     return trace_id_of(header_of(message.headers))
 
 
-def profiles_outbox(isolation: Isolation) -> list[OutgoingMessage]:
+def outbox(isolation: Isolation, service: str) -> list[OutgoingMessage]:
     with psycopg.connect(libpq_url(isolation.database_url)) as conn:
-        rows = conn.execute(f'SELECT messages FROM "{isolation.schema("profiles")}".outbox_batches ORDER BY position')
+        rows = conn.execute(f'SELECT messages FROM "{isolation.schema(service)}".outbox_batches ORDER BY position')
         return [message for (packed,) in rows for message in unpack(packed)]
 
 
-async def test_the_rows_trace_reaches_its_contact_event_and_profile_snapshot(isolation: Isolation) -> None:
-    isolation.migrate(("identity", "profiles"))
-    rows = [*traced(row_messages(isolation, "imp-a", ["ann@x.io", "bob@x.io"]), IMPORT_A),
-            *traced(row_messages(isolation, "imp-b", ["cy@x.io"]), IMPORT_B)]
-    expected = {"ann@x.io": trace_id_of(IMPORT_A), "bob@x.io": trace_id_of(IMPORT_A), "cy@x.io": trace_id_of(IMPORT_B)}
+async def test_the_rows_trace_reaches_its_contact_event_profile_snapshot_and_suggestions(isolation: Isolation) -> None:
+    isolation.migrate(("identity", "profiles", "enrichment"))
+    ann, bob, cy = "ann.lee@acme.example", "bob.stone@acme.example", "cy.young@initech.example"
+    rows = [*traced(row_messages(isolation, "imp-a", [ann, bob]), IMPORT_A),
+            *traced(row_messages(isolation, "imp-b", [cy]), IMPORT_B)]
+    expected = {ann: trace_id_of(IMPORT_A), bob: trace_id_of(IMPORT_A), cy: trace_id_of(IMPORT_B)}
     async with identity_in_memory(isolation) as identity:
         await deliver(identity, MemoryLog().append(rows))
 
@@ -65,6 +70,37 @@ async def test_the_rows_trace_reaches_its_contact_event_and_profile_snapshot(iso
     finally:
         await engine.dispose()
     assert applied == len(contact_events)
-    snapshots = [m for m in profiles_outbox(isolation) if m.topic == isolation.topic(topics.PROFILE_UPDATES)]
+    snapshots = [m for m in outbox(isolation, "profiles") if m.topic == isolation.topic(topics.PROFILE_UPDATES)]
     assert len(snapshots) == len(email_of) and {m.key for m in snapshots} == set(email_of)
     assert {email_of[m.key]: trace_of(m) for m in snapshots} == expected
+
+    await enrichment_turn(isolation, contact_events)
+    suggested = [m for m in outbox(isolation, "enrichment") if m.topic == isolation.topic(topics.ENRICHMENTS)]
+    assert len(suggested) == len(email_of) and {m.key for m in suggested} == set(email_of)
+    assert {email_of[m.key]: trace_of(m) for m in suggested} == expected
+
+
+async def enrichment_turn(isolation: Isolation, contact_events: list[OutgoingMessage]) -> None:
+    """enrichment folds the contact events, then its worker runs the offline providers once."""
+    schema = isolation.schema("enrichment")
+    engine = create_engine(isolation.database_url, schema=schema)
+    prefix = isolation.topic_prefix
+    try:
+        async with engine.begin() as conn:
+            folded = await fold_contact_events(
+                conn, MemoryLog().append(contact_events),
+                topics=EnrichmentTopics(contact_events=topics.CONTACT_EVENTS.qualified(prefix),
+                                        enrichments=topics.ENRICHMENTS.qualified(prefix),
+                                        attendee_statements=topics.ATTENDEE_STATEMENTS.qualified(prefix),
+                                        dead_letters=topics.dead_letter_topic("enrichment").qualified(prefix)),
+                delivery=Delivery(service="enrichment", group=isolation.consumer_group("enrichment"),
+                                  bootstrap_servers=isolation.kafka_bootstrap, channel=relay_channel(schema)),
+            )
+        assert folded.due == 3
+        worker = Worker(engine, providers=[EmailLocalPartName(), EmailDomainCompany()],
+                        topic=topics.ENRICHMENTS.qualified(prefix), channel=relay_channel(schema),
+                        lock_name=f"{schema}.worker", pace=Pace(busy_rate=100, idle_rate=100, quiet_seconds=0),
+                        batch_size=10, poll_seconds=0.1)
+        assert (await worker.run_once()).events == 3
+    finally:
+        await engine.dispose()
