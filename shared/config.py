@@ -30,6 +30,8 @@ class PlatformSettings(BaseSettings):
     CONTACTS_TRACKING_PRUNE_INTERVAL_SECONDS  how often each service deletes them (default hourly)
     CONTACTS_TOPIC_REPLICATION_FACTOR  replicas of each topic the services create (1 locally; 3 on a cluster)
     CONTACTS_TOPIC_MIN_INSYNC_REPLICAS ``min.insync.replicas`` of each topic created (1 locally; 2 on a cluster)
+    CONTACTS_CONSUMER_STUCK_SECONDS   liveness fails when a consumer loop has not polled for this long (in one
+                                      batch; default 300, aiokafka's max_poll_interval_ms)
     """
 
     model_config = SettingsConfigDict(env_prefix="CONTACTS_", extra="ignore")
@@ -46,6 +48,7 @@ class PlatformSettings(BaseSettings):
     tracking_prune_interval_seconds: float = Field(default=3600, gt=0)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_min_insync_replicas: int = Field(default=1, ge=1)
+    consumer_stuck_seconds: float = Field(default=300, gt=0)
     kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
     """How clients connect: ``CONTACTS_KAFKA_*`` (``shared.kafka_security``)."""
 

@@ -1,10 +1,14 @@
 """The consuming side every service shares: a FastStream batch subscriber that hands the handler raw records
 without decoding anything per record, seeks each assigned partition to the position stored in PostgreSQL, and
-logs a failed batch with its topics, partitions and offsets before its ack policy (always explicit) applies."""
+logs a failed batch with its topics, partitions and offsets before its ack policy (always explicit) applies.
+Each subscriber's ``ConsumerHealth`` tells readiness whether it has joined its group and liveness whether its
+loop is stuck in a batch."""
 
 from __future__ import annotations
 
 import functools
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared import metrics
 from shared.logcheck import lost_markers
 from shared.positions import claim_positions, forget_positions, stored_positions
+from shared.tracing import batch_span, batch_traceparents
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +75,53 @@ class Delivery:
                                 description=description, max_records=max_records)
 
 
+@dataclass
+class ConsumerHealth:
+    """One subscriber's loop as health checks see it. FastStream's loop polls, then runs the handler on the batch
+    and only then polls again: time in the handler is time without a poll (past the consumer's
+    ``max_poll_interval_ms`` the group evicts it). ``joined``: an assignment, possibly empty (more instances than
+    partitions), has arrived since the start: before it the service consumes nothing."""
+
+    group: str
+    topics: tuple[str, ...]
+    joined: bool = False
+    partitions: set[TopicPartition] = field(default_factory=set)
+    busy_since: float | None = None
+    """``time.monotonic()`` when the batch in the handler arrived; None while polling."""
+
+    def stuck_for(self, now: float) -> float:
+        """Seconds the loop has gone without polling (0 while it polls)."""
+        return 0.0 if self.busy_since is None else max(now - self.busy_since, 0.0)
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {
+            "group": self.group, "topics": list(self.topics), "joined": self.joined,
+            "partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in self.partitions),
+            "in_batch_seconds": round(self.stuck_for(now), 1),
+        }
+
+
+def not_joined(consumers: Sequence[ConsumerHealth]) -> str | None:
+    """Readiness: why the service does not consume yet, or None once every consumer has joined its group."""
+    waiting = sorted({c.group for c in consumers if not c.joined})
+    return f"consumer group {', '.join(waiting)}: no partition assignment yet (joining)" if waiting else None
+
+
+def stuck(consumers: Sequence[ConsumerHealth], *, now: float, limit: float) -> str | None:
+    """Liveness: which consumer loop has not polled for longer than ``limit`` seconds, or None."""
+    found = [f"{c.group} ({', '.join(c.topics)}): in one batch for {c.stuck_for(now):.0f} s, no poll (limit "
+             f"{limit:g} s)" for c in consumers if c.stuck_for(now) > limit]
+    return "; ".join(found) or None
+
+
+_CONSUMERS: weakref.WeakKeyDictionary[KafkaBroker, list[ConsumerHealth]] = weakref.WeakKeyDictionary()
+
+
+def consumers_of(broker: KafkaBroker) -> list[ConsumerHealth]:
+    """The health of every ``batch_subscriber`` registered on ``broker``."""
+    return _CONSUMERS.get(broker, [])
+
+
 class SeekToStoredPositions(ConsumerRebalanceListener):
     """On assignment, each partition resumes at the position its consumer group stored in PostgreSQL with the
     last applied batch (Kafka's committed offset may lag it after a crash between the two commits). A position
@@ -78,19 +130,20 @@ class SeekToStoredPositions(ConsumerRebalanceListener):
     recognised by the service's own deduplication."""
 
     def __init__(self, engine: AsyncEngine, *, group: str, bootstrap_servers: str,
-                 options: Mapping[str, Any] | None = None) -> None:
+                 options: Mapping[str, Any] | None = None, health: ConsumerHealth | None = None) -> None:
         self._engine = engine
         self._group = group
         self._bootstrap_servers = bootstrap_servers
         self._options = options
         self.subscriber: Any = None
-        self.assigned: set[TopicPartition] = set()
+        self.health = health or ConsumerHealth(group=group, topics=())
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.assigned -= set(revoked)
+        self.health.partitions -= set(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.assigned |= set(assigned)
+        self.health.partitions |= set(assigned)
+        self.health.joined = True
         consumer = getattr(self.subscriber, "consumer", None)
         if consumer is None or not assigned:
             return
@@ -134,8 +187,10 @@ def batch_subscriber(
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """A batch subscriber whose handler takes the raw records (``raw_records(msg)``) and applies them in one
     transaction that also stores the group's positions (``shared.positions.claim_positions``)."""
+    health = ConsumerHealth(group=group_id, topics=tuple(topics))
+    _CONSUMERS.setdefault(broker, []).append(health)
     listener = SeekToStoredPositions(engine, group=group_id, bootstrap_servers=bootstrap_servers,
-                                     options=kafka_options)
+                                     options=kafka_options, health=health)
     subscriber = broker.subscriber(
         *topics,
         group_id=group_id,
@@ -158,13 +213,19 @@ def batch_subscriber(
         async def logged(*args: Any, **kwargs: Any) -> None:
             message = kwargs.get("msg") or next((a for a in args if hasattr(a, "raw_message")), None)
             records = raw_records(message) if message is not None else ()
+            health.busy_since = time.monotonic()
             try:
-                with metrics.batch(service, handler.__name__, records=len(records)):
+                with batch_span(handler.__name__, batch_traceparents(records), **{
+                    "messaging.system": "kafka", "messaging.consumer.group.name": group_id,
+                    "messaging.batch.message_count": len(records),
+                }), metrics.batch(service, handler.__name__, records=len(records)):
                     await handler(*args, **kwargs)
             except Exception:
                 where = describe_batch(records) if records else {}
                 log.exception("batch.failed", handler=handler.__name__, ack_policy=ack_policy.value, **where)
                 raise
+            finally:
+                health.busy_since = None
 
         return subscriber(logged)
 

@@ -1,5 +1,6 @@
-"""Operations endpoints every service serves: liveness, readiness (database and broker reachable), Prometheus
-metrics (``shared.metrics``, rendered by prometheus-client) and the system's AsyncAPI document."""
+"""Operations endpoints every service serves: liveness (no consumer loop stuck), readiness (database and broker
+reachable, consumer groups joined), Prometheus metrics (``shared.metrics``, rendered by prometheus-client) and the
+system's AsyncAPI document."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
 from shared.asyncapi import document_html, document_json, document_yaml
+from shared.consumer import not_joined, stuck
 
 log = structlog.get_logger(__name__)
 
@@ -137,25 +139,40 @@ def operations_router(
     router = APIRouter(tags=["operations"])
 
     @router.get("/health/live")
-    async def live() -> dict[str, str]:
-        """The process serves requests: nothing else is checked, so a slow dependency never restarts it."""
+    async def live(request: Request, response: Response) -> dict[str, str]:
+        """The process serves requests and no consumer loop has gone without polling for longer than
+        ``CONTACTS_CONSUMER_STUCK_SECONDS`` (one batch that never ends: a restart frees it). Dependencies are not
+        checked, so a slow database or broker never restarts the service."""
+        running = getattr(request.state, "running", None)
+        problem = stuck(running.consumers, now=time.monotonic(), limit=running.stuck_after_seconds) if running else None
+        if problem:
+            response.status_code = 503
+            log.error("health.consumer_stuck", reason=problem)
+            return {"status": "stuck", "service": service, "reason": problem}
         return {"status": "ok", "service": service}
 
     @router.get("/health/ready")
     async def ready(request: Request, response: Response) -> dict[str, Any]:
-        """Ready when the service has started and the database answers ``SELECT 1`` and the broker a metadata
-        request, within 2 s each (the broker's answer is kept 5 s)."""
+        """Ready when the service has started, the database answers ``SELECT 1`` and the broker a metadata
+        request, within 2 s each (the broker's answer is kept 5 s), and every consumer has joined its group (its
+        partitions, possibly none, assigned)."""
         if not started(request):
             response.status_code = 503
             return {"status": "starting", "service": service}
+        consumers = request.state.running.consumers
         database, kafka = await asyncio.gather(database_error(engine), broker.error())
         if database or kafka:
             response.status_code = 503
             reason = "; ".join(f"{name}: {error}" for name, error in (("database", database), ("broker", kafka))
                                if error)
             return {"status": "unavailable", "service": service, "reason": reason}
+        if joining := not_joined(consumers):
+            response.status_code = 503
+            return {"status": "starting", "service": service, "reason": joining}
         extra = await details() if details is not None else {}
-        return {"status": "ok", "service": service, "group": group, "topics": consumed_topics, **extra}
+        now = time.monotonic()
+        return {"status": "ok", "service": service, "group": group, "topics": consumed_topics,
+                "consumers": [consumer.describe(now) for consumer in consumers], **extra}
 
     @router.get("/metrics")
     async def prometheus_metrics(request: Request) -> Response:

@@ -17,9 +17,11 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import PlatformSettings
+from shared.consumer import ConsumerHealth, consumers_of
 from shared.kafka import KafkaClients, ensure_topics
 from shared.relay import Relay, RelaySource
 from shared.topics import ALL_TOPICS
+from shared.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +32,9 @@ BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
 class Running:
     producer: AIOKafkaProducer
     relay: Relay
+    consumers: Sequence[ConsumerHealth] = ()
+    """The broker's batch subscribers, for readiness (joined) and liveness (stuck)."""
+    stuck_after_seconds: float = 300.0
 
 
 def relay_channel(db_schema: str) -> str:
@@ -85,6 +90,8 @@ async def running(
     jobs: Sequence[BackgroundJob] = (),
 ) -> AsyncIterator[Running]:
     bootstrap_servers = platform.kafka_bootstrap_servers
+    if configure_tracing(service):
+        log.info("tracing.exporting", exporter="otlp")
     clients = platform.kafka_clients(service)
     created = await create_topics(platform, clients)
     if created:
@@ -106,7 +113,8 @@ async def running(
     tune_garbage_collector()
     log.info("service.started")
     try:
-        yield Running(producer=producer, relay=relay)
+        yield Running(producer=producer, relay=relay, consumers=consumers_of(broker),
+                      stuck_after_seconds=platform.consumer_stuck_seconds)
     finally:
         await broker.stop()
         for task in tasks:

@@ -14,6 +14,8 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from shared.tracing import add_trace_id
+
 _HANDLER_NAME = "contacts"
 QUIET_LOGGERS = ("aiokafka", "kafka")
 """Libraries that log every reconnect and rebalance at INFO: their warnings and errors are enough."""
@@ -57,6 +59,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto", service: str) -
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         _service_adder(service),
+        add_trace_id,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     formatter = structlog.stdlib.ProcessorFormatter(

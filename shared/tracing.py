@@ -8,12 +8,12 @@ ever built per message on the bulk path. Log lines carry the trace id of the spa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -69,6 +69,22 @@ def header_of(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
+def traceparents_by_id(records: Iterable[Any]) -> dict[str, str]:
+    """``ce_id`` -> ``traceparent`` of the records (Kafka consumer records) that carry both: what a record causes
+    later in the batch's processing (a profile snapshot, named by its cause's id) carries its cause's trace."""
+    found: dict[str, str] = {}
+    for record in records:
+        message_id = traceparent = None
+        for name, value in record.headers or ():
+            if name == "ce_id":
+                message_id = value
+            elif name == TRACEPARENT:
+                traceparent = value
+        if message_id and traceparent:
+            found[message_id.decode(errors="replace")] = traceparent.decode(errors="replace")
+    return found
+
+
 def span_context_of(traceparent: str) -> SpanContext | None:
     parts = traceparent.split("-")
     if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
@@ -84,21 +100,54 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return traceparent.split("-")[1] if traceparent and traceparent.count("-") == 3 else None
 
 
+def traceparents_by_key(records: Iterable[Any]) -> dict[str, str]:
+    """Record key (decoded) -> the ``traceparent`` of the last record with that key carrying one in its last
+    header (where ``shared.envelope`` puts it): on the contact log, a contact's latest event's trace."""
+    found: dict[str, str] = {}
+    for record in records:
+        headers = record.headers
+        if record.key is not None and headers and headers[-1][0] == TRACEPARENT:
+            found[record.key.decode(errors="replace")] = headers[-1][1].decode(errors="replace")
+    return found
+
+
+def batch_traceparents(records: Iterable[Any]) -> list[str]:
+    """The distinct ``traceparent`` headers of a batch's records (at most ``MAX_LINKS``). Only each record's last
+    header is looked at, where ``shared.envelope`` puts it: a look per record costs ~0.1 µs, a scan ~0.7."""
+    found: dict[bytes, None] = {}
+    for record in records:
+        headers = record.headers
+        if headers and headers[-1][0] == TRACEPARENT:
+            found[headers[-1][1]] = None
+            if len(found) == MAX_LINKS:
+                break
+    return [value.decode(errors="replace") for value in found]
+
+
 @contextmanager
 def batch_span(name: str, traceparents: Iterable[str | None], **attributes: Any) -> Iterator[trace.Span]:
-    """A span for one batch, linked to (at most ``MAX_LINKS`` of) the distinct traces its messages belong to."""
-    links = []
+    """A span for one batch: a child of its messages' trace when they all belong to one (an import's rows), so
+    its log lines carry that trace id even when nothing is exported; else linked to (at most ``MAX_LINKS`` of)
+    the distinct traces its messages belong to."""
+    contexts = []
     for traceparent in dict.fromkeys(t for t in traceparents if t):
         context = span_context_of(traceparent)
         if context is not None and context.is_valid:
-            links.append(Link(context))
-        if len(links) == MAX_LINKS:
+            contexts.append(context)
+        if len(contexts) == MAX_LINKS:
             break
-    with tracer("kagibag-contacts").start_as_current_span(name, links=links, attributes=attributes) as span:
+    tracer_ = tracer("kagibag-contacts")
+    if len(contexts) == 1:
+        parent = trace.set_span_in_context(NonRecordingSpan(contexts[0]))
+        with tracer_.start_as_current_span(name, context=parent, attributes=attributes) as span:
+            yield span
+        return
+    links = [Link(context) for context in contexts]
+    with tracer_.start_as_current_span(name, links=links, attributes=attributes) as span:
         yield span
 
 
-def add_trace_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: the trace id of the current span, when there is one."""
     context = trace.get_current_span().get_span_context()
     if context.is_valid and "trace_id" not in event:

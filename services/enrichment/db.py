@@ -40,6 +40,8 @@ contacts = Table(
     Column("updated_at", DateTime(timezone=True), comment="when the last change applied occurred (log time)"),
     Column("due_at", DateTime(timezone=True), comment="when the providers should run next; null: nothing to do"),
     Column("due_sources", ARRAY(Text), comment="the providers to run then; null: all of them"),
+    Column("due_traceparent", Text,
+           comment="W3C trace context of the contact event that made it due: the suggestions of that run carry it"),
     comment="What the person stated about themself (the canonical values of the contact log: sources interaction "
     "and attendee), never an organizer's imported values.",
 )

@@ -19,6 +19,7 @@ from shared.codec import UndecodableMessage, dead_letter
 from shared.consumer import Delivery, header
 from shared.outbox_batches import enqueue
 from shared.producer import OutgoingMessage
+from shared.tracing import traceparents_by_key
 
 SOURCE = "kagibag-contacts/enrichment"
 _contact_events = wire.Decoder(wire.CONTACT_EVENT_STRUCTS)
@@ -73,6 +74,7 @@ async def fold_contact_events(
             if (related := organizers.get(event.contact_id)) is None or not inert(event, related)]
     known = await store.load_people(conn, (event.contact_id for event in todo if event.contact_id in organizers))
     plan = plan_batch(known, todo)
-    await store.save_people(conn, list(plan.changed.values()), due=plan.due, now=datetime.now(UTC))
+    await store.save_people(conn, list(plan.changed.values()), due=plan.due, now=datetime.now(UTC),
+                            traceparents=traceparents_by_key(fresh) if plan.due else None)
     await enqueue(conn, dead, channel=delivery.channel)
     return Folded(events=len(decoded), changed=len(plan.changed), due=len(plan.due), dead_letters=dead)

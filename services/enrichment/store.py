@@ -3,7 +3,7 @@ set-wise: COPY into a stage, one upsert), which of them are due for the provider
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,7 +21,7 @@ from shared.events import CONTACT_FIELDS
 
 PERSON_COLUMNS = ["contact_id", "email", "version", *CONTACT_FIELDS, "bio", "social_links", "sources", "organizers",
                   "updated_at"]
-STAGED_COLUMNS = [*PERSON_COLUMNS, "due_at"]
+STAGED_COLUMNS = [*PERSON_COLUMNS, "due_at", "due_traceparent"]
 SUGGESTION_COLUMNS = [column.name for column in db.suggestions.columns]
 _JSON_COLUMNS = ("social_links", "sources")
 # JSON read as text and decoded with orjson, only when not empty (psycopg's default loader is the stdlib's)
@@ -64,14 +64,15 @@ def _text_array(values: frozenset[str]) -> str:
     return _array(sorted(values))
 
 
-def _row(person: Person, due_at: datetime | None) -> tuple[Any, ...]:
+def _row(person: Person, due_at: datetime | None, traceparent: str | None) -> tuple[Any, ...]:
     """The staged row of ``person`` (the columns of ``STAGED_COLUMNS``, in order)."""
     fields, sources = person.fields, person.sources
     stated = _json({name: {"kind": kind, "at": at.isoformat()} for name, (kind, at) in sources.items()}) \
         if sources else "{}"
     return (person.contact_id, person.email, person.version, fields.get("first_name"), fields.get("last_name"),
             fields.get("company"), fields.get("title"), fields.get("phone"), person.bio,
-            _json(person.social_links), stated, _text_array(person.organizers), person.updated_at, due_at)
+            _json(person.social_links), stated, _text_array(person.organizers), person.updated_at, due_at,
+            traceparent if due_at is not None else None)
 
 
 # --- the consumer ------------------------------------------------------------------------------------------------
@@ -99,20 +100,26 @@ async def load_people(conn: AsyncConnection, contact_ids: Iterable[str]) -> dict
     return {row[0]: _person(row) for row in rows}
 
 
-async def save_people(conn: AsyncConnection, people: Sequence[Person], *, due: set[str], now: datetime) -> None:
+async def save_people(conn: AsyncConnection, people: Sequence[Person], *, due: set[str], now: datetime,
+                      traceparents: Mapping[str, str] | None = None) -> None:
     """COPY the changed people into a stage, then one upsert; a row never moves back to an older version. Those in
-    ``due`` are due for all providers now; the others keep whatever was due."""
+    ``due`` are due for all providers now, under the trace of their event in ``traceparents`` (contact id ->
+    traceparent); the others keep whatever was due."""
     if not people:
         return
+    traces = traceparents or {}
     await stage(conn, name="contacts_stage", like="contacts", columns=STAGED_COLUMNS,
-                rows=(_row(person, now if person.contact_id in due else None) for person in people))
+                rows=(_row(person, now if person.contact_id in due else None, traces.get(person.contact_id))
+                      for person in people))
     updates = ", ".join(f"{column} = excluded.{column}" for column in PERSON_COLUMNS[1:])
     await conn.execute(text(
         f"INSERT INTO contacts ({', '.join(STAGED_COLUMNS)}) SELECT {', '.join(STAGED_COLUMNS)} FROM contacts_stage "
         'ORDER BY contact_id COLLATE "C" '  # rows locked in finish_runs' order: no deadlock between the two
         f"ON CONFLICT (contact_id) DO UPDATE SET {updates}, "
         "due_at = coalesce(excluded.due_at, contacts.due_at), "
-        "due_sources = CASE WHEN excluded.due_at IS NULL THEN contacts.due_sources END "
+        "due_sources = CASE WHEN excluded.due_at IS NULL THEN contacts.due_sources END, "
+        "due_traceparent = CASE WHEN excluded.due_at IS NULL THEN contacts.due_traceparent "
+        "ELSE excluded.due_traceparent END "
         "WHERE contacts.version < excluded.version"
     ))
 
@@ -126,17 +133,20 @@ class Due:
     due_at: datetime
     sources: frozenset[str] | None
     """The providers to run; None: all."""
+    traceparent: str | None = None
+    """Of the contact event that made it due."""
 
 
 async def due_people(conn: AsyncConnection, *, limit: int) -> list[Due]:
     """Up to ``limit`` contacts whose providers should run by now, the longest waiting first."""
     rows = await fetch_tuples(
         conn,
-        f"SELECT {_PERSON_SELECT}, due_at, due_sources FROM contacts WHERE due_at <= now() "
+        f"SELECT {_PERSON_SELECT}, due_at, due_sources, due_traceparent FROM contacts WHERE due_at <= now() "
         "ORDER BY due_at LIMIT %s",
         (limit,),
     )
-    return [Due(_person(row[:-2]), row[-2], frozenset(row[-1]) if row[-1] is not None else None) for row in rows]
+    return [Due(_person(row[:-3]), row[-3], frozenset(row[-2]) if row[-2] is not None else None, row[-1])
+            for row in rows]
 
 
 async def finish_runs(

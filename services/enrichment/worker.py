@@ -89,7 +89,7 @@ def random_ids() -> Iterator[str]:
 
 
 def suggested_message(contact_id: str, reconciled: Reconciled, *, at: datetime, topic: str,
-                      correlation_id: str) -> OutgoingMessage:
+                      correlation_id: str, traceparent: str | None = None) -> OutgoingMessage:
     event = wire.EnrichmentSuggested(
         contact_id=contact_id, occurred_at=at, withdrawn=reconciled.withdrawn,
         suggestions=[
@@ -99,7 +99,7 @@ def suggested_message(contact_id: str, reconciled: Reconciled, *, at: datetime, 
         ],
     )
     headers = _suggested_headers.build(id=f"suggested:{contact_id}:{correlation_id}", time=at, subject=contact_id,
-                                       correlation_id=correlation_id)
+                                       correlation_id=correlation_id, traceparent=traceparent)
     return OutgoingMessage(topic, contact_id.encode(), wire.encode(event), headers)
 
 
@@ -185,7 +185,8 @@ class Worker:
                     new.extend(reconciled.made)
                     gone.extend(reconciled.withdrawn)
                     messages.append(suggested_message(contact_id, reconciled, at=now, topic=self._topic,
-                                                      correlation_id=correlation_id))
+                                                      correlation_id=correlation_id,
+                                                      traceparent=item.traceparent))
             await store.withdraw(conn, gone, at=now)
             await store.insert_suggestions(conn, new)
             await enqueue(conn, messages, channel=self._channel)

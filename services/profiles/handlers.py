@@ -27,6 +27,7 @@ from shared.outbox_batches import enqueue
 from shared.poison import apply_isolating_poison, dead_letter_alone
 from shared.positions import claim_positions
 from shared.producer import OutgoingMessage
+from shared.tracing import traceparents_by_id
 
 log = structlog.get_logger(__name__)
 
@@ -52,12 +53,14 @@ class ProfilesTopics:
         )
 
 
-def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: datetime) -> OutgoingMessage:
-    """A snapshot as published: its id derived from (contact, version), so a re-sent one repeats it."""
+def snapshot_message(snapshot: store.Snapshot, *, topic: str, time: datetime,
+                     traceparent: str | None = None) -> OutgoingMessage:
+    """A snapshot as published: its id derived from (contact, version), so a re-sent one repeats it; it carries
+    the ``traceparent`` of the contact event that caused it."""
     headers = _snapshot_headers.build(
         id=derived_id("profile", snapshot.contact_id, snapshot.profile_version), time=time,
         subject=snapshot.contact_id, correlation_id=snapshot.correlation_id or snapshot.cause_id,
-        causation_id=snapshot.cause_id,
+        causation_id=snapshot.cause_id, traceparent=traceparent,
     )
     return OutgoingMessage(topic, snapshot.contact_id.encode(), snapshot.payload.encode(), headers)
 
@@ -81,7 +84,9 @@ async def project(
         snapshots = await store.merge(conn, intake.staged)
         if publish:
             time = datetime.now(UTC)
-            outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time) for s in snapshots]
+            traces = traceparents_by_id(fresh)
+            outgoing = [snapshot_message(s, topic=topics.profile_updates, time=time,
+                                         traceparent=traces.get(s.cause_id)) for s in snapshots]
             outgoing += await organizer_feed.batch_changes(conn, topic=topics.organizer_contacts, time=time)
             await enqueue(conn, outgoing + intake.dead_letters, channel=delivery.channel)
     if publish:

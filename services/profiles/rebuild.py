@@ -4,13 +4,21 @@ live schema's change log. Optionally swap the rebuilt schema in.
 
 The replay reads until every partition has reached the end offset captured at the start and no record has
 arrived for ``quiet_seconds``: Tansu reports a partition's end as its newest batch's base offset + 1, which
-can be short of the real end."""
+can be short of the real end.
+
+A replay of a log that lost events builds a partial read model without any error, so the rebuild refuses (and
+says to republish identity's event store) when the log cannot hold every event: a partition that no longer
+starts at offset 0 (retention, deleted records), no topic at all, or a replay that leaves a contact behind the
+version the live read model had applied when the rebuild started (the broker restarted empty, the topic was
+recreated). The last is decided on content, not offsets: after a republish the log holds every event again,
+possibly at other offsets than the ones profiles stored, and Tansu's end offsets are low."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,8 +41,47 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 """profiles' own migrations, applied to the schema a rebuild fills."""
 
 
+REPUBLISH = "contacts republish contact-events"
+
+
 class RebuildError(Exception):
     """The rebuild cannot start or finish as asked (the message says why); nothing live was changed."""
+
+
+class IncompleteLog(RebuildError):
+    """The contact log lacks events the rebuild needs: republish identity's event store first."""
+
+
+def headless(topic: str, starts: Mapping[int, int]) -> IncompleteLog | None:
+    """The refusal for a log whose partitions do not all start at offset 0 (``starts``: partition -> its
+    earliest offset), or None when every one does."""
+    cut = {partition: start for partition, start in sorted(starts.items()) if start > 0}
+    if not cut:
+        return None
+    where = ", ".join(f"partition {partition} starts at offset {start:,}" for partition, start in cut.items())
+    return IncompleteLog(
+        f"the contact log {topic} no longer starts at offset 0 ({where}): the records before were deleted "
+        "(retention or DeleteRecords), and a replay would build a partial read model. Publish identity's event "
+        f"store into an empty topic: delete {topic}, run `contacts topics` and `{REPUBLISH}`, then rebuild"
+    )
+
+
+def behind_live(topic: str, *, behind: int, expected: int, example: str | None,
+                consumed_past_end: Mapping[int, tuple[int, int]]) -> IncompleteLog | None:
+    """The refusal for a replay that left ``behind`` of the ``expected`` contacts the live read model had
+    applied missing or at an older version (``consumed_past_end``: partition -> (profiles' stored position,
+    the replayed log's end) where the first is beyond the second), or None when none is behind."""
+    if not behind:
+        return None
+    shorter = "".join(
+        f"; profiles had consumed partition {partition} up to offset {stored:,}, the log now ends at {end:,}"
+        for partition, (stored, end) in sorted(consumed_past_end.items())
+    )
+    return IncompleteLog(
+        f"the contact log {topic} lacks events the live read model applied: {behind:,} of {expected:,} contacts "
+        f"would be missing or older after the rebuild (e.g. {example}){shorter}. The broker restarted empty or "
+        f"the topic was recreated: run `{REPUBLISH}` (identity's event store is complete), then rebuild again"
+    )
 
 
 @dataclass(frozen=True)
@@ -86,12 +133,21 @@ async def _prepare_target(engine: AsyncEngine, *, settings: ProfilesSettings, ta
     upgrade(migrations_dir=MIGRATIONS_DIR, database_url=settings.platform.database_url, schema=target)
 
 
+@dataclass
+class LogReplay:
+    read: int = 0
+    applied: int = 0
+    ends: dict[int, int] = field(default_factory=dict)
+    """Partition of the contact log -> one past the last offset read."""
+
+
 async def replay_topics(
     engine: AsyncEngine, *, settings: ProfilesSettings, quiet_seconds: float, batch_size: int
-) -> tuple[int, int]:
-    """Project the contact log from the beginning into ``engine``'s schema; returns (records read, events
-    staged). Positions are stored under the live consumer group's name, so a swapped-in schema lets the service
-    resume where the rebuild stopped without applying anything twice."""
+) -> LogReplay:
+    """Project the contact log from the beginning into ``engine``'s schema (refused, before anything is read,
+    when the topic is absent or no longer starts at offset 0). Positions are stored under the live consumer
+    group's name, so a swapped-in schema lets the service resume where the rebuild stopped without applying
+    anything twice."""
     topics = ProfilesTopics.qualified(settings.platform.topic_prefix)
     delivery = Delivery(service="profiles", group=settings.consumer_group,
                         bootstrap_servers=settings.platform.kafka_bootstrap_servers,
@@ -111,26 +167,75 @@ async def replay_topics(
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not partitions:
-            return 0, 0
+            raise IncompleteLog(f"the contact log {topics.contact_events} does not exist on "
+                                f"{settings.platform.kafka_bootstrap_servers}: run `contacts topics` and "
+                                f"`{REPUBLISH}`, then rebuild")
         consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        if refusal := headless(topics.contact_events, {tp.partition: start for tp, start in starts.items()}):
+            raise refusal
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        read = applied = 0
+        replayed = LogReplay(ends={tp.partition: 0 for tp in partitions})
         last_record = time.monotonic()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=batch_size)
             records = [record for part in batches.values() for record in part]
             if records:
-                read += len(records)
-                applied += await project(engine, records, topics=topics, delivery=delivery, publish=False)
+                replayed.read += len(records)
+                replayed.applied += await project(engine, records, topics=topics, delivery=delivery, publish=False)
+                for record in records:
+                    replayed.ends[record.partition] = max(replayed.ends[record.partition], record.offset + 1)
                 last_record = time.monotonic()
                 continue
             positions = {partition: await consumer.position(partition) for partition in partitions}
             caught_up = all(positions[partition] >= ends[partition] for partition in partitions)
             if caught_up and time.monotonic() - last_record >= quiet_seconds:
-                return read, applied
+                return replayed
     finally:
         await consumer.stop()
+
+
+EXPECTED = "rebuild_expected"
+"""A table in the target schema for the rebuild's duration: the contact versions the live read model had applied
+when the rebuild started (a copy, so the service may go on consuming meanwhile)."""
+
+
+async def _expect_live(engine: AsyncEngine, *, settings: ProfilesSettings, live: str, target: str,
+                       topic: str) -> tuple[int, dict[int, int]]:
+    """Copy what the live read model applied; returns its count of contacts and profiles' stored positions on
+    the contact log (partition -> next offset)."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE TABLE "{target}".{EXPECTED} AS SELECT contact_id, contact_version '
+                                f'FROM "{live}".contact_profiles WHERE contact_version > 0'))
+        expected = (await conn.execute(text(f'SELECT count(*) FROM "{target}".{EXPECTED}'))).scalar_one()
+        positions = await conn.execute(
+            text(f'SELECT partition, next_offset FROM "{live}".consumer_positions '
+                 "WHERE consumer_group = :group AND topic = :topic"),
+            {"group": settings.consumer_group, "topic": topic},
+        )
+        return int(expected), {row.partition: row.next_offset for row in positions}
+
+
+async def _check_against_live(engine: AsyncEngine, *, target: str, topic: str, expected: int,
+                              stored: Mapping[int, int], replayed: LogReplay) -> None:
+    """Refuse (IncompleteLog) when the rebuilt read model is behind the live one's copy; drop the copy."""
+    async with engine.begin() as conn:
+        first = (await conn.execute(text(
+            f'SELECT e.contact_id, e.contact_version AS live, r.contact_version AS rebuilt, count(*) OVER () AS n '
+            f'FROM "{target}".{EXPECTED} e LEFT JOIN "{target}".contact_profiles r USING (contact_id) '
+            "WHERE r.contact_version IS NULL OR r.contact_version < e.contact_version "
+            "ORDER BY e.contact_id LIMIT 1"
+        ))).first()
+        await conn.execute(text(f'DROP TABLE "{target}".{EXPECTED}'))
+    if first is None:
+        return
+    example = f"contact {first.contact_id}: version {first.live} live, {first.rebuilt or 'none'} replayed"
+    past_end = {partition: (offset, replayed.ends.get(partition, 0)) for partition, offset in stored.items()
+                if offset > replayed.ends.get(partition, 0)}
+    refusal = behind_live(topic, behind=first.n, expected=expected, example=example, consumed_past_end=past_end)
+    assert refusal is not None
+    raise refusal
 
 
 async def _count(engine: AsyncEngine, table: str, where: str = "") -> int:
@@ -180,9 +285,21 @@ async def rebuild(
             )
         await _prepare_target(live_engine, settings=settings, target=target, replace=replace)
         started = time.monotonic()
-        read, applied = await replay_topics(
-            target_engine, settings=settings, quiet_seconds=quiet_seconds, batch_size=settings.batch_size
-        )
+        topic = ProfilesTopics.qualified(settings.platform.topic_prefix).contact_events
+        try:
+            expected, stored = await _expect_live(live_engine, settings=settings, live=live, target=target,
+                                                  topic=topic)
+            log_replay = await replay_topics(
+                target_engine, settings=settings, quiet_seconds=quiet_seconds, batch_size=settings.batch_size
+            )
+            await _check_against_live(live_engine, target=target, topic=topic, expected=expected, stored=stored,
+                                      replayed=log_replay)
+        except IncompleteLog:
+            await target_engine.dispose()
+            async with live_engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{target}" CASCADE'))
+            raise
+        read, applied = log_replay.read, log_replay.applied
         async with live_engine.connect() as source, target_engine.begin() as conn:
             changes = await relationships.load_changes(source)
             await relationships.copy_change_log(source, conn)

@@ -66,7 +66,9 @@ def test_a_service_serves_readiness_metrics_and_the_asyncapi_document(migrated: 
     with metrics.batch(service, "on_contact_events", records=3):
         pass
     with TestClient(app) as client:
-        ready = client.get("/health/ready")
+        deadline = time.monotonic() + 60  # ready once the consumer has joined its group
+        while (ready := client.get("/health/ready")).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert ready.status_code == 200, ready.text
         assert ready.json()["group"] == migrated.consumer_group(service)
 

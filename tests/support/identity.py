@@ -4,25 +4,43 @@ gapless, the stored state the fold of the event store)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import psycopg
+from faststream.kafka import KafkaBroker
 
 from ops.local_postgres import libpq_url
 from services.identity.domain import rebuild
+from services.identity.handlers import register
+from services.identity.publishing import EVENT_COLUMNS, ContactEventMessages
+from services.identity.service import IdentityTopics
 from shared import wire
 from shared.codec import encode
+from shared.consumer import Delivery
+from shared.db import create_engine
 from shared.envelope import Envelope
 from shared.events import CONTACT_FIELDS, ImportRowReceivedV1, ImportRowsProcessedV1, InteractionEvent, ProcessedRow
+from shared.lifecycle import relay_channel
 from shared.producer import OutgoingMessage
-from shared.topics import IMPORT_ROW_OUTCOMES, IMPORT_ROWS, INTERACTIONS
+from shared.topics import (
+    ATTENDEE_STATEMENTS,
+    BULK_IMPORT_ROWS,
+    CONTACT_EVENTS,
+    IMPORT_ROW_OUTCOMES,
+    IMPORT_ROWS,
+    INTERACTIONS,
+    dead_letter_topic,
+)
 from tests.support.isolation import Isolation
 from tests.support.kafka import Consumed, consume_until
+from tests.support.memory_broker import in_memory
 from tests.support.processes import ServiceProcess
 
 
@@ -171,3 +189,36 @@ def recorded(isolation: Isolation, email: str) -> list[dict]:  # type: ignore[ty
     return [payload for _, type_, payload in stream(isolation, email) if type_.endswith("interaction.recorded.v1")]
 
 
+
+
+@contextlib.asynccontextmanager
+async def identity_in_memory(isolation: Isolation) -> AsyncIterator[KafkaBroker]:
+    """identity's subscribers in ``isolation`` (schema migrated by the caller) through FastStream's in-memory
+    broker (``tests.support.memory_broker.deliver`` hands them records): its event store fills, nothing is
+    published (the relays are not started)."""
+    schema, prefix = isolation.schema("identity"), isolation.topic_prefix
+    engine = create_engine(isolation.database_url, schema=schema)
+    broker = KafkaBroker(isolation.kafka_bootstrap)
+    register(
+        broker, engine=engine, batch_size=500,
+        topics=IdentityTopics(
+            import_rows=IMPORT_ROWS.qualified(prefix), bulk_import_rows=BULK_IMPORT_ROWS.qualified(prefix),
+            interactions=INTERACTIONS.qualified(prefix), attendee_statements=ATTENDEE_STATEMENTS.qualified(prefix),
+            contact_events=CONTACT_EVENTS.qualified(prefix), row_outcomes=IMPORT_ROW_OUTCOMES.qualified(prefix),
+            dead_letters=dead_letter_topic("identity").qualified(prefix),
+        ),
+        delivery=Delivery(service="identity", group=isolation.consumer_group("identity"),
+                          bootstrap_servers=isolation.kafka_bootstrap, channel=relay_channel(schema)),
+    )
+    try:
+        async with in_memory(broker) as started:
+            yield started
+    finally:
+        await engine.dispose()
+
+
+def contact_event_messages(isolation: Isolation) -> list[OutgoingMessage]:
+    """identity's event store as its relay publishes it on the contact log (headers included), in store order."""
+    to_message = ContactEventMessages(isolation.topic(CONTACT_EVENTS))
+    rows = query(isolation, f"SELECT {EVENT_COLUMNS} FROM contact_events ORDER BY position")
+    return [to_message(row) for row in rows]
