@@ -15,11 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import psycopg
 import structlog
 from aiokafka import ConsumerRecord
 from psycopg import errors as pg_errors
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.identity import store
@@ -31,6 +29,7 @@ from shared.envelope import cloud_event_headers, derived_id
 from shared.events import MAX_ROWS_PER_OUTCOME_MESSAGE
 from shared.outbox_batches import enqueue, notify
 from shared.producer import OutgoingMessage
+from shared.transactions import TRANSIENT, with_retries
 
 log = structlog.get_logger(__name__)
 
@@ -178,11 +177,9 @@ async def resolve(
                     dead_letters=intake.dead_letters)
 
 
-def _retryable(error: Exception) -> bool:
-    """A unique violation, deadlock or serialization failure, raised through SQLAlchemy (``DBAPIError.orig``) or
-    straight from psycopg (COPY and the tuple queries run on the driver's connection)."""
-    cause = getattr(error, "orig", error)
-    return isinstance(cause, pg_errors.DeadlockDetected | pg_errors.UniqueViolation | pg_errors.SerializationFailure)
+RETRY_ON = (*TRANSIENT, pg_errors.UniqueViolation)
+"""Besides deadlocks and serialization failures: a unique violation, when another instance created one of the
+batch's contacts first (the next attempt finds it)."""
 
 
 async def resolve_with_retries(
@@ -190,12 +187,7 @@ async def resolve_with_retries(
 ) -> Resolved:
     """``resolve`` in its own transaction, retried when another instance created one of the batch's contacts
     first (a unique violation) or a deadlock broke it."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            async with engine.begin() as conn:
-                return await resolve(conn, records, topics=topics, delivery=delivery)
-        except (DBAPIError, psycopg.Error) as error:
-            if not _retryable(error) or attempt == MAX_ATTEMPTS:
-                raise
-            log.info("identity.batch_retry", attempt=attempt, reason=type(getattr(error, "orig", error)).__name__)
-    raise AssertionError("unreachable")
+    return await with_retries(
+        engine, lambda conn: resolve(conn, records, topics=topics, delivery=delivery),
+        event="identity.batch_retry", retry_on=RETRY_ON, attempts=MAX_ATTEMPTS,
+    )

@@ -12,10 +12,11 @@ from fastapi.staticfiles import StaticFiles
 
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
-from services.profiles.handlers import ProfilesTopics, register
+from services.profiles.handlers import register
 from services.profiles.history import history_router
 from services.profiles.organizer_feed import Feed
 from services.profiles.segments_api import segments_router
+from services.profiles.service import ProfilesTopics
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.http import operations_router

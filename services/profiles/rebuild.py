@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import relationships
 from services.profiles.config import ProfilesSettings
-from services.profiles.handlers import ProfilesTopics, project
+from services.profiles.service import ProfilesTopics, project
 from shared.consumer import Delivery
 from shared.db import checked_schema, create_engine
 from shared.lifecycle import relay_channel

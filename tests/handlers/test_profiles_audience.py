@@ -21,12 +21,13 @@ import pytest
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.local_postgres import libpq_url
+from ops.local_postgres import libpq_url
 from services.profiles.api import contacts_router
-from services.profiles.handlers import ProfilesTopics, register
+from services.profiles.handlers import register
 from services.profiles.history import history_router
 from services.profiles.organizer_feed import Feed
 from services.profiles.segments_api import segments_router
+from services.profiles.service import ProfilesTopics
 from shared.auth import mint_token
 from shared.consumer import Delivery
 from shared.csv_cells import neutralized

@@ -13,7 +13,7 @@ from ops.local_postgres import libpq_url
 from services.enrichment.providers import EmailDomainCompany, EmailLocalPartName
 from services.enrichment.service import EnrichmentTopics, fold_contact_events
 from services.enrichment.worker import Pace, Worker
-from services.profiles.handlers import ProfilesTopics, project
+from services.profiles.service import ProfilesTopics, project
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine

@@ -12,8 +12,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-from services.catalog import migrations_dir
-from services.local_postgres import libpq_url
+from ops.catalog import migrations_dir
+from ops.local_postgres import libpq_url
 from tests.support.isolation import Isolation
 
 pytestmark = pytest.mark.integration

@@ -165,9 +165,17 @@ def test_defaults_are_plaintext_with_durable_idempotent_zstd_producers() -> None
         "enable_idempotence": True,
         "compression_type": "zstd",
     }
-    for role in ("consumer", "admin"):
-        assert client_options(settings, service="profiles", role=role) == {
-            "client_id": "kagibag-contacts-profiles", "security_protocol": "PLAINTEXT"}
+    assert client_options(settings, service="profiles", role="admin") == {
+        "client_id": "kagibag-contacts-profiles", "security_protocol": "PLAINTEXT"}
+    assert client_options(settings, service="profiles", role="consumer") == {
+        "client_id": "kagibag-contacts-profiles", "security_protocol": "PLAINTEXT",
+        "session_timeout_ms": 10_000, "heartbeat_interval_ms": 3000}
+
+
+def test_a_heartbeat_above_a_third_of_the_session_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="HEARTBEAT_INTERVAL_MS must be at most a third"):
+        KafkaSecuritySettings(session_timeout_ms=4000, heartbeat_interval_ms=2000)
+    assert KafkaSecuritySettings(session_timeout_ms=4000, heartbeat_interval_ms=1000).session_timeout_ms == 4000
 
 
 def test_settings_come_from_contacts_kafka_variables(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
