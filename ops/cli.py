@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ops import dlq_command, lag_command
 from ops.catalog import SCHEMAS, migrate
-from ops.commands import add_parsers as add_ops_parsers
 from shared.auth import mint_attendee_token, mint_token
 from shared.config import PlatformSettings
 from shared.lifecycle import create_topics
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="file (default docs/asyncapi.yaml)")
     asyncapi.set_defaults(handler=_asyncapi)
 
-    add_ops_parsers(commands, services=CONSUMING_SERVICES)
+    lag_command.add_parser(commands)
+    dlq_command.add_parser(commands, services=CONSUMING_SERVICES)
 
     mcp = commands.add_parser(
         "mcp", help="serve the MCP tools (import_contacts, check_import_status) over stdio, through the ingest API"

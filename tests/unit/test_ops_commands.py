@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from ops.commands import EXIT_FAILING, EXIT_UNREADABLE, exit_code, lag_table, short_topic
 from ops.dead_letters import DeadLetter, count, redrive_headers
+from ops.lag_command import EXIT_FAILING, EXIT_UNREADABLE, exit_code, lag_table, short_topic
 from shared import metrics
 
 
