@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import relationships
 from services.profiles.config import ProfilesSettings
+from services.profiles.log_completeness import (
+    REPUBLISH,
+    IncompleteLog,
+    RebuildError,
+    check_against_live,
+    expect_live,
+    headless,
+)
 from services.profiles.service import ProfilesTopics, project
 from shared.consumer import Delivery
 from shared.db import checked_schema, create_engine
@@ -39,49 +46,6 @@ log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 """profiles' own migrations, applied to the schema a rebuild fills."""
-
-
-REPUBLISH = "contacts republish contact-events"
-
-
-class RebuildError(Exception):
-    """The rebuild cannot start or finish as asked (the message says why); nothing live was changed."""
-
-
-class IncompleteLog(RebuildError):
-    """The contact log lacks events the rebuild needs: republish identity's event store first."""
-
-
-def headless(topic: str, starts: Mapping[int, int]) -> IncompleteLog | None:
-    """The refusal for a log whose partitions do not all start at offset 0 (``starts``: partition -> its
-    earliest offset), or None when every one does."""
-    cut = {partition: start for partition, start in sorted(starts.items()) if start > 0}
-    if not cut:
-        return None
-    where = ", ".join(f"partition {partition} starts at offset {start:,}" for partition, start in cut.items())
-    return IncompleteLog(
-        f"the contact log {topic} no longer starts at offset 0 ({where}): the records before were deleted "
-        "(retention or DeleteRecords), and a replay would build a partial read model. Publish identity's event "
-        f"store into an empty topic: delete {topic}, run `contacts topics` and `{REPUBLISH}`, then rebuild"
-    )
-
-
-def behind_live(topic: str, *, behind: int, expected: int, example: str | None,
-                consumed_past_end: Mapping[int, tuple[int, int]]) -> IncompleteLog | None:
-    """The refusal for a replay that left ``behind`` of the ``expected`` contacts the live read model had
-    applied missing or at an older version (``consumed_past_end``: partition -> (profiles' stored position,
-    the replayed log's end) where the first is beyond the second), or None when none is behind."""
-    if not behind:
-        return None
-    shorter = "".join(
-        f"; profiles had consumed partition {partition} up to offset {stored:,}, the log now ends at {end:,}"
-        for partition, (stored, end) in sorted(consumed_past_end.items())
-    )
-    return IncompleteLog(
-        f"the contact log {topic} lacks events the live read model applied: {behind:,} of {expected:,} contacts "
-        f"would be missing or older after the rebuild (e.g. {example}){shorter}. The broker restarted empty or "
-        f"the topic was recreated: run `{REPUBLISH}` (identity's event store is complete), then rebuild again"
-    )
 
 
 @dataclass(frozen=True)
@@ -196,48 +160,6 @@ async def replay_topics(
         await consumer.stop()
 
 
-EXPECTED = "rebuild_expected"
-"""A table in the target schema for the rebuild's duration: the contact versions the live read model had applied
-when the rebuild started (a copy, so the service may go on consuming meanwhile)."""
-
-
-async def _expect_live(engine: AsyncEngine, *, settings: ProfilesSettings, live: str, target: str,
-                       topic: str) -> tuple[int, dict[int, int]]:
-    """Copy what the live read model applied; returns its count of contacts and profiles' stored positions on
-    the contact log (partition -> next offset)."""
-    async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE TABLE "{target}".{EXPECTED} AS SELECT contact_id, contact_version '
-                                f'FROM "{live}".contact_profiles WHERE contact_version > 0'))
-        expected = (await conn.execute(text(f'SELECT count(*) FROM "{target}".{EXPECTED}'))).scalar_one()
-        positions = await conn.execute(
-            text(f'SELECT partition, next_offset FROM "{live}".consumer_positions '
-                 "WHERE consumer_group = :group AND topic = :topic"),
-            {"group": settings.consumer_group, "topic": topic},
-        )
-        return int(expected), {row.partition: row.next_offset for row in positions}
-
-
-async def _check_against_live(engine: AsyncEngine, *, target: str, topic: str, expected: int,
-                              stored: Mapping[int, int], replayed: LogReplay) -> None:
-    """Refuse (IncompleteLog) when the rebuilt read model is behind the live one's copy; drop the copy."""
-    async with engine.begin() as conn:
-        first = (await conn.execute(text(
-            f'SELECT e.contact_id, e.contact_version AS live, r.contact_version AS rebuilt, count(*) OVER () AS n '
-            f'FROM "{target}".{EXPECTED} e LEFT JOIN "{target}".contact_profiles r USING (contact_id) '
-            "WHERE r.contact_version IS NULL OR r.contact_version < e.contact_version "
-            "ORDER BY e.contact_id LIMIT 1"
-        ))).first()
-        await conn.execute(text(f'DROP TABLE "{target}".{EXPECTED}'))
-    if first is None:
-        return
-    example = f"contact {first.contact_id}: version {first.live} live, {first.rebuilt or 'none'} replayed"
-    past_end = {partition: (offset, replayed.ends.get(partition, 0)) for partition, offset in stored.items()
-                if offset > replayed.ends.get(partition, 0)}
-    refusal = behind_live(topic, behind=first.n, expected=expected, example=example, consumed_past_end=past_end)
-    assert refusal is not None
-    raise refusal
-
-
 async def _count(engine: AsyncEngine, table: str, where: str = "") -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table} {where}"))).scalar_one())
@@ -287,13 +209,13 @@ async def rebuild(
         started = time.monotonic()
         topic = ProfilesTopics.qualified(settings.platform.topic_prefix).contact_events
         try:
-            expected, stored = await _expect_live(live_engine, settings=settings, live=live, target=target,
+            expected, stored = await expect_live(live_engine, settings=settings, live=live, target=target,
                                                   topic=topic)
             log_replay = await replay_topics(
                 target_engine, settings=settings, quiet_seconds=quiet_seconds, batch_size=settings.batch_size
             )
-            await _check_against_live(live_engine, target=target, topic=topic, expected=expected, stored=stored,
-                                      replayed=log_replay)
+            await check_against_live(live_engine, target=target, topic=topic, expected=expected, stored=stored,
+                                      ends=log_replay.ends)
         except IncompleteLog:
             await target_engine.dispose()
             async with live_engine.begin() as conn:

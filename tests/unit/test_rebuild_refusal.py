@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.profiles.rebuild import behind_live, headless
+from services.profiles.log_completeness import behind_live, headless
 
 
 def test_a_log_whose_partitions_all_start_at_zero_is_accepted() -> None:
