@@ -5,7 +5,7 @@ topic through the outbox."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -133,8 +133,12 @@ async def apply_answers(
     raise AssertionError("unreachable")
 
 
-def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery) -> None:
-    """Subscribe ingest to identity's row outcomes."""
+def register(
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery,
+    on_counted: Callable[[], None] = lambda: None,
+) -> None:
+    """Subscribe ingest to identity's row outcomes; ``on_counted`` is called once a batch of them is counted
+    (pacing reads the counts again)."""
 
     @delivery.subscriber(
         broker,
@@ -149,6 +153,8 @@ def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, 
     async def on_import_rows_processed(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await apply_answers(engine, records, topics=topics, delivery=delivery)
+        if applied.rows:
+            on_counted()
         if applied.dead_letters:
             metrics.dead_letters_sent(delivery.service, applied.dead_letters)
             log.warning("row_outcomes.dead_lettered", dead_lettered=len(applied.dead_letters),

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import files, outcomes, store, sweeps
 from services.ingest.domain import FileProblem, Source, describe_ranges, merge_ranges, row_ranges
+from services.ingest.pacing import Pacing, Seat
 from services.ingest.reading.records import FileLimits
 from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
 from services.ingest.reading.sources import open_rows
@@ -142,7 +143,7 @@ class Importer:
 
     def __init__(
         self, *, engine: AsyncEngine, bootstrap_servers: str, topic: str, bulk_topic: str, bulk_rows: int,
-        data_dir: Path, batch_size: int, limits: FileLimits,
+        data_dir: Path, batch_size: int, limits: FileLimits, pacing: Pacing,
     ) -> None:
         self._engine = engine
         self._bootstrap_servers = bootstrap_servers
@@ -152,6 +153,7 @@ class Importer:
         self.data_dir = data_dir
         self._batch_size = batch_size
         self.limits = limits
+        self._pacing = pacing
 
     def local_path(self, import_id: str, *, source: Source = "csv") -> Path:
         """This instance's copy of the import's file (the upload, or a JSON import's rows)."""
@@ -206,7 +208,15 @@ class Importer:
             rows = await self._open(import_id, started, skip_through=skip_through)
             try:
                 events = await self._events(import_id, started.organizer_id, rows, producer)
-                async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
+                interactive = events.topic != self._bulk_topic
+                async with conn.begin():
+                    await store.note_lane(conn, import_id=import_id, lane="interactive" if interactive else "bulk",
+                                          expected_rows=rows.expected_rows)
+                seat = self._pacing.seat(import_id=import_id, organizer_id=started.organizer_id,
+                                         interactive=interactive, handed_on=skip_through)
+                async with seat as turns, contextlib.aclosing(
+                    self._handed_on(rows, events, producer, only=only, turns=turns, position=skip_through)
+                ) as batches:
                     async for prepared in batches:
                         published += len(prepared.row_numbers)
                         async with conn.begin():
@@ -278,10 +288,11 @@ class Importer:
 
     async def _handed_on(
         self, rows: RowSource, events: RowEvents, producer: AIOKafkaProducer,
-        *, only: Callable[[int], bool] | None = None,
+        *, only: Callable[[int], bool] | None = None, turns: Seat | None = None, position: int = 0,
     ) -> AsyncGenerator[Prepared, None]:
         """Every batch of the file once its records are acknowledged (only the rows ``only`` keeps, if given);
-        the next batch is read while one is acknowledged."""
+        the next batch is read while one is acknowledged. With ``turns``, each batch waits for its turn
+        (``pacing``) before it is sent; ``position`` is the row the reading starts after."""
         def prepare() -> Prepared:
             return _prepare(rows, events, self._batch_size, only)
 
@@ -289,6 +300,9 @@ class Importer:
         try:
             while True:
                 prepared = await reading
+                if turns is not None:
+                    await turns.turn(max(0, prepared.last_row - position))
+                    position = max(position, prepared.last_row)
                 sent = [
                     await producer.send_batch(batch, events.topic, partition=p) for p, batch, _ in prepared.batches
                 ]

@@ -150,6 +150,13 @@ async def start_parsing(conn: AsyncConnection, import_id: str) -> Any | None:
     return result.one_or_none()
 
 
+async def note_lane(conn: AsyncConnection, *, import_id: str, lane: str, expected_rows: int) -> None:
+    """The lane the import's rows take and how many rows its file holds, once it is opened."""
+    await conn.execute(
+        update(imports).where(imports.c.import_id == import_id).values(lane=lane, expected_rows=expected_rows)
+    )
+
+
 async def finish_parsing(conn: AsyncConnection, *, import_id: str, total_rows: int) -> Status:
     """The whole file has been read: store its row count and move on; if every outcome is already in (small
     files, fast identity), straight to the final status."""
