@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.db import imports
@@ -17,7 +17,8 @@ VIEW_COLUMNS = tuple(
     imports.c[name]
     for name in (
         "import_id", "organizer_id", "source", "filename", "status", "total_rows", "parsed_rows", "processed_rows",
-        "created", "matched", "errors", "error", "created_at", "updated_at", "started_at", "finished_at",
+        "created", "matched", "errors", "error", "created_at", "updated_at", "started_at", "finished_at", "lane",
+        "expected_rows",
     )
 )
 """What an organizer sees of an import (``GET /v1/imports/{id}``)."""
@@ -124,6 +125,22 @@ async def list_imports(
         query = query.where(tuple_(c.created_at, c.import_id) < position)
     result = await conn.execute(query.order_by(c.created_at.desc(), c.import_id.desc()).limit(limit))
     return list(result)
+
+
+async def places(conn: AsyncConnection, import_ids: list[str]) -> dict[str, Any]:
+    """Where each of ``import_ids`` stands among the imports in progress (started, not finished) on its lane, by
+    start (1 = started first): ``lane``, ``position`` and ``running``; imports not in progress are left out."""
+    result = await conn.execute(
+        text(
+            "SELECT import_id::text AS import_id, lane, position, running FROM ("
+            " SELECT import_id, lane, row_number() OVER (PARTITION BY lane ORDER BY started_at, import_id) AS position,"
+            " count(*) OVER (PARTITION BY lane) AS running FROM imports"
+            " WHERE status IN ('parsing', 'processing') AND started_at IS NOT NULL) AS in_progress "
+            "WHERE import_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": import_ids},
+    )
+    return {row.import_id: row for row in result}
 
 
 # --- reading the file ---------------------------------------------------------------------------------------
