@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
+import psycopg
 import structlog
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -124,12 +125,13 @@ async def apply_answers(
                 dead_letters=answers.dead_letters,
                 finished=[item for item in progress if item.finished_now],
             )
-        except DBAPIError as error:
+        except (DBAPIError, psycopg.Error) as error:
+            cause = getattr(error, "orig", error)  # COPY runs on the driver's connection: psycopg raises unwrapped
             if attempt == MAX_ATTEMPTS or not isinstance(
-                getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.SerializationFailure
+                cause, pg_errors.DeadlockDetected | pg_errors.SerializationFailure
             ):
                 raise
-            log.info("row_outcomes.retry", attempt=attempt, reason=type(error.orig).__name__)
+            log.info("row_outcomes.retry", attempt=attempt, reason=type(cause).__name__)
     raise AssertionError("unreachable")
 
 
