@@ -23,6 +23,7 @@ from shared import topics
 from shared.codec import encode
 from shared.db import create_engine
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
+from shared.pagination import encode_cursor
 from shared.producer import OutgoingMessage
 from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
@@ -247,8 +248,11 @@ async def test_an_organizer_pages_through_their_imports_newest_first(ingest: Ing
             break
 
     assert seen == list(reversed(uploaded))
-    bad = await ingest.client.get("/v1/imports", headers=ingest.auth(org), params={"cursor": "garbage"})
-    assert bad.status_code == 400
+    for bad in ("garbage", encode_cursor("contacts", "2026-01-01T00:00:00+00:00", "x"),
+                encode_cursor("imports", "2026-01-01T00:00:00+00:00", "not-a-uuid")):
+        refused = await ingest.client.get("/v1/imports", headers=ingest.auth(org), params={"cursor": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 async def test_rows_are_paged_in_file_order(ingest: Ingest) -> None:

@@ -3,14 +3,11 @@ their outcomes. Another organizer's import answers 404, exactly like one that do
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +17,7 @@ from services.ingest.domain import FINISHED, Source, Status, pace
 from services.ingest.intake.dependencies import Engine, ImportId, Organizer, not_found
 from services.ingest.reading.json_rows import JSON_KEYS
 from shared.events import RowOutcome
+from shared.pagination import NOT_A_CURSOR, Page, decode_cursor, encode_cursor, invalid_query
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
@@ -59,11 +57,6 @@ class ImportView(BaseModel):
     finished_at: datetime | None
     place: Place | None = Field(default=None, description="null unless started and not finished")
     progress: Progress | None = Field(default=None, description="null until started")
-
-
-class ImportPage(BaseModel):
-    items: list[ImportView]
-    next_cursor: str | None
 
 
 class RowView(BaseModel):
@@ -110,17 +103,17 @@ async def _views(conn: AsyncConnection, rows: list[Any]) -> list[ImportView]:
     return [_view(row, places, now) for row in rows]
 
 
-def _encode_cursor(view: ImportView) -> str:
-    position = json.dumps([view.created_at.isoformat(), view.import_id])
-    return base64.urlsafe_b64encode(position.encode()).decode()
+CURSOR_SCOPE = "imports"
+"""The organizer's imports, newest first: a cursor holds the last one's (created_at, import_id)."""
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _position(cursor: str) -> tuple[datetime, str]:
+    created_at, import_id = decode_cursor(cursor, CURSOR_SCOPE, (datetime, str))
+    assert isinstance(created_at, datetime) and isinstance(import_id, str)
     try:
-        created_at, import_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(uuid.UUID(import_id))
-    except (binascii.Error, ValueError, TypeError, UnicodeError) as error:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor: pass next_cursor back") from error
+        return created_at, str(uuid.UUID(import_id))
+    except ValueError as error:
+        raise invalid_query("cursor", NOT_A_CURSOR, cursor) from error
 
 
 @router.get("")
@@ -129,13 +122,16 @@ async def list_imports(
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
-) -> ImportPage:
+) -> Page[ImportView]:
     """The caller's imports, newest first."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = _position(cursor) if cursor else None
     async with engine.connect() as conn:
         rows = await store.list_imports(conn, organizer_id=organizer_id, limit=limit + 1, before=before)
         items = await _views(conn, rows[:limit])
-    return ImportPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
+    last = items[-1] if len(rows) > limit else None
+    return Page[ImportView](
+        items=items, next_cursor=encode_cursor(CURSOR_SCOPE, last.created_at, last.import_id) if last else None
+    )
 
 
 @router.get("/{import_id}")
