@@ -36,6 +36,7 @@ from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
 from shared.logcheck import Marker, lost_markers
 from shared.partitioning import partition_of
+from shared.tracing import TRACEPARENT
 from shared.wire import ImportRowReceived, encode
 
 log = structlog.get_logger(__name__)
@@ -87,9 +88,11 @@ class RowEvents:
     ``topic``."""
 
     def __init__(
-        self, *, import_id: str, organizer_id: str, topic: str, partitions: list[int], new_batch: Callable[[], Any]
+        self, *, import_id: str, organizer_id: str, topic: str, partitions: list[int], new_batch: Callable[[], Any],
+        traceparent: str | None = None,
     ) -> None:
         self.topic = topic
+        self._traceparent = traceparent
         self._import_id = import_id
         self._organizer_id = organizer_id
         self._partitions = partitions
@@ -97,12 +100,14 @@ class RowEvents:
         self._ids = RowIds(import_id)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """The CloudEvents headers every row of a batch shares (all but ``ce_id``)."""
+        """The CloudEvents headers every row of a batch shares (all but ``ce_id``), and the import's trace
+        context (one trace per import, from its upload on)."""
         shared = cloud_event_headers(
             id="", type=ImportRowReceivedV1.TYPE, source=SOURCE, time=datetime.now(UTC).isoformat(),
             subject=self._import_id, correlation_id=self._import_id,
         )
-        return [item for item in shared if item[0] != "ce_id"]
+        trace = [(TRACEPARENT, self._traceparent.encode())] if self._traceparent else []
+        return [item for item in shared if item[0] != "ce_id"] + trace
 
     def records(self, rows: list[ValidRow]) -> Iterator[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
         """(partition, key, value, headers) of each row, in row order."""
@@ -176,7 +181,8 @@ class Importer:
         )
 
     async def _events(
-        self, import_id: str, organizer_id: str, rows: RowSource, producer: AIOKafkaProducer
+        self, import_id: str, organizer_id: str, rows: RowSource, producer: AIOKafkaProducer,
+        traceparent: str | None,
     ) -> RowEvents:
         """The import's rows go to the bulk lane when it has more than ``bulk_rows`` (decided by the file's size,
         so rows published again take the lane they took the first time), else to the interactive one."""
@@ -184,7 +190,7 @@ class Importer:
         partitions = sorted(await producer.partitions_for(topic))
         return RowEvents(
             import_id=import_id, organizer_id=organizer_id, topic=topic, partitions=partitions,
-            new_batch=producer.create_batch,
+            new_batch=producer.create_batch, traceparent=traceparent,
         )
 
     async def import_file(self, conn: AsyncConnection, *, import_id: str, producer: AIOKafkaProducer) -> None:
@@ -207,7 +213,7 @@ class Importer:
         try:
             rows = await self._open(import_id, started, skip_through=skip_through)
             try:
-                events = await self._events(import_id, started.organizer_id, rows, producer)
+                events = await self._events(import_id, started.organizer_id, rows, producer, started.traceparent)
                 interactive = events.topic != self._bulk_topic
                 async with conn.begin():
                     await store.note_lane(conn, import_id=import_id, lane="interactive" if interactive else "bulk",
@@ -269,7 +275,7 @@ class Importer:
             log.warning("import.republish_impossible", import_id=import_id, reason=str(problem))
             return ranges
         try:
-            events = await self._events(import_id, claimed.organizer_id, rows, producer)
+            events = await self._events(import_id, claimed.organizer_id, rows, producer, claimed.traceparent)
             only = functools.partial(is_unanswered, answered)
             async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
                 async for prepared in batches:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.db import imports
 from services.ingest.domain import FINISHED, PARSABLE, ColumnMap, Source, Status, advance
+from shared.tracing import new_traceparent
 
 VIEW_COLUMNS = tuple(
     imports.c[name]
@@ -44,15 +45,18 @@ async def create_import(
     error: str | None = None,
     idempotency_key: str | None = None,
     request_fingerprint: str | None = None,
+    traceparent: str | None = None,
 ) -> None:
     """A new import, ``uploaded`` (waiting for ``start_import``) with what inspecting its file found, or at
-    once in ``error`` when the file cannot be imported as a whole (``error`` says why)."""
+    once in ``error`` when the file cannot be imported as a whole (``error`` says why). Its trace starts here:
+    ``traceparent``, else the current span's, else a new one; every row event of the import carries it."""
     await conn.execute(
         insert(imports).values(
             import_id=import_id, organizer_id=organizer_id, source=source, filename=pg_text(filename),
             status="error" if error is not None else "uploaded", error=pg_text(error),
             finished_at=func.now() if error is not None else None, inspection=inspection,
             idempotency_key=idempotency_key, request_fingerprint=request_fingerprint,
+            traceparent=traceparent or new_traceparent(),
         )
     )
 
@@ -162,7 +166,7 @@ async def start_parsing(conn: AsyncConnection, import_id: str) -> Any | None:
         update(imports)
         .where(c.import_id == import_id, c.status.in_(PARSABLE))
         .values(updated_at=func.now())
-        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping, c.rows_marker)
+        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping, c.rows_marker, c.traceparent)
     )
     return result.one_or_none()
 

@@ -25,6 +25,7 @@ from shared.db import create_engine
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
 from shared.pagination import encode_cursor
 from shared.producer import OutgoingMessage
+from shared.tracing import span_context_of
 from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, envelope_for
@@ -78,6 +79,8 @@ async def test_an_import_is_processed_once_every_row_has_an_outcome(ingest: Inge
     assert {(e.correlation_id, e.subject, e.source) for e in envelopes} == {
         (import_id, import_id, "kagibag-contacts/ingest")
     }
+    (trace,) = {r.headers.get("traceparent") for r in rows}  # one trace per import, from its upload on
+    assert trace is not None and span_context_of(trace.decode()) is not None
     jane = str(uuid.uuid4())
     await ingest.answer(ingest.outcomes(
         ingest.processed(rows[0], "created", contact_id=jane),
