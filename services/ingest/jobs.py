@@ -178,6 +178,8 @@ class ImportJobs:
             "timed_out_last_day": found.timed_out,
             "oldest_progress_at": found.oldest_progress.isoformat() if found.oldest_progress else None,
         }
+        in_flight = self._pacing.in_flight()
+        imports["read_here"] = {"imports": len(in_flight), "rows_in_flight": sum(in_flight.values())}
         if found.overdue or found.timed_out:
             imports["cause"] = (
                 f"identity has not answered rows of {found.overdue + found.timed_out} import(s) within "
