@@ -9,7 +9,8 @@ timed until its ``ContactProfileUpdatedV1`` is on ``contacts.profile-updates.v1`
 another organizer every ``--small-every`` seconds, timed to ``processed`` and until profiles holds its 10 contacts.
 Prints p50/p95/p99 and the bulk throughput with and without the interactive load. Not a test: run it by hand on a
 machine otherwise quiet (the summary prints the load average). ``--env NAME=VALUE`` passes settings to the
-services (e.g. ``--env CONTACTS_INGEST_TOTAL_WINDOW_ROWS=50000``)."""
+services (e.g. ``--env CONTACTS_INGEST_TOTAL_WINDOW_ROWS=50000``); ``--pace-by-profiles`` makes ingest count
+profiles' lag on the contact log as bulk rows in flight (``CONTACTS_INGEST_PACE_BY_GROUPS``)."""
 
 from __future__ import annotations
 
@@ -189,6 +190,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     broker = start_broker(port=free_port(), log_path=work / "tansu.log")
     isolation = Isolation(database_url=args.database_url, kafka_bootstrap=broker.bootstrap_servers)
     extra = dict(item.split("=", 1) for item in args.env)
+    if args.pace_by_profiles:
+        extra["CONTACTS_INGEST_PACE_BY_GROUPS"] = json.dumps([isolation.consumer_group("profiles")])
     try:
         isolation.migrate()
         env = {**isolation.env(), **extra}
@@ -248,6 +251,8 @@ def main() -> None:
                         help="how long to wait for the last profile updates after the bulk import")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--pace-by-profiles", action="store_true",
+                        help="ingest also paces the bulk lane by profiles' lag on the contact log")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="contacts-latency-"))

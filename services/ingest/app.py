@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.ingest.config import IngestSettings
+from services.ingest.downstream import DownstreamLag
 from services.ingest.fairness import weights
 from services.ingest.handlers import IngestTopics, register
 from services.ingest.importer import Importer
@@ -58,6 +59,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
         engine=engine, windows=settings.windows(),
         weight_of=weights(settings.organizer_weights, default=settings.default_weight),
         poll_seconds=settings.pacing_poll_seconds, patience_seconds=settings.answer_deadline_seconds,
+        downstream_lag=DownstreamLag(
+            bootstrap_servers=platform.kafka_bootstrap_servers, topic=topics.CONTACT_EVENTS.qualified(prefix),
+            groups=settings.pace_by_groups, client_options=clients.options("consumer"),
+        ) if settings.pace_by_groups else None,
     )
     register(broker, engine=engine, topics=ingest_topics, delivery=delivery, on_counted=pacing.nudge)
     importer = Importer(

@@ -39,6 +39,10 @@ class IngestSettings(BaseSettings):
                                                 organizers in proportion to their weights (others weigh
                                                 CONTACTS_INGEST_DEFAULT_WEIGHT, 1), an organizer's imports
                                                 sharing its part equally
+    CONTACTS_INGEST_PACE_BY_GROUPS              JSON list of consumer groups reading contacts.contact-events.v1
+                                                (e.g. ["profiles"]) whose lag counts as bulk rows in flight: the
+                                                bulk lane then also waits for them (default none; a group that
+                                                stops reading then holds bulk imports back)
     CONTACTS_INGEST_PACING_POLL_SECONDS         how often an instance reads the answered rows while an import
                                                 waits for room (default 0.5; at once when it counted answers)
     CONTACTS_INGEST_SWEEP_SECONDS               how often an instance looks for started imports no one reads
@@ -72,6 +76,7 @@ class IngestSettings(BaseSettings):
     organizer_weights: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
     default_weight: float = Field(default=1.0, gt=0, le=1000)
     pacing_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    pace_by_groups: list[str] = Field(default_factory=list, max_length=8)
     sweep_seconds: float = Field(default=10.0, gt=0)
     answer_deadline_seconds: float = Field(default=600.0, gt=0)
     upload_expiry_seconds: float = Field(default=86_400.0, gt=0)

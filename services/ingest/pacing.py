@@ -10,14 +10,17 @@ once when this instance has counted answers (``nudge``).
 Backpressure, never loss: an import without room waits. But pacing never outlasts the answer deadline: an import
 that waited ``patience_seconds`` without any of its rows being answered stops being paced for the rest of its
 reading, so it reaches ``processing`` and the deadline's rules (publish again once, then give up naming the rows)
-take over, as they would have without pacing."""
+take over, as they would have without pacing.
+
+Optionally (``downstream_lag``, see ``downstream.py``) the lag of the contact log's readers counts as bulk rows in
+flight too, so the bulk lane also waits for profiles, not only for identity."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -68,7 +71,8 @@ class Seat:
 class Pacing:
     def __init__(
         self, *, engine: AsyncEngine, windows: Windows, weight_of: Callable[[str], float], poll_seconds: float,
-        patience_seconds: float,
+        patience_seconds: float, downstream_lag: Callable[[], Awaitable[int]] | None = None,
+        downstream_seconds: float = 1.0,
     ) -> None:
         self._engine = engine
         self.windows = windows
@@ -79,6 +83,11 @@ class Pacing:
         self._shares = Shares()
         self._others_in_flight = 0
         """Bulk rows in flight of imports this instance does not read."""
+        self._downstream_lag = downstream_lag
+        self._downstream_seconds = downstream_seconds
+        self._downstream = 0
+        """Records the readers of the contact log have yet to read (``downstream``), counted as bulk in flight."""
+        self._downstream_at = 0.0
         self._wake = asyncio.Event()
 
     def nudge(self) -> None:
@@ -125,6 +134,12 @@ class Pacing:
                 )
             )
             rows = list(result)
+        if self._downstream_lag is not None and time.monotonic() >= self._downstream_at:
+            self._downstream_at = time.monotonic() + self._downstream_seconds
+            try:
+                self._downstream = await self._downstream_lag()
+            except Exception as error:  # the last reading stands; pacing by identity's answers goes on
+                log.warning("imports.downstream_lag_unknown", error=f"{type(error).__name__}: {error}"[:200])
         others, now = 0, time.monotonic()
         for row in rows:
             seat = self._seats.get(row.import_id)
@@ -143,7 +158,9 @@ class Pacing:
                 seat.unpaced = True
                 log.warning("import.pacing_gave_up", import_id=seat.import_id, correlation_id=seat.import_id,
                             in_flight=seat.in_flight, waited_seconds=round(now - seat.progress_at, 1))
-        bulk = self._others_in_flight + sum(s.in_flight for s in self._seats.values() if not s.interactive)
+        bulk = self._others_in_flight + self._downstream + sum(
+            s.in_flight for s in self._seats.values() if not s.interactive
+        )
         while waiting:
             unpaced = next((seat for seat in waiting.values() if seat.unpaced), None)
             claims = [

@@ -1,12 +1,13 @@
 """ingest's pacing against the real PostgreSQL (no broker): an import's turn waits while its window is full and
-comes once identity's answers are counted; another instance's bulk rows in flight fill the lane's window too; an
-import whose rows get no answer for the patience stops being paced (the deadline's rules take over)."""
+comes once identity's answers are counted; another instance's bulk rows in flight fill the lane's window too, and
+so does the contact log's readers' lag when pacing by them; an import whose rows get no answer for the patience
+stops being paced (the deadline's rules take over)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import update
@@ -30,9 +31,11 @@ async def engine(isolation: Isolation) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def pacing(engine: AsyncEngine, *, patience: float = 60.0) -> Pacing:
+def pacing(engine: AsyncEngine, *, patience: float = 60.0,
+           downstream_lag: Callable[[], Awaitable[int]] | None = None) -> Pacing:
     return Pacing(engine=engine, windows=Windows(per_import=3000, total=5000), weight_of=weights({}),
-                  poll_seconds=0.05, patience_seconds=patience)
+                  poll_seconds=0.05, patience_seconds=patience, downstream_lag=downstream_lag,
+                  downstream_seconds=0.05)
 
 
 async def reading(engine: AsyncEngine, organizer: str, *, parsed: int = 0, processed: int = 0,
@@ -103,5 +106,25 @@ async def test_an_import_without_answers_for_the_patience_stops_being_paced(engi
             await seat.turn(3000)
             await asyncio.wait_for(seat.turn(1000), 3)  # no answer came: given up pacing it
             assert seat.unpaced and seat.in_flight == 4000
+    finally:
+        polling.cancel()
+
+
+async def test_with_pacing_by_downstream_groups_their_lag_holds_the_bulk_lane_back(engine: AsyncEngine) -> None:
+    lag = [4500]
+
+    async def contact_log_lag() -> int:
+        return lag[0]
+
+    paced = pacing(engine, downstream_lag=contact_log_lag)
+    import_id = await reading(engine, "org-a")
+    polling = asyncio.create_task(paced.run())
+    try:
+        async with paced.seat(import_id=import_id, organizer_id="org-a", interactive=False, handed_on=0) as seat:
+            waiting = asyncio.create_task(seat.turn(1000))
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "profiles has 4,500 records to read: 1,000 more would exceed 5,000"
+            lag[0] = 3000
+            await asyncio.wait_for(waiting, 2)
     finally:
         polling.cancel()
