@@ -5,7 +5,8 @@ acknowledged. This is the one place where rows become events and are published.
 Per row, only what the wire needs is built: the row's struct encoded by the fast codec, its key, and its headers
 (the batch's CloudEvents headers with the row's own ``ce_id``); rows are grouped by the partition Kafka's default
 partitioner gives their key (``shared.partitioning``) and appended straight into the producer's record batches,
-off the event loop."""
+off the event loop. Before it is sent, each batch of a file being read waits for its import's turn (``pacing``:
+fair shares between imports, paced by identity's answers); rows published again do not wait."""
 
 from __future__ import annotations
 
