@@ -13,6 +13,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.ingest.config import IngestSettings
+from services.ingest.downstream import DownstreamLag
+from services.ingest.fairness import weights
 from services.ingest.handlers import IngestTopics, register
 from services.ingest.importer import Importer
 from services.ingest.intake import imports_api, mapping_api, upload_api
@@ -22,6 +24,7 @@ from services.ingest.intake.json_imports import JsonImports
 from services.ingest.intake.uploads import Uploads
 from services.ingest.jobs import ImportJobs
 from services.ingest.mcp_server import ServiceImports, build_server, http_app
+from services.ingest.pacing import Pacing
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine
@@ -52,14 +55,23 @@ def create_app(settings: IngestSettings) -> FastAPI:
         service=SERVICE, group=settings.consumer_group, bootstrap_servers=platform.kafka_bootstrap_servers,
         channel=relay_channel(settings.db_schema), kafka_options=clients.options("consumer"),
     )
-    register(broker, engine=engine, topics=ingest_topics, delivery=delivery)
+    pacing = Pacing(
+        engine=engine, windows=settings.windows(),
+        weight_of=weights(settings.organizer_weights, default=settings.default_weight),
+        poll_seconds=settings.pacing_poll_seconds, patience_seconds=settings.answer_deadline_seconds,
+        downstream_lag=DownstreamLag(
+            bootstrap_servers=platform.kafka_bootstrap_servers, topic=topics.CONTACT_EVENTS.qualified(prefix),
+            groups=settings.pace_by_groups, client_options=clients.options("consumer"),
+        ) if settings.pace_by_groups else None,
+    )
+    register(broker, engine=engine, topics=ingest_topics, delivery=delivery, on_counted=pacing.nudge)
     importer = Importer(
         engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, topic=ingest_topics.import_rows,
         bulk_topic=ingest_topics.bulk_import_rows, bulk_rows=settings.bulk_rows, data_dir=settings.data_dir,
-        batch_size=settings.publish_batch_size, limits=settings.file_limits(),
+        batch_size=settings.publish_batch_size, limits=settings.file_limits(), pacing=pacing,
     )
     jobs = ImportJobs(
-        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, importer=importer,
+        engine=engine, bootstrap_servers=platform.kafka_bootstrap_servers, importer=importer, pacing=pacing,
         parallel=settings.max_parallel_imports, sweep_seconds=settings.sweep_seconds,
         answer_deadline_seconds=settings.answer_deadline_seconds, upload_expiry_seconds=settings.upload_expiry_seconds,
         broker_check_seconds=settings.broker_check_seconds,

@@ -52,10 +52,14 @@ imports = Table(
     Column("timed_out_at", DateTime(timezone=True), comment="when the import gave up waiting for answers"),
     Column("republished_rows", JSONB, comment="the rows published again, as [first, last] ranges (at most 1,000)"),
     Column("rows_marker", Text, comment="where the last batch of rows landed: is the broker's log still that one?"),
+    Column("lane", Text, comment="the lane its rows take: interactive or bulk (known once its file is opened)"),
+    Column("expected_rows", Integer, comment="rows its file holds (known once it is opened)"),
+    Column("traceparent", Text, comment="W3C trace context of the upload: one trace per import"),
     CheckConstraint(
         "status IN ('uploaded', 'parsing', 'processing', 'processed', 'error')", name="imports_status_check"
     ),
     Index("imports_by_organizer", "organizer_id", "created_at", "import_id"),
+    Index("imports_in_progress", "started_at", postgresql_where=text("status IN ('parsing', 'processing')")),
     Index(
         "imports_by_idempotency_key", "organizer_id", "idempotency_key", unique=True,
         postgresql_where=text("idempotency_key IS NOT NULL"),

@@ -162,3 +162,23 @@ def no_answer(unanswered: int, ranges: Sequence[tuple[int, int]], *, deadline_se
         f"even after they were published again{which}; the other rows were counted. Answers that come later are "
         "still counted, and the import finishes once every row has one."
     )
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast an import's rows are answered, and how long the rest should take at that pace."""
+
+    rows_per_second: float | None
+    estimated_seconds_left: float | None
+
+
+def pace(*, answered: int, expected: int | None, elapsed_seconds: float, finished: bool) -> Pace:
+    """The average pace since the import started (``answered`` rows in ``elapsed_seconds``) and the seconds its
+    ``expected`` rows still need at it: 0 once finished, unknown (None) before the first answer or while the
+    file's size is unknown."""
+    rate = answered / elapsed_seconds if answered and elapsed_seconds > 0 else None
+    if finished:
+        return Pace(rate, 0.0)
+    if rate is None or expected is None:
+        return Pace(rate, None)
+    return Pace(rate, max(0, expected - answered) / rate)

@@ -5,10 +5,11 @@ topic through the outbox."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
+import psycopg
 import structlog
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -124,17 +125,22 @@ async def apply_answers(
                 dead_letters=answers.dead_letters,
                 finished=[item for item in progress if item.finished_now],
             )
-        except DBAPIError as error:
+        except (DBAPIError, psycopg.Error) as error:
+            cause = getattr(error, "orig", error)  # COPY runs on the driver's connection: psycopg raises unwrapped
             if attempt == MAX_ATTEMPTS or not isinstance(
-                getattr(error, "orig", None), pg_errors.DeadlockDetected | pg_errors.SerializationFailure
+                cause, pg_errors.DeadlockDetected | pg_errors.SerializationFailure
             ):
                 raise
-            log.info("row_outcomes.retry", attempt=attempt, reason=type(error.orig).__name__)
+            log.info("row_outcomes.retry", attempt=attempt, reason=type(cause).__name__)
     raise AssertionError("unreachable")
 
 
-def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery) -> None:
-    """Subscribe ingest to identity's row outcomes."""
+def register(
+    broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, delivery: Delivery,
+    on_counted: Callable[[], None] = lambda: None,
+) -> None:
+    """Subscribe ingest to identity's row outcomes; ``on_counted`` is called once a batch of them is counted
+    (pacing reads the counts again)."""
 
     @delivery.subscriber(
         broker,
@@ -149,6 +155,8 @@ def register(broker: KafkaBroker, *, engine: AsyncEngine, topics: IngestTopics, 
     async def on_import_rows_processed(msg: KafkaMessage) -> None:
         records = raw_records(msg)
         applied = await apply_answers(engine, records, topics=topics, delivery=delivery)
+        if applied.rows:
+            on_counted()
         if applied.dead_letters:
             metrics.dead_letters_sent(delivery.service, applied.dead_letters)
             log.warning("row_outcomes.dead_lettered", dead_lettered=len(applied.dead_letters),

@@ -5,7 +5,8 @@ acknowledged. This is the one place where rows become events and are published.
 Per row, only what the wire needs is built: the row's struct encoded by the fast codec, its key, and its headers
 (the batch's CloudEvents headers with the row's own ``ce_id``); rows are grouped by the partition Kafka's default
 partitioner gives their key (``shared.partitioning``) and appended straight into the producer's record batches,
-off the event loop."""
+off the event loop. Before it is sent, each batch of a file being read waits for its import's turn (``pacing``:
+fair shares between imports, paced by identity's answers); rows published again do not wait."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import files, outcomes, store, sweeps
 from services.ingest.domain import FileProblem, Source, describe_ranges, merge_ranges, row_ranges
+from services.ingest.pacing import Pacing, Seat
 from services.ingest.reading.records import FileLimits
 from services.ingest.reading.rows import RejectedRow, RowSource, ValidRow
 from services.ingest.reading.sources import open_rows
@@ -35,6 +37,7 @@ from shared.envelope import cloud_event_headers
 from shared.events import ImportRowReceivedV1
 from shared.logcheck import Marker, lost_markers
 from shared.partitioning import partition_of
+from shared.tracing import TRACEPARENT
 from shared.wire import ImportRowReceived, encode
 
 log = structlog.get_logger(__name__)
@@ -86,9 +89,11 @@ class RowEvents:
     ``topic``."""
 
     def __init__(
-        self, *, import_id: str, organizer_id: str, topic: str, partitions: list[int], new_batch: Callable[[], Any]
+        self, *, import_id: str, organizer_id: str, topic: str, partitions: list[int], new_batch: Callable[[], Any],
+        traceparent: str | None = None,
     ) -> None:
         self.topic = topic
+        self._traceparent = traceparent
         self._import_id = import_id
         self._organizer_id = organizer_id
         self._partitions = partitions
@@ -96,12 +101,14 @@ class RowEvents:
         self._ids = RowIds(import_id)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """The CloudEvents headers every row of a batch shares (all but ``ce_id``)."""
+        """The CloudEvents headers every row of a batch shares (all but ``ce_id``), and the import's trace
+        context (one trace per import, from its upload on)."""
         shared = cloud_event_headers(
             id="", type=ImportRowReceivedV1.TYPE, source=SOURCE, time=datetime.now(UTC).isoformat(),
             subject=self._import_id, correlation_id=self._import_id,
         )
-        return [item for item in shared if item[0] != "ce_id"]
+        trace = [(TRACEPARENT, self._traceparent.encode())] if self._traceparent else []
+        return [item for item in shared if item[0] != "ce_id"] + trace
 
     def records(self, rows: list[ValidRow]) -> Iterator[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
         """(partition, key, value, headers) of each row, in row order."""
@@ -142,7 +149,7 @@ class Importer:
 
     def __init__(
         self, *, engine: AsyncEngine, bootstrap_servers: str, topic: str, bulk_topic: str, bulk_rows: int,
-        data_dir: Path, batch_size: int, limits: FileLimits,
+        data_dir: Path, batch_size: int, limits: FileLimits, pacing: Pacing,
     ) -> None:
         self._engine = engine
         self._bootstrap_servers = bootstrap_servers
@@ -152,6 +159,7 @@ class Importer:
         self.data_dir = data_dir
         self._batch_size = batch_size
         self.limits = limits
+        self._pacing = pacing
 
     def local_path(self, import_id: str, *, source: Source = "csv") -> Path:
         """This instance's copy of the import's file (the upload, or a JSON import's rows)."""
@@ -174,7 +182,8 @@ class Importer:
         )
 
     async def _events(
-        self, import_id: str, organizer_id: str, rows: RowSource, producer: AIOKafkaProducer
+        self, import_id: str, organizer_id: str, rows: RowSource, producer: AIOKafkaProducer,
+        traceparent: str | None,
     ) -> RowEvents:
         """The import's rows go to the bulk lane when it has more than ``bulk_rows`` (decided by the file's size,
         so rows published again take the lane they took the first time), else to the interactive one."""
@@ -182,7 +191,7 @@ class Importer:
         partitions = sorted(await producer.partitions_for(topic))
         return RowEvents(
             import_id=import_id, organizer_id=organizer_id, topic=topic, partitions=partitions,
-            new_batch=producer.create_batch,
+            new_batch=producer.create_batch, traceparent=traceparent,
         )
 
     async def import_file(self, conn: AsyncConnection, *, import_id: str, producer: AIOKafkaProducer) -> None:
@@ -205,8 +214,16 @@ class Importer:
         try:
             rows = await self._open(import_id, started, skip_through=skip_through)
             try:
-                events = await self._events(import_id, started.organizer_id, rows, producer)
-                async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
+                events = await self._events(import_id, started.organizer_id, rows, producer, started.traceparent)
+                interactive = events.topic != self._bulk_topic
+                async with conn.begin():
+                    await store.note_lane(conn, import_id=import_id, lane="interactive" if interactive else "bulk",
+                                          expected_rows=rows.expected_rows)
+                seat = self._pacing.seat(import_id=import_id, organizer_id=started.organizer_id,
+                                         interactive=interactive, handed_on=skip_through)
+                async with seat as turns, contextlib.aclosing(
+                    self._handed_on(rows, events, producer, only=only, turns=turns, position=skip_through)
+                ) as batches:
                     async for prepared in batches:
                         published += len(prepared.row_numbers)
                         async with conn.begin():
@@ -259,7 +276,7 @@ class Importer:
             log.warning("import.republish_impossible", import_id=import_id, reason=str(problem))
             return ranges
         try:
-            events = await self._events(import_id, claimed.organizer_id, rows, producer)
+            events = await self._events(import_id, claimed.organizer_id, rows, producer, claimed.traceparent)
             only = functools.partial(is_unanswered, answered)
             async with contextlib.aclosing(self._handed_on(rows, events, producer, only=only)) as batches:
                 async for prepared in batches:
@@ -278,10 +295,11 @@ class Importer:
 
     async def _handed_on(
         self, rows: RowSource, events: RowEvents, producer: AIOKafkaProducer,
-        *, only: Callable[[int], bool] | None = None,
+        *, only: Callable[[int], bool] | None = None, turns: Seat | None = None, position: int = 0,
     ) -> AsyncGenerator[Prepared, None]:
         """Every batch of the file once its records are acknowledged (only the rows ``only`` keeps, if given);
-        the next batch is read while one is acknowledged."""
+        the next batch is read while one is acknowledged. With ``turns``, each batch waits for its turn
+        (``pacing``) before it is sent; ``position`` is the row the reading starts after."""
         def prepare() -> Prepared:
             return _prepare(rows, events, self._batch_size, only)
 
@@ -289,6 +307,9 @@ class Importer:
         try:
             while True:
                 prepared = await reading
+                if turns is not None:
+                    await turns.turn(max(0, prepared.last_row - position))
+                    position = max(position, prepared.last_row)
                 sent = [
                     await producer.send_batch(batch, events.topic, partition=p) for p, batch, _ in prepared.batches
                 ]

@@ -1,5 +1,6 @@
-"""ingest's background work, in every instance: reading the started imports' files with the importer (at most
-``parallel`` at a time), and a sweep every ``sweep_seconds`` that
+"""ingest's background work, in every instance: reading the started imports' files with the importer (all of
+them at once, handing their rows on in the fair, paced turns of ``pacing``), and a sweep every ``sweep_seconds``
+that
 
 - resumes an import left half-read by a crashed instance (any instance can: the files are in PostgreSQL);
 - publishes again, once, the rows of an import that got no answer for ``answer_deadline_seconds``, and ends it
@@ -9,7 +10,7 @@
 - expires the uploads never started within ``upload_expiry_seconds``, and deletes the files no longer needed.
 
 An advisory lock per import keeps two instances (or a sweep and a fresh start) from working on one import at
-once; a failed attempt is retried with a growing delay."""
+once; a failed attempt is retried with a growing delay. Publishing again takes one of ``parallel`` slots."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.ingest import outcomes, store, sweeps
 from services.ingest.domain import no_answer, row_ranges
 from services.ingest.importer import Importer
+from services.ingest.pacing import Pacing
 from services.ingest.row_blocks import unanswered
 from shared.logcheck import Marker, lost_markers
 
@@ -44,8 +46,9 @@ Work = Callable[[AsyncConnection], Awaitable[object]]
 
 class ImportJobs:
     def __init__(
-        self, *, engine: AsyncEngine, bootstrap_servers: str, importer: Importer, parallel: int, sweep_seconds: float,
-        answer_deadline_seconds: float, upload_expiry_seconds: float, broker_check_seconds: float,
+        self, *, engine: AsyncEngine, bootstrap_servers: str, importer: Importer, pacing: Pacing, parallel: int,
+        sweep_seconds: float, answer_deadline_seconds: float, upload_expiry_seconds: float,
+        broker_check_seconds: float,
     ) -> None:
         self._engine = engine
         self._broker_check = broker_check_seconds
@@ -53,6 +56,7 @@ class ImportJobs:
         self._next_marker_check = 0.0
         self._lost_at: dict[str, float] = {}
         self._importer = importer
+        self._pacing = pacing
         self._parallel = parallel
         self._sweep_seconds = sweep_seconds
         self._deadline = answer_deadline_seconds
@@ -70,15 +74,16 @@ class ImportJobs:
         tasks: dict[str, asyncio.Task[None]] = {}
         slots = asyncio.Semaphore(self._parallel)
 
-        def spawn(key: str, import_id: str, work: Work) -> None:
+        def spawn(key: str, import_id: str, work: Work, *, slot: bool = True) -> None:
             if key not in tasks:
-                task = asyncio.create_task(self._locked(import_id, work, slots), name=f"ingest-{key}")
+                task = asyncio.create_task(self._locked(import_id, work, slots if slot else None),
+                                           name=f"ingest-{key}")
                 tasks[key] = task
                 task.add_done_callback(lambda _: tasks.pop(key, None))
 
-        def read(import_id: str) -> None:
+        def read(import_id: str) -> None:  # no slot: reads wait for their turns in pacing, not for each other
             spawn(f"read-{import_id}", import_id,
-                  functools.partial(self._importer.import_file, import_id=import_id, producer=producer))
+                  functools.partial(self._importer.import_file, import_id=import_id, producer=producer), slot=False)
 
         async def take_wanted() -> None:
             while True:
@@ -92,7 +97,8 @@ class ImportJobs:
                     log.exception("imports.sweep_failed")
                 await asyncio.sleep(self._sweep_seconds)
 
-        loops = [asyncio.create_task(take_wanted()), asyncio.create_task(sweep())]
+        loops = [asyncio.create_task(take_wanted()), asyncio.create_task(sweep()),
+                 asyncio.create_task(self._pacing.run())]
         try:
             yield
         finally:
@@ -172,6 +178,8 @@ class ImportJobs:
             "timed_out_last_day": found.timed_out,
             "oldest_progress_at": found.oldest_progress.isoformat() if found.oldest_progress else None,
         }
+        in_flight = self._pacing.in_flight()
+        imports["read_here"] = {"imports": len(in_flight), "rows_in_flight": sum(in_flight.values())}
         if found.overdue or found.timed_out:
             imports["cause"] = (
                 f"identity has not answered rows of {found.overdue + found.timed_out} import(s) within "
@@ -200,10 +208,11 @@ class ImportJobs:
             )
         log.warning("import.timed_out", import_id=import_id, correlation_id=import_id, unanswered=missing)
 
-    async def _locked(self, import_id: str, work: Work, slots: asyncio.Semaphore) -> None:
-        """``work`` under the import's advisory lock (skipped when another instance holds it), retried."""
+    async def _locked(self, import_id: str, work: Work, slots: asyncio.Semaphore | None) -> None:
+        """``work`` under the import's advisory lock (skipped when another instance holds it), retried; in one
+        of ``slots`` when given."""
         delay = 1.0
-        async with slots:
+        async with slots or contextlib.nullcontext():
             while True:
                 try:
                     async with self._engine.connect() as conn:

@@ -7,17 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.db import imports
 from services.ingest.domain import FINISHED, PARSABLE, ColumnMap, Source, Status, advance
+from shared.tracing import new_traceparent
 
 VIEW_COLUMNS = tuple(
     imports.c[name]
     for name in (
         "import_id", "organizer_id", "source", "filename", "status", "total_rows", "parsed_rows", "processed_rows",
-        "created", "matched", "errors", "error", "created_at", "updated_at", "started_at", "finished_at",
+        "created", "matched", "errors", "error", "created_at", "updated_at", "started_at", "finished_at", "lane",
+        "expected_rows",
     )
 )
 """What an organizer sees of an import (``GET /v1/imports/{id}``)."""
@@ -43,15 +45,18 @@ async def create_import(
     error: str | None = None,
     idempotency_key: str | None = None,
     request_fingerprint: str | None = None,
+    traceparent: str | None = None,
 ) -> None:
     """A new import, ``uploaded`` (waiting for ``start_import``) with what inspecting its file found, or at
-    once in ``error`` when the file cannot be imported as a whole (``error`` says why)."""
+    once in ``error`` when the file cannot be imported as a whole (``error`` says why). Its trace starts here:
+    ``traceparent``, else the current span's, else a new one; every row event of the import carries it."""
     await conn.execute(
         insert(imports).values(
             import_id=import_id, organizer_id=organizer_id, source=source, filename=pg_text(filename),
             status="error" if error is not None else "uploaded", error=pg_text(error),
             finished_at=func.now() if error is not None else None, inspection=inspection,
             idempotency_key=idempotency_key, request_fingerprint=request_fingerprint,
+            traceparent=traceparent or new_traceparent(),
         )
     )
 
@@ -126,6 +131,22 @@ async def list_imports(
     return list(result)
 
 
+async def places(conn: AsyncConnection, import_ids: list[str]) -> dict[str, Any]:
+    """Where each of ``import_ids`` stands among the imports in progress (started, not finished) on its lane, by
+    start (1 = started first): ``lane``, ``position`` and ``running``; imports not in progress are left out."""
+    result = await conn.execute(
+        text(
+            "SELECT import_id::text AS import_id, lane, position, running FROM ("
+            " SELECT import_id, lane, row_number() OVER (PARTITION BY lane ORDER BY started_at, import_id) AS position,"
+            " count(*) OVER (PARTITION BY lane) AS running FROM imports"
+            " WHERE status IN ('parsing', 'processing') AND started_at IS NOT NULL) AS in_progress "
+            "WHERE import_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": import_ids},
+    )
+    return {row.import_id: row for row in result}
+
+
 # --- reading the file ---------------------------------------------------------------------------------------
 
 
@@ -145,9 +166,16 @@ async def start_parsing(conn: AsyncConnection, import_id: str) -> Any | None:
         update(imports)
         .where(c.import_id == import_id, c.status.in_(PARSABLE))
         .values(updated_at=func.now())
-        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping, c.rows_marker)
+        .returning(c.organizer_id, c.source, c.parsed_rows, c.inspection, c.mapping, c.rows_marker, c.traceparent)
     )
     return result.one_or_none()
+
+
+async def note_lane(conn: AsyncConnection, *, import_id: str, lane: str, expected_rows: int) -> None:
+    """The lane the import's rows take and how many rows its file holds, once it is opened."""
+    await conn.execute(
+        update(imports).where(imports.c.import_id == import_id).values(lane=lane, expected_rows=expected_rows)
+    )
 
 
 async def finish_parsing(conn: AsyncConnection, *, import_id: str, total_rows: int) -> Status:

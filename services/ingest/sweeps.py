@@ -65,7 +65,7 @@ async def claim_republish(conn: AsyncConnection, *, import_id: str, deadline_sec
             c.progress_at < _ago(deadline_seconds),
         )
         .values(republished_at=func.now(), progress_at=func.now(), updated_at=func.now())
-        .returning(c.organizer_id, c.source, c.inspection, c.mapping, c.total_rows)
+        .returning(c.organizer_id, c.source, c.inspection, c.mapping, c.total_rows, c.traceparent)
     )
     return result.one_or_none()
 
@@ -98,7 +98,7 @@ async def claim_lost(conn: AsyncConnection, *, import_id: str, marker: str) -> A
         update(imports)
         .where(c.import_id == import_id, c.status == "processing", c.rows_marker == marker)
         .values(progress_at=func.now(), updated_at=func.now(), rows_marker=None)
-        .returning(c.organizer_id, c.source, c.inspection, c.mapping, c.total_rows)
+        .returning(c.organizer_id, c.source, c.inspection, c.mapping, c.total_rows, c.traceparent)
     )
     return result.one_or_none()
 

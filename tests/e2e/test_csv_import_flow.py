@@ -97,16 +97,21 @@ async def test_a_csv_flows_through_every_service_into_profiles_and_downstream(
 
     contact_ids = {contact["contact_id"] for contact in found.values()}
 
+    def profile_updates(consumed: list[Any]) -> list[tuple[Any, ContactProfileUpdatedV1]]:
+        return [(c, c.event) for c in consumed if isinstance(c.event, ContactProfileUpdatedV1)]
+
     def every_contact_has_its_named_snapshot(consumed: list[Any]) -> bool:
-        named = {c.event.contact_id for c in consumed if c.event and c.event.display_name}
+        named = {event.contact_id for _, event in profile_updates(consumed) if event.display_name}
         return contact_ids <= named
 
     snapshots = await consume_until(
         migrated.kafka_bootstrap, migrated.topic(PROFILE_UPDATES), every_contact_has_its_named_snapshot,
         accepted=(ContactProfileUpdatedV1,), timeout=30,
     )
-    assert all(s.key == s.event.contact_id for s in snapshots if s.event)
+    updates = profile_updates(snapshots)
+    assert len(updates) == len([s for s in snapshots if s.event])
+    assert all(s.key == event.contact_id for s, event in updates)
     assert {s.envelope.type for s in snapshots if s.envelope} == {ContactProfileUpdatedV1.TYPE}
     for contact_id in contact_ids:
-        versions = [s.event.profile_version for s in snapshots if s.event and s.event.contact_id == contact_id]
+        versions = [event.profile_version for _, event in updates if event.contact_id == contact_id]
         assert versions == sorted(versions) and len(set(versions)) == len(versions)

@@ -150,8 +150,10 @@ async def test_a_mapping_that_cannot_be_used_is_refused_with_the_reason(ingest: 
 async def test_the_confirmed_mapping_is_what_the_rows_carry(ingest: Ingest) -> None:
     org = organizer()
     import_id = await ingest.upload(org, DECOYS, auto_start=False, expect="uploaded")
-    choice = [{"index": 0, "field": "email"}, {"index": 4, "field": "first_name"}, {"index": 5, "field": "last_name"},
-              {"index": 6, "field": "company"}, {"index": 10, "field": "phone"}, {"index": 9, "field": None}]
+    choice: list[dict[str, Any]] = [
+        {"index": 0, "field": "email"}, {"index": 4, "field": "first_name"}, {"index": 5, "field": "last_name"},
+        {"index": 6, "field": "company"}, {"index": 10, "field": "phone"}, {"index": 9, "field": None},
+    ]
 
     confirmed = await put_mapping(ingest, org, import_id, choice)
 

@@ -23,7 +23,9 @@ from shared import topics
 from shared.codec import encode
 from shared.db import create_engine
 from shared.events import ImportRowReceivedV1, ImportRowsProcessedV1, ProcessedRow
+from shared.pagination import encode_cursor
 from shared.producer import OutgoingMessage
+from shared.tracing import span_context_of
 from tests.support.ingest_app import Answer, Ingest, ingest_settings, organizer, running_ingest
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, envelope_for
@@ -77,6 +79,8 @@ async def test_an_import_is_processed_once_every_row_has_an_outcome(ingest: Inge
     assert {(e.correlation_id, e.subject, e.source) for e in envelopes} == {
         (import_id, import_id, "kagibag-contacts/ingest")
     }
+    (trace,) = {r.headers.get("traceparent") for r in rows}  # one trace per import, from its upload on
+    assert trace is not None and span_context_of(trace.decode()) is not None
     jane = str(uuid.uuid4())
     await ingest.answer(ingest.outcomes(
         ingest.processed(rows[0], "created", contact_id=jane),
@@ -247,8 +251,11 @@ async def test_an_organizer_pages_through_their_imports_newest_first(ingest: Ing
             break
 
     assert seen == list(reversed(uploaded))
-    bad = await ingest.client.get("/v1/imports", headers=ingest.auth(org), params={"cursor": "garbage"})
-    assert bad.status_code == 400
+    for bad in ("garbage", encode_cursor("contacts", "2026-01-01T00:00:00+00:00", "x"),
+                encode_cursor("imports", "2026-01-01T00:00:00+00:00", "not-a-uuid")):
+        refused = await ingest.client.get("/v1/imports", headers=ingest.auth(org), params={"cursor": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 async def test_rows_are_paged_in_file_order(ingest: Ingest) -> None:

@@ -13,12 +13,14 @@ from services.ingest.domain import (
     PARSABLE,
     ColumnMap,
     FileProblem,
+    Pace,
     Status,
     advance,
     describe_ranges,
     map_columns,
     next_status,
     no_answer,
+    pace,
     row_ranges,
 )
 from services.ingest.reading.checks import (
@@ -393,3 +395,11 @@ def test_the_deadline_message_says_how_many_rows_which_and_why() -> None:
     assert message.startswith("identity did not answer 4 rows within 600 s, even after they were published again")
     assert "(rows 5-7, 12)" in message
     assert "later are still counted" in message
+
+
+def test_pace_is_the_average_since_the_start_and_the_rest_at_that_pace() -> None:
+    assert pace(answered=3000, expected=9000, elapsed_seconds=10, finished=False) == Pace(300.0, 20.0)
+    assert pace(answered=0, expected=9000, elapsed_seconds=10, finished=False) == Pace(None, None)
+    assert pace(answered=3000, expected=None, elapsed_seconds=10, finished=False) == Pace(300.0, None)
+    assert pace(answered=9000, expected=9000, elapsed_seconds=30, finished=True) == Pace(300.0, 0.0)
+    assert pace(answered=9500, expected=9000, elapsed_seconds=10, finished=False).estimated_seconds_left == 0

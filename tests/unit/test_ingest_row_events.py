@@ -114,3 +114,12 @@ def test_the_producers_own_batches_take_the_rows() -> None:
     batches = events().batches(ROWS)
 
     assert sorted(partition for partition, _, _ in batches) == sorted(p for p, _, _, _ in events().records(ROWS))
+
+
+def test_every_row_of_an_import_carries_its_trace_context_and_no_other() -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = RowEvents(import_id=IMPORT_ID, organizer_id="org-1", topic="rows", partitions=PARTITIONS,
+                       new_batch=new_batch, traceparent=traceparent)
+
+    assert [dict(headers).get("traceparent") for *_, headers in traced.records(ROWS)] == [traceparent.encode()] * 2
+    assert all("traceparent" not in dict(headers) for *_, headers in events().records(ROWS))

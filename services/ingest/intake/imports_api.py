@@ -3,24 +3,41 @@ their outcomes. Another organizer's import answers 404, exactly like one that do
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import row_pages, store
-from services.ingest.domain import Source, Status
+from services.ingest.domain import FINISHED, Source, Status, pace
 from services.ingest.intake.dependencies import Engine, ImportId, Organizer, not_found
 from services.ingest.reading.json_rows import JSON_KEYS
 from shared.events import RowOutcome
+from shared.pagination import NOT_A_CURSOR, Page, decode_cursor, encode_cursor, invalid_query
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
+
+
+class Place(BaseModel):
+    """Where an import in progress stands among the imports in progress on its lane (they progress side by side,
+    each organizer with its share)."""
+
+    lane: Literal["interactive", "bulk"] | None = Field(
+        description="the lane its rows take (null until its file is opened)"
+    )
+    position: int = Field(description="its place among the lane's imports in progress, by start (1 = first)")
+    running: int = Field(description="imports in progress on the lane, this one included")
+
+
+class Progress(BaseModel):
+    rows_answered: int = Field(description="rows with an outcome (as processed_rows)")
+    rows_expected: int | None = Field(description="rows in its file (null until the file is opened)")
+    rows_per_second: float | None = Field(description="rows answered per second since it started")
+    estimated_seconds_left: float | None = Field(description="at that pace; 0 once finished, null while unknown")
 
 
 class ImportView(BaseModel):
@@ -38,11 +55,8 @@ class ImportView(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-
-class ImportPage(BaseModel):
-    items: list[ImportView]
-    next_cursor: str | None
+    place: Place | None = Field(default=None, description="null unless started and not finished")
+    progress: Progress | None = Field(default=None, description="null until started")
 
 
 class RowView(BaseModel):
@@ -59,21 +73,47 @@ class RowPage(BaseModel):
     next_after: int | None
 
 
-def _view(row: Any) -> ImportView:
-    return ImportView.model_validate({**row._mapping, "import_id": str(row.import_id)})
+def _view(row: Any, places: dict[str, Any], now: datetime) -> ImportView:
+    import_id = str(row.import_id)
+    place = places.get(import_id)
+    progress = None
+    if row.started_at is not None:
+        expected = row.total_rows if row.total_rows is not None else row.expected_rows
+        until = row.finished_at or now
+        measured = pace(answered=row.processed_rows, expected=expected,
+                        elapsed_seconds=(until - row.started_at).total_seconds(), finished=row.status in FINISHED)
+        progress = Progress(
+            rows_answered=row.processed_rows, rows_expected=expected,
+            rows_per_second=round(measured.rows_per_second, 1) if measured.rows_per_second is not None else None,
+            estimated_seconds_left=(
+                round(measured.estimated_seconds_left, 1) if measured.estimated_seconds_left is not None else None
+            ),
+        )
+    return ImportView.model_validate({
+        **row._mapping, "import_id": import_id, "progress": progress,
+        "place": Place(lane=place.lane, position=place.position, running=place.running) if place else None,
+    })
 
 
-def _encode_cursor(view: ImportView) -> str:
-    position = json.dumps([view.created_at.isoformat(), view.import_id])
-    return base64.urlsafe_b64encode(position.encode()).decode()
+async def _views(conn: AsyncConnection, rows: list[Any]) -> list[ImportView]:
+    """The imports as the organizer sees them, with their place and progress."""
+    in_progress = [str(row.import_id) for row in rows if row.started_at is not None and row.status not in FINISHED]
+    places = await store.places(conn, in_progress) if in_progress else {}
+    now = datetime.now(UTC)
+    return [_view(row, places, now) for row in rows]
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+CURSOR_SCOPE = "imports"
+"""The organizer's imports, newest first: a cursor holds the last one's (created_at, import_id)."""
+
+
+def _position(cursor: str) -> tuple[datetime, str]:
+    created_at, import_id = decode_cursor(cursor, CURSOR_SCOPE, (datetime, str))
+    assert isinstance(created_at, datetime) and isinstance(import_id, str)
     try:
-        created_at, import_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(uuid.UUID(import_id))
-    except (binascii.Error, ValueError, TypeError, UnicodeError) as error:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor: pass next_cursor back") from error
+        return created_at, str(uuid.UUID(import_id))
+    except ValueError as error:
+        raise invalid_query("cursor", NOT_A_CURSOR, cursor) from error
 
 
 @router.get("")
@@ -82,23 +122,28 @@ async def list_imports(
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
-) -> ImportPage:
+) -> Page[ImportView]:
     """The caller's imports, newest first."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = _position(cursor) if cursor else None
     async with engine.connect() as conn:
         rows = await store.list_imports(conn, organizer_id=organizer_id, limit=limit + 1, before=before)
-    items = [_view(row) for row in rows[:limit]]
-    return ImportPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
+        items = await _views(conn, rows[:limit])
+    last = items[-1] if len(rows) > limit else None
+    return Page[ImportView](
+        items=items, next_cursor=encode_cursor(CURSOR_SCOPE, last.created_at, last.import_id) if last else None
+    )
 
 
 @router.get("/{import_id}")
 async def get_import(import_id: ImportId, organizer_id: Organizer, engine: Engine) -> ImportView:
-    """Status and counts of one import; ``error`` explains a file that could not be read as a whole."""
+    """Status and counts of one import; ``error`` explains a file that could not be read as a whole; ``place``
+    and ``progress`` say where it stands while it runs."""
     async with engine.connect() as conn:
         row = await store.find_import(conn, organizer_id=organizer_id, import_id=import_id)
-    if row is None:
-        raise not_found(import_id)
-    return _view(row)
+        if row is None:
+            raise not_found(import_id)
+        (view,) = await _views(conn, [row])
+    return view
 
 
 @router.get("/{import_id}/rows")
