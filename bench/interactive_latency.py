@@ -34,8 +34,8 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.local_broker import free_port, start_broker  # noqa: E402
-from services.local_postgres import libpq_url  # noqa: E402
+from ops.local_broker import free_port, start_broker  # noqa: E402
+from ops.local_postgres import libpq_url  # noqa: E402
 from shared.auth import mint_token  # noqa: E402
 from shared.codec import encode  # noqa: E402
 from shared.envelope import Envelope  # noqa: E402

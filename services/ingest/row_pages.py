@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.row_blocks import BLOCK_ROWS, CODES, OUTCOMES, Block, block_of
+from shared.csv_cells import neutralized
 from shared.events import RowOutcome
 
 COUNT_COLUMN: dict[RowOutcome, str] = {"created": "created", "matched": "matched", "error": "errors"}
@@ -98,15 +99,7 @@ async def _reasons(conn: AsyncConnection, import_id: str, row_numbers: list[int]
     return [ListedRow(r.row_number, "error", None, r.error_code, r.error_message, r.cells) for r in result]
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""What makes a spreadsheet run a cell as a formula (OWASP, CSV injection)."""
 PAGE_ROWS = 1000
-
-
-def neutralized(cell: str) -> str:
-    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ``'`` (OWASP's advice,
-    with every cell quoted by the writer); the original is the cell without it."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 async def error_file(engine: AsyncEngine, *, import_id: str, header: list[str]) -> AsyncIterator[bytes]:

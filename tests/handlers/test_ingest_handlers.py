@@ -13,9 +13,9 @@ import pytest
 from faststream.kafka import KafkaBroker
 from psycopg import errors as pg_errors
 
+from ops.local_postgres import libpq_url
 from services.ingest import handlers, outcomes, store
 from services.ingest.handlers import IngestTopics, register
-from services.local_postgres import libpq_url
 from shared import topics
 from shared.codec import encode
 from shared.consumer import Delivery

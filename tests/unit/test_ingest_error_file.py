@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.row_pages import FORMULA_STARTS, neutralized
+from shared.csv_cells import FORMULA_STARTS, neutralized
 
 
 @pytest.mark.parametrize(
