@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from shared.auth import mint_token
-from shared.events import ContactProfileUpdatedV1
-from shared.topics import PROFILE_UPDATES
+from shared.events import ContactEvent, ContactProfileUpdatedV1, ImportRowReceivedV1
+from shared.topics import CONTACT_EVENTS, IMPORT_ROWS, PROFILE_UPDATES
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until
 from tests.support.processes import ServiceProcess
@@ -115,3 +115,37 @@ async def test_a_csv_flows_through_every_service_into_profiles_and_downstream(
     for contact_id in contact_ids:
         versions = [event.profile_version for _, event in updates if event.contact_id == contact_id]
         assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+    # one trace per import: the traceparent ingest gave the first import's rows is on the contact events and the
+    # profile snapshots they caused
+    def trace_id(consumed: Any) -> str | None:
+        value = consumed.headers.get("traceparent")
+        return value.decode().split("-")[1] if value else None
+
+    rows = await consume_until(
+        migrated.kafka_bootstrap, migrated.topic(IMPORT_ROWS),
+        lambda consumed: sum(isinstance(c.event, ImportRowReceivedV1) for c in consumed) >= 8,
+        accepted=(ImportRowReceivedV1,), timeout=30,
+    )
+    first_rows = [c for c in rows if isinstance(c.event, ImportRowReceivedV1)
+                  and c.event.import_id == first["import_id"]]
+    assert len(first_rows) == 4 and len({trace_id(c) for c in first_rows}) == 1
+    upload_trace = trace_id(first_rows[0])
+    assert upload_trace is not None and upload_trace != "0" * 32
+    contact_events = await consume_until(
+        migrated.kafka_bootstrap, migrated.topic(CONTACT_EVENTS),
+        lambda consumed: contact_ids <= {getattr(c.event, "contact_id", None) for c in consumed}, timeout=30,
+    )
+    caused = [(c, c.event) for c in contact_events if isinstance(c.event, ContactEvent)
+              and c.envelope is not None and c.envelope.correlation_id == first["import_id"]]
+    assert {event.contact_id for _, event in caused} == contact_ids
+    assert {trace_id(c) for c, _ in caused} == {upload_trace}
+    first_snapshots = {s.event.contact_id: trace_id(s) for s in snapshots
+                       if isinstance(s.event, ContactProfileUpdatedV1) and s.event.contact_id in contact_ids
+                       and s.event.profile_version == min(e.profile_version for _, e in updates
+                                                          if e.contact_id == s.event.contact_id)}
+    assert first_snapshots == dict.fromkeys(contact_ids, upload_trace)
+
+    # every line each service printed is one JSON object (uvicorn's and aiokafka's included)
+    assert {name: process.non_json_lines() for name, process in running_services.items()} == {
+        name: [] for name in running_services}

@@ -93,6 +93,22 @@ class ServiceProcess:
                         found.append(record)
         return found
 
+    def non_json_lines(self) -> list[str]:
+        """The lines of the log so far that are not one JSON object each (every line a service prints should be);
+        the marks this class writes at each start are not the service's."""
+        odd = []
+        with contextlib.suppress(OSError), self.log_path.open("rb") as log:
+            for line in log:
+                if line.startswith(b"--- start #"):
+                    continue
+                try:
+                    if isinstance(json.loads(line), dict):
+                        continue
+                except ValueError:
+                    pass
+                odd.append(line.decode(errors="replace").rstrip("\n"))
+        return odd
+
     def log_tail(self, lines: int = 40) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
