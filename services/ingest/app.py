@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from services.ingest.config import IngestSettings
 from services.ingest.downstream import DownstreamLag
 from services.ingest.fairness import weights
-from services.ingest.handlers import IngestTopics, register
+from services.ingest.handlers import register
 from services.ingest.importer import Importer
 from services.ingest.intake import imports_api, mapping_api, upload_api
 from services.ingest.intake.dependencies import Intake, provide
@@ -25,6 +25,7 @@ from services.ingest.intake.uploads import Uploads
 from services.ingest.jobs import ImportJobs
 from services.ingest.mcp_server import ServiceImports, build_server, http_app
 from services.ingest.pacing import Pacing
+from services.ingest.service import IngestTopics
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine

@@ -14,8 +14,9 @@ from faststream.kafka import KafkaBroker
 from psycopg import errors as pg_errors
 
 from ops.local_postgres import libpq_url
-from services.ingest import handlers, outcomes, store
-from services.ingest.handlers import IngestTopics, register
+from services.ingest import outcomes, service, store
+from services.ingest.handlers import register
+from services.ingest.service import IngestTopics
 from shared import topics
 from shared.codec import encode
 from shared.consumer import Delivery
@@ -104,7 +105,7 @@ async def test_a_deadlock_raised_unwrapped_by_psycopg_is_retried_at_once(
         return await real(conn, messages)
 
     monkeypatch.setattr(outcomes, "count_outcomes", fails_once)
-    applied = await handlers.apply_answers(ingest.engine, ingest.answers(import_id, range(1, 3)),
+    applied = await service.apply_answers(ingest.engine, ingest.answers(import_id, range(1, 3)),
                                            topics=ingest.topics, delivery=ingest.delivery)
     assert (applied.rows, len(calls)) == (2, 2)
     assert ingest.counts(import_id) == ("processed", 2, 2)
@@ -118,6 +119,6 @@ async def test_another_psycopg_error_is_raised(ingest: Ingest, monkeypatch: pyte
 
     monkeypatch.setattr(outcomes, "count_outcomes", broken)
     with pytest.raises(pg_errors.UndefinedTable):
-        await handlers.apply_answers(ingest.engine, ingest.answers(import_id, range(1, 3)), topics=ingest.topics,
+        await service.apply_answers(ingest.engine, ingest.answers(import_id, range(1, 3)), topics=ingest.topics,
                                      delivery=ingest.delivery)
     assert ingest.counts(import_id) == ("processing", 0, 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.ingest.handlers import check_storable, take_in
+from services.ingest.service import check_storable, take_in
 from shared import wire
 from shared.codec import UndecodableMessage, encode
 from shared.envelope import Envelope
