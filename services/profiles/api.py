@@ -5,9 +5,6 @@ private data is in no response, filter or error."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -38,22 +35,22 @@ from services.profiles.views import (
 )
 from shared.auth import CurrentCaller, OrganizerId
 from shared.outbox_batches import enqueue
+from shared.pagination import decode_cursor, encode_cursor
 
 NOT_FOUND = "contact not found"
 
 
+CHANGES = "changes"
+"""The scope of the change log's cursors (``shared.pagination``)."""
+
+
 def _encode_change_cursor(sequence: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["changes", sequence]).encode()).decode().rstrip("=")
+    return encode_cursor(CHANGES, sequence)
 
 
 def _decode_change_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        kind, sequence = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True).decode())
-        if kind != "changes" or not isinstance(sequence, int):
-            raise ValueError("not a change cursor")
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
-        raise invalid("query", "cursor", "not a cursor returned by this API", cursor) from error
+    (sequence,) = decode_cursor(cursor, CHANGES, (int,))
+    assert isinstance(sequence, int)
     return sequence
 
 

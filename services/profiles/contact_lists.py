@@ -3,11 +3,8 @@ and a page of contacts for any filters (the list's, a segment's)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +15,7 @@ from services.profiles.queries import Filters, Position, Sort
 from services.profiles.relationship import normalize_label
 from services.profiles.views import Contact, ContactPage, contact_fields
 from shared.events import EmailPermission
+from shared.pagination import decode_cursor, encode_cursor
 
 MAX_TAG_FILTERS = 20
 
@@ -29,34 +27,22 @@ def invalid(location: str, parameter: str, message: str, value: object) -> Reque
 
 
 def encode_position(position: Position) -> str:
+    """The cursor after ``position``: ``shared.pagination``'s format, its scope the sort order."""
     if position.sort == "id":
-        keys: list[Any] = ["id", position.contact_id]
-    else:
-        active = position.last_active_at.isoformat() if position.last_active_at else None
-        keys = ["engagement", position.events_attended, position.tickets_purchased, active, position.contact_id]
-    return base64.urlsafe_b64encode(json.dumps(keys, separators=(",", ":")).encode()).decode().rstrip("=")
+        return encode_cursor("contacts:id", position.contact_id)
+    return encode_cursor("contacts:engagement", position.events_attended, position.tickets_purchased,
+                         position.last_active_at, position.contact_id)
 
 
 def decode_position(cursor: str, sort: Sort) -> Position:
     """The position a cursor of this API names; 422 for anything else, or a cursor of another sort order."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        keys = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True).decode())
-        if keys[0] == "id" and len(keys) == 2 and isinstance(keys[1], str) and keys[1]:
-            position = Position(sort="id", contact_id=keys[1])
-        elif keys[0] == "engagement" and len(keys) == 5:
-            _, events, tickets, active, contact_id = keys
-            if not (isinstance(events, int) and isinstance(tickets, int) and isinstance(contact_id, str)):
-                raise ValueError("bad keys")
-            at = datetime.fromisoformat(active) if active is not None else None
-            position = Position("engagement", contact_id, events, tickets, at)
-        else:
-            raise ValueError("unknown cursor")
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, IndexError, KeyError) as error:
-        raise invalid("query", "cursor", "not a cursor returned by this API", cursor) from error
-    if position.sort != sort:
-        raise invalid("query", "cursor", f"this cursor continues sort={position.sort}, not sort={sort}", cursor)
-    return position
+    if sort == "id":
+        (contact_id,) = decode_cursor(cursor, "contacts:id", (str,))
+        return Position(sort="id", contact_id=str(contact_id))
+    events, tickets, active, contact_id = decode_cursor(
+        cursor, "contacts:engagement", (int, int, (datetime, type(None)), str))
+    assert isinstance(events, int) and isinstance(tickets, int) and isinstance(contact_id, str)
+    return Position("engagement", contact_id, events, tickets, active if isinstance(active, datetime) else None)
 
 
 def _aware(parameter: str, value: datetime | None) -> datetime | None:

@@ -267,9 +267,15 @@ async def test_rows_are_paged_in_file_order(ingest: Ingest) -> None:
                                      params={"limit": 2})).json()
     second = (await ingest.client.get(f"/v1/imports/{import_id}/rows", headers=ingest.auth(org),
                                       params={"limit": 2, "after": first["next_after"]})).json()
+    by_cursor = (await ingest.client.get(f"/v1/imports/{import_id}/rows", headers=ingest.auth(org),
+                                         params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    not_a_cursor = await ingest.client.get(f"/v1/imports/{import_id}/rows", headers=ingest.auth(org),
+                                           params={"cursor": "bm90IGEgY3Vyc29y"})
 
     assert [r["row_number"] for r in first["items"]] == [1, 2]
     assert [r["row_number"] for r in second["items"]] == [3, 4]
+    assert by_cursor == second and by_cursor["next_cursor"] is not None
+    assert not_a_cursor.status_code == 422 and not_a_cursor.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 # --- uploads ------------------------------------------------------------------------------------------------

@@ -70,7 +70,13 @@ class RowView(BaseModel):
 
 class RowPage(BaseModel):
     items: list[RowView]
+    next_cursor: str | None
     next_after: int | None
+    """The last row number of the page when more follow: the ``after`` of the next page (kept for clients written
+    before ``cursor``; ``next_cursor`` is the same position in every list's cursor format)."""
+
+
+ROWS_SCOPE = "import-rows"
 
 
 def _view(row: Any, places: dict[str, Any], now: datetime) -> ImportView:
@@ -153,17 +159,24 @@ async def list_rows(
     engine: Engine,
     outcome: RowOutcome | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     after: Annotated[
-        int, Query(ge=0, le=2**31 - 1, description="row_number to continue after (next_after)")
+        int, Query(ge=0, le=2**31 - 1, description="row_number to continue after (next_after; or use cursor)")
     ] = 0,
 ) -> RowPage:
-    """The rows that have an outcome, in file order; ``cells`` holds a refused row as it was read."""
+    """The rows that have an outcome, in file order; ``cells`` holds a refused row as it was read. Paged by
+    ``cursor`` (``next_cursor``), or by ``after`` (``next_after``)."""
+    if cursor is not None:
+        (position,) = decode_cursor(cursor, ROWS_SCOPE, (int,))
+        after = position if isinstance(position, int) else 0
     async with engine.connect() as conn:
         if await store.find_import(conn, organizer_id=organizer_id, import_id=import_id) is None:
             raise not_found(import_id)
         rows = await row_pages.list_rows(conn, import_id=import_id, outcome=outcome, after=after, limit=limit + 1)
     items = [RowView.model_validate(row, from_attributes=True) for row in rows[:limit]]
-    return RowPage(items=items, next_after=items[-1].row_number if len(rows) > limit else None)
+    last = items[-1].row_number if len(rows) > limit else None
+    return RowPage(items=items, next_cursor=encode_cursor(ROWS_SCOPE, last) if last is not None else None,
+                   next_after=last)
 
 
 @router.get(
