@@ -8,12 +8,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiokafka.client import AIOKafkaClient
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -188,3 +190,13 @@ def operations_router(
 
     router.include_router(asyncapi_router())
     return router
+
+
+COMMON_WEB_DIR = Path(__file__).parent / "web"
+"""The scripts every screen shares (``client.js``)."""
+
+
+def mount_screen(app: FastAPI, directory: Path) -> None:
+    """A service's screen: its static files at ``/app/``, the scripts every screen shares at ``/app/common/``."""
+    app.mount("/app/common", StaticFiles(directory=COMMON_WEB_DIR), name="common-web")
+    app.mount("/app", StaticFiles(directory=directory, html=True), name="web")

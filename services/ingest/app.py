@@ -10,7 +10,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from services.ingest.config import IngestSettings
 from services.ingest.downstream import DownstreamLag
@@ -29,7 +28,7 @@ from services.ingest.service import IngestTopics
 from shared import topics
 from shared.consumer import Delivery
 from shared.db import create_engine
-from shared.http import operations_router
+from shared.http import mount_screen, operations_router
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.relay import OutboxSource
@@ -109,7 +108,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.state.auth_secret = platform.auth_secret.get_secret_value()  # read by shared.auth's token dependency
     provide(app, Intake(engine=engine, jobs=jobs, uploads=uploads, json_imports=json_imports))
     app.mount("/mcp", mcp_app)  # MCP over streamable HTTP at /mcp/ (same bearer tokens as the REST API)
-    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    mount_screen(app, WEB_DIR)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

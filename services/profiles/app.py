@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from services.profiles.api import contacts_router
 from services.profiles.config import ProfilesSettings
@@ -19,7 +18,7 @@ from services.profiles.segments_api import segments_router
 from services.profiles.service import ProfilesTopics
 from shared.consumer import Delivery
 from shared.db import create_engine
-from shared.http import operations_router
+from shared.http import mount_screen, operations_router
 from shared.lifecycle import Running, relay_channel, running
 from shared.logging import configure_logging
 from shared.relay import OutboxSource
@@ -64,7 +63,7 @@ def create_app(settings: ProfilesSettings) -> FastAPI:
             consumed_topics=[profiles_topics.contact_events],
         )
     )
-    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    mount_screen(app, WEB_DIR)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -3,19 +3,13 @@
 // Never from the query string: a token there has already been sent to the server and written to logs and
 // history. One that arrives there anyway is removed from the address bar unused.
 
+import { $, ApiError, element, download as downloadWithToken, send as sendWithToken } from "./common/client.js";
+
+export { $, ApiError, element };
+
 const TOKEN_KEY = "kagibag-contacts-token";
 const PROFILES_KEY = "kagibag-contacts-profiles-screen";
 const PROFILES_PORT = 8002;
-
-export function $(id) {
-  return document.getElementById(id);
-}
-
-export function element(tag, text) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function webAddress(value) {
   try {
@@ -72,41 +66,8 @@ export function contactPage(contactId) {
 
 // --- the API
 
-export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-function describe(detail) {
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((item) => [(item.loc || []).join("."), item.msg].filter(Boolean).join(": ")).join("\n");
-  }
-  return JSON.stringify(detail);
-}
-
 async function send(path, options) {
-  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token()}` };
-  let response;
-  try {
-    response = await fetch(path, { ...options, headers });
-  } catch (error) {
-    throw new ApiError(0, `The service cannot be reached (${error.message}).`);
-  }
-  if (!response.ok) {
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    let message = body && body.detail !== undefined ? describe(body.detail) : `HTTP ${response.status}`;
-    if (response.status === 401) message = `The token was refused (${message}): paste a valid one above.`;
-    throw new ApiError(response.status, message);
-  }
-  return response;
+  return sendWithToken(path, options, token());
 }
 
 export async function api(path, options = {}) {
@@ -118,17 +79,7 @@ export async function api(path, options = {}) {
   }
 }
 
-/** Download a file of the API: fetched with the token (a link cannot carry it), saved from a blob. */
+/** Download a file of the API (fetched with the token, saved from a blob); its file name. */
 export async function download(path, fallbackName) {
-  const response = await send(path, {});
-  const blob = await response.blob();
-  const match = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
-  const link = element("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = match ? match[1] : fallbackName;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-  return link.download;
+  return (await downloadWithToken(path, fallbackName, token())).name;
 }

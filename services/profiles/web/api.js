@@ -3,17 +3,11 @@
 // token there has already been sent to the server and written to logs and history; one that arrives there anyway
 // is removed from the address bar unused.
 
+import { $, ApiError, element, download as downloadWithToken, send as sendWithToken } from "./common/client.js";
+
+export { $, ApiError, element };
+
 const TOKEN_KEY = "kagibag-contacts-token";
-
-export function $(id) {
-  return document.getElementById(id);
-}
-
-export function element(tag, text) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
 
 export function when(iso) {
   if (!iso) return "never";
@@ -45,41 +39,8 @@ export function saveToken(value) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-function describe(detail) {
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((item) => [(item.loc || []).join("."), item.msg].filter(Boolean).join(": ")).join("\n");
-  }
-  return JSON.stringify(detail);
-}
-
 async function send(path, options) {
-  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token()}` };
-  let response;
-  try {
-    response = await fetch(path, { ...options, headers });
-  } catch (error) {
-    throw new ApiError(0, `The service cannot be reached (${error.message}).`);
-  }
-  if (!response.ok) {
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    let message = body && body.detail !== undefined ? describe(body.detail) : `HTTP ${response.status}`;
-    if (response.status === 401) message = `The token was refused (${message}): paste a valid one above.`;
-    throw new ApiError(response.status, message);
-  }
-  return response;
+  return sendWithToken(path, options, token());
 }
 
 /** The JSON answer of the API (null for an empty one), or an ApiError whose message explains the refusal. */
@@ -101,23 +62,7 @@ export async function sendJson(path, method, body, headers = {}) {
   });
 }
 
-function filenameOf(response, fallback) {
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const match = /filename="?([^";]+)"?/.exec(disposition);
-  return match ? match[1] : fallback;
-}
-
 /** Download a file of the API: fetched with the token (a link cannot carry it), saved from a blob. */
 export async function download(path, fallbackName) {
-  const response = await send(path, {});
-  const blob = await response.blob();
-  const url = URL.createObjectURL(blob);
-  const link = element("a");
-  link.href = url;
-  link.download = filenameOf(response, fallbackName);
-  document.body.append(link);
-  link.click();
-  link.remove();
-  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  return { name: link.download, bytes: blob.size };
+  return downloadWithToken(path, fallbackName, token());
 }
