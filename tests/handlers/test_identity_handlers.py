@@ -13,18 +13,13 @@ import msgspec
 import pytest
 from faststream.kafka import KafkaBroker
 
-from services.identity.handlers import register
-from services.identity.service import IdentityTopics
 from shared import topics, wire
-from shared.consumer import Delivery
-from shared.db import create_engine
-from shared.lifecycle import relay_channel
 from shared.outbox_batches import unpack
 from shared.producer import OutgoingMessage
 from shared.wire import TYPE_OF_STRUCT
-from tests.support.identity import query, row_messages
+from tests.support.identity import identity_in_memory, query, row_messages
 from tests.support.isolation import Isolation
-from tests.support.memory_broker import MemoryLog, deliver, in_memory
+from tests.support.memory_broker import MemoryLog, deliver
 
 pytestmark = pytest.mark.integration
 
@@ -32,28 +27,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def identity(isolation: Isolation) -> AsyncIterator[KafkaBroker]:
     isolation.migrate(("identity",))
-    schema, prefix = isolation.schema("identity"), isolation.topic_prefix
-    engine = create_engine(isolation.database_url, schema=schema)
-    broker = KafkaBroker(isolation.kafka_bootstrap)
-    register(
-        broker, engine=engine, batch_size=5000,
-        topics=IdentityTopics(
-            import_rows=topics.IMPORT_ROWS.qualified(prefix),
-            bulk_import_rows=topics.BULK_IMPORT_ROWS.qualified(prefix),
-            interactions=topics.INTERACTIONS.qualified(prefix),
-            attendee_statements=topics.ATTENDEE_STATEMENTS.qualified(prefix),
-            contact_events=topics.CONTACT_EVENTS.qualified(prefix),
-            row_outcomes=topics.IMPORT_ROW_OUTCOMES.qualified(prefix),
-            dead_letters=topics.dead_letter_topic("identity").qualified(prefix),
-        ),
-        delivery=Delivery(service="identity", group=isolation.consumer_group("identity"),
-                          bootstrap_servers=isolation.kafka_bootstrap, channel=relay_channel(schema)),
-    )
-    try:
-        async with in_memory(broker) as started:
-            yield started
-    finally:
-        await engine.dispose()
+    async with identity_in_memory(isolation, batch_size=5000) as started:
+        yield started
 
 
 def outbox(isolation: Isolation) -> list[OutgoingMessage]:

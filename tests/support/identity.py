@@ -192,7 +192,7 @@ def recorded(isolation: Isolation, email: str) -> list[dict]:  # type: ignore[ty
 
 
 @contextlib.asynccontextmanager
-async def identity_in_memory(isolation: Isolation) -> AsyncIterator[KafkaBroker]:
+async def identity_in_memory(isolation: Isolation, *, batch_size: int = 500) -> AsyncIterator[KafkaBroker]:
     """identity's subscribers in ``isolation`` (schema migrated by the caller) through FastStream's in-memory
     broker (``tests.support.memory_broker.deliver`` hands them records): its event store fills, nothing is
     published (the relays are not started)."""
@@ -200,7 +200,7 @@ async def identity_in_memory(isolation: Isolation) -> AsyncIterator[KafkaBroker]
     engine = create_engine(isolation.database_url, schema=schema)
     broker = KafkaBroker(isolation.kafka_bootstrap)
     register(
-        broker, engine=engine, batch_size=500,
+        broker, engine=engine, batch_size=batch_size,
         topics=IdentityTopics(
             import_rows=IMPORT_ROWS.qualified(prefix), bulk_import_rows=BULK_IMPORT_ROWS.qualified(prefix),
             interactions=INTERACTIONS.qualified(prefix), attendee_statements=ATTENDEE_STATEMENTS.qualified(prefix),
