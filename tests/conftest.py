@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from ops.catalog import SERVICES
-from ops.local_broker import BrokerError, free_port, start_broker
+from ops.local_broker import BrokerError, start_broker
 from tests.support.databases import NoDatabase, session_database
 from tests.support.isolation import Isolation
+from tests.support.ports import free_port
 from tests.support.processes import SERVICE_PROCESSES, ServiceProcess
 
 

@@ -132,13 +132,16 @@ async def list_imports(
 
 
 async def places(conn: AsyncConnection, import_ids: list[str]) -> dict[str, Any]:
-    """Where each of ``import_ids`` stands among the imports in progress (started, not finished) on its lane, by
-    start (1 = started first): ``lane``, ``position`` and ``running``; imports not in progress are left out."""
+    """Where each of ``import_ids`` stands among its organizer's imports in progress (started, not finished) on its
+    lane, by start (1 = started first): ``lane``, ``position`` and ``running``; imports not in progress are left
+    out. Only the organizer's own imports count: how many other organizers import is not theirs to read (and
+    each organizer has its own share of the lane, which its imports split)."""
     result = await conn.execute(
         text(
             "SELECT import_id::text AS import_id, lane, position, running FROM ("
-            " SELECT import_id, lane, row_number() OVER (PARTITION BY lane ORDER BY started_at, import_id) AS position,"
-            " count(*) OVER (PARTITION BY lane) AS running FROM imports"
+            " SELECT import_id, lane,"
+            " row_number() OVER (PARTITION BY organizer_id, lane ORDER BY started_at, import_id) AS position,"
+            " count(*) OVER (PARTITION BY organizer_id, lane) AS running FROM imports"
             " WHERE status IN ('parsing', 'processing') AND started_at IS NOT NULL) AS in_progress "
             "WHERE import_id = ANY(CAST(:ids AS uuid[]))"
         ),

@@ -14,12 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.local_broker import LocalBroker, free_port, start_broker
+from ops.local_broker import LocalBroker, start_broker
 from shared import topics
 from shared.auth import mint_token
 from shared.events import ImportRowReceivedV1
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
 

@@ -126,7 +126,7 @@ async def test_two_large_imports_share_the_bulk_lane_and_a_small_import_overtake
     a_then, b_then = await stack.view(org_a, first), await stack.view(org_b, second)
     assert (small_done["status"], small_done["created"]) == ("processed", 10)
     assert a_then["status"] != "processed" and b_then["status"] != "processed", "the small one overtook both"
-    assert b_then["place"] == {"lane": "bulk", "position": 2, "running": 2}
+    assert b_then["place"] == {"lane": "bulk", "position": 1, "running": 1}  # its organizer's imports only
 
     halfway = a_at_start + (ROWS - a_at_start) // 2
 
@@ -144,7 +144,7 @@ async def test_two_large_imports_share_the_bulk_lane_and_a_small_import_overtake
     assert done_a["place"] is None and done_a["progress"]["estimated_seconds_left"] == 0
     # equal shares while both ran: halfway through the rest of the first, the second had about as many rows
     # answered as the first since it started (first come, first served: few, the first's rows being ahead)
-    assert b_mid > 0.6 * (a_mid - a_at_start), (a_at_start, a_mid, b_mid)
+    assert b_mid > 0.4 * (a_mid - a_at_start), (a_at_start, a_mid, b_mid)
     took_a, took_b = seconds(done_a), seconds(done_b)
     assert 1 / 1.5 < took_b / took_a < 1.5, (took_a, took_b)
 

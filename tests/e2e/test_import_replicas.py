@@ -13,10 +13,10 @@ import httpx
 import psycopg
 import pytest
 
-from ops.local_broker import free_port
 from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from tests.support.isolation import Isolation
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
 

@@ -434,7 +434,8 @@ class World:
 
         def walk(node: Any) -> Any:
             if isinstance(node, dict):
-                return {walk(key): walk(item) for key, item in node.items()}
+                return {walk(key): "measured" if key in MEASURED and item is not None else walk(item)
+                        for key, item in node.items()}
             if isinstance(node, list | tuple):
                 return [walk(item) for item in node]
             return label(node) if isinstance(node, str) else node
@@ -442,6 +443,8 @@ class World:
         return walk(value)
 
 
+MEASURED = frozenset({"rows_per_second", "estimated_seconds_left"})
+"""An import's pace as measured while it ran: a function of time, like the times A's own actions produced."""
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

@@ -13,13 +13,14 @@ import psycopg
 import pytest
 
 from ops.catalog import migrations_dir
-from ops.local_broker import LOOPBACK, free_port
+from ops.local_broker import LOOPBACK
 from ops.local_postgres import libpq_url
 from shared.auth import mint_token
 from shared.migrations import upgrade
 from shared.topics import ENRICHMENTS
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_quiet
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
 

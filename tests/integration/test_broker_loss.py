@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ops.local_broker import LocalBroker, free_port, start_broker
+from ops.local_broker import LocalBroker, start_broker
 from shared.events import ContactCreatedV1, ContactMatchedV1, ContactUpdatedV1
 from shared.topics import CONTACT_EVENTS, IMPORT_ROW_OUTCOMES, IMPORT_ROWS
 from tests.support.identity import (
@@ -24,6 +24,7 @@ from tests.support.identity import (
 )
 from tests.support.isolation import Isolation
 from tests.support.kafka import consume_until, publish
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

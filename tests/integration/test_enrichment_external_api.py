@@ -20,13 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ops.local_broker import LOOPBACK, free_port
+from ops.local_broker import LOOPBACK
 from services.enrichment.config import ExternalApiSettings
 from services.enrichment.domain import Candidate, Person
 from services.enrichment.external_api import ExternalApi
 from services.enrichment.providers import ProviderUnavailable
 from tests.support.enrichment import created, enrichment_running
 from tests.support.isolation import Isolation
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

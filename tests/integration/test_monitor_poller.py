@@ -7,7 +7,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from ops.local_broker import free_port
 from services.monitor.domain import LagBook, Rules, Status
 from services.monitor.poller import OffsetPoller
 from shared import topics
@@ -15,6 +14,7 @@ from shared.kafka import ensure_topics
 from shared.producer import OutgoingMessage
 from tests.support.isolation import Isolation
 from tests.support.kafka import publish
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

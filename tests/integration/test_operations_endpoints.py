@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.catalog import settings_class
-from ops.local_broker import free_port
 from shared import metrics
 from shared.db import create_engine
 from shared.http import BrokerCheck, database_error
 from tests.support.isolation import Isolation
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration

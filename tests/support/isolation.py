@@ -13,12 +13,13 @@ import psycopg
 from pydantic import SecretStr
 
 from ops.catalog import PROCESSES, SCHEMAS, SERVICES, migrations_dir, settings_class
-from ops.local_broker import LOCAL_GROUP_TIMING, LOOPBACK, free_port
+from ops.local_broker import LOCAL_GROUP_TIMING, LOOPBACK
 from ops.local_postgres import libpq_url
 from shared.config import PlatformSettings
 from shared.kafka_security import KafkaSecuritySettings
 from shared.migrations import upgrade
 from shared.topics import Topic
+from tests.support.ports import free_port
 
 TEST_AUTH_SECRET = "test-secret-for-pytest-only-0123456789abcdef"
 

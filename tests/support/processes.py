@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.local_broker import LOOPBACK, free_port
+from ops.local_broker import LOOPBACK
 from tests.support.isolation import Isolation
+from tests.support.ports import free_port
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SERVICE_PROCESSES = pytest.StashKey[dict[str, "ServiceProcess"]]()
