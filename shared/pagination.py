@@ -25,10 +25,16 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def invalid_query(parameter: str, message: str, value: object) -> RequestValidationError:
-    """A 422 in FastAPI's own shape for a query parameter, for rules a declaration cannot express."""
-    return RequestValidationError([{"type": "value_error", "loc": ("query", parameter), "msg": message,
+def invalid_input(location: str, parameter: str, message: str, value: object) -> RequestValidationError:
+    """A 422 in FastAPI's own shape for a request's ``parameter`` in ``location`` (``query``, ``header``...), for
+    rules a declaration cannot express."""
+    return RequestValidationError([{"type": "value_error", "loc": (location, parameter), "msg": message,
                                     "input": value}])
+
+
+def invalid_query(parameter: str, message: str, value: object) -> RequestValidationError:
+    """``invalid_input`` for a query parameter."""
+    return invalid_input("query", parameter, message, value)
 
 
 def encode_cursor(scope: str, *keys: Key) -> str:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import organizer_feed, queries, relationships
-from services.profiles.contact_lists import ContactFilters, SortParameter, contact_page, invalid
+from services.profiles.contact_lists import ContactFilters, SortParameter, contact_page
 from services.profiles.organizer_feed import Feed
 from services.profiles.queries import Filters
 from services.profiles.relationship import (
@@ -35,7 +35,7 @@ from services.profiles.views import (
 )
 from shared.auth import CurrentCaller, OrganizerId
 from shared.outbox_batches import enqueue
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, encode_cursor, invalid_input
 
 NOT_FOUND = "contact not found"
 
@@ -61,7 +61,7 @@ def _expected_version(if_match: str | None) -> int | None:
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
     if not tag.isdigit():
-        raise invalid("header", "if-match", 'give the ETag of a GET, e.g. "3"', if_match)
+        raise invalid_input("header", "if-match", 'give the ETag of a GET, e.g. "3"', if_match)
     return int(tag)
 
 

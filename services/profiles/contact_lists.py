@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.profiles import queries
@@ -15,15 +14,9 @@ from services.profiles.queries import Filters, Position, Sort
 from services.profiles.relationship import normalize_label
 from services.profiles.views import Contact, ContactPage, contact_fields
 from shared.events import EmailPermission
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, encode_cursor, invalid_query
 
 MAX_TAG_FILTERS = 20
-
-
-def invalid(location: str, parameter: str, message: str, value: object) -> RequestValidationError:
-    """A 422 in FastAPI's own error shape, for rules a declaration cannot express."""
-    return RequestValidationError([{"type": "value_error", "loc": (location, parameter), "msg": message,
-                                    "input": value}])
 
 
 def encode_position(position: Position) -> str:
@@ -47,19 +40,19 @@ def decode_position(cursor: str, sort: Sort) -> Position:
 
 def _aware(parameter: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise invalid("query", parameter, "give a time zone (e.g. 2026-03-01T00:00:00Z)", value.isoformat())
+        raise invalid_query(parameter, "give a time zone (e.g. 2026-03-01T00:00:00Z)", value.isoformat())
     return value
 
 
 def _tag_filters(tags: list[str]) -> list[str]:
     if len(tags) > MAX_TAG_FILTERS:
-        raise invalid("query", "tag", f"at most {MAX_TAG_FILTERS} tags", tags)
+        raise invalid_query("tag", f"at most {MAX_TAG_FILTERS} tags", tags)
     normalized = []
     for tag in tags:
         try:
             normalized.append(normalize_label(tag))
         except ValueError as error:
-            raise invalid("query", "tag", str(error), tag) from error
+            raise invalid_query("tag", str(error), tag) from error
     return normalized
 
 
@@ -87,18 +80,18 @@ def contact_filters(
 ) -> Filters:
     """The filters of ``GET /v1/contacts`` (and its CSV export), validated."""
     if email is not None and q is not None:
-        raise invalid("query", "q", "use either email or q, not both", q)
+        raise invalid_query("q", "use either email or q, not both", q)
     normalized = email.strip().lower() if email is not None else None
     if normalized == "":
-        raise invalid("query", "email", "must not be blank", email)
+        raise invalid_query("email", "must not be blank", email)
     prefix = q.strip() if q is not None else None
     if prefix == "":
-        raise invalid("query", "q", "must not be blank", q)
+        raise invalid_query("q", "must not be blank", q)
     if company is not None and not company.strip():
-        raise invalid("query", "company", "must not be blank", company)
+        raise invalid_query("company", "must not be blank", company)
     after, before = _aware("last_active_after", last_active_after), _aware("last_active_before", last_active_before)
     if after is not None and before is not None and after >= before:
-        raise invalid("query", "last_active_before", "must be later than last_active_after", str(before))
+        raise invalid_query("last_active_before", "must be later than last_active_after", str(before))
     return Filters(
         email=normalized,
         prefix=prefix,
